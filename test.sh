@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README's test command runs and what CI runs.
+# It installs what it needs (Debian packages for the trainer's tests) and prints, first, the
+# ISAs the machine and the .NET runtime report, so a forced-ISA leg that changed nothing shows.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || uname -m)"
+echo "== cpu flags: $(grep -m1 -o -wE 'avx2|avx512f|avx512bw|avx512vl|avx512_vbmi|gfni|avx_vnni|avx512_vpopcntdq' /proc/cpuinfo 2>/dev/null | tr '\n' ' ' || true)"
+
+dotnet build BinEngine.sln -c Release -nologo -v q
+
+echo "== runtime ISA report"
+dotnet src/BinEngine.Cli/bin/Release/net10.0/binengine.dll isa || true
+
+echo "== full suite, best ISA"
+dotnet test BinEngine.sln -c Release --no-build -nologo
+
+# Each SIMD path must agree with the scalar reference with that path switched off too.
+for leg in "BINENGINE_ISA=avx2" "BINENGINE_ISA=v128" "BINENGINE_ISA=scalar" "DOTNET_EnableAVX512=0" "DOTNET_EnableHWIntrinsic=0"; do
+  echo "== kernel and runtime tests with $leg"
+  env "$leg" dotnet test tests/BinEngine.Tests/BinEngine.Tests.csproj -c Release --no-build -nologo \
+    --filter "Category=Isa"
+done
+
+echo "== trainer tests (PyTorch)"
+bash tools/train/test.sh
