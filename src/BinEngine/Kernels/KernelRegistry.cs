@@ -1,0 +1,103 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using System.Text;
+
+namespace BinEngine.Kernels;
+
+/// <summary>One implementation of each kernel family, chosen together.</summary>
+/// <param name="Xnor">W1A1.</param>
+/// <param name="Plane">W1Ak, k = 2..8.</param>
+/// <param name="Sign">W1A32.</param>
+/// <param name="Sgemm">FP32.</param>
+public sealed record KernelSet(XnorGemm Xnor, PlaneGemm Plane, SignGemm Sign, Sgemm Sgemm)
+{
+    /// <summary>"xnor-avx512-nibble, plane-…, sign-…, sgemm-…".</summary>
+    public override string ToString() => $"{Xnor.Name}, {Plane.Name}, {Sign.Name}, {Sgemm.Name}";
+}
+
+/// <summary>
+/// Every kernel implementation, best first by measured speed on the development machine (bench/README.md), and the
+/// set chosen once at start-up: the first supported implementation of each family, or, when the environment variable
+/// BINENGINE_ISA = scalar | v128 | avx2 | avx512 names an ISA, the first supported one written for that ISA.
+/// </summary>
+public static class KernelRegistry
+{
+    /// <summary>The environment variable that forces an ISA.</summary>
+    public const string IsaVariable = "BINENGINE_ISA";
+
+    /// <summary>W1A1 implementations, best first.</summary>
+    public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
+        [new XnorGemmScalar()];
+
+    /// <summary>W1Ak implementations, best first.</summary>
+    public static IReadOnlyList<PlaneGemm> PlaneGemms { get; } =
+        [new PlaneGemmScalar()];
+
+    /// <summary>W1A32 implementations, best first.</summary>
+    public static IReadOnlyList<SignGemm> SignGemms { get; } =
+        [new SignGemmScalar()];
+
+    /// <summary>SGEMM implementations, best first.</summary>
+    public static IReadOnlyList<Sgemm> Sgemms { get; } =
+        [new SgemmScalar()];
+
+    /// <summary>Every implementation of every family.</summary>
+    public static IEnumerable<GemmKernel> All =>
+        XnorGemms.Cast<GemmKernel>().Concat(PlaneGemms).Concat(SignGemms).Concat(Sgemms);
+
+    private static readonly Lazy<(KernelSet Set, string Note)> Chosen = new(() => ChooseFromEnvironment());
+
+    /// <summary>The set the engine uses, chosen once per process.</summary>
+    public static KernelSet Selected => Chosen.Value.Set;
+
+    /// <summary>The implementation named <paramref name="name"/> (e.g. "xnor-avx2-nibble"), or null.</summary>
+    public static GemmKernel? Find(string name) => All.FirstOrDefault(k => k.Name == name);
+
+    /// <summary>The best supported set, or the best supported set written for <paramref name="isa"/>.</summary>
+    /// <returns>Null when <paramref name="isa"/> is given and not supported by this process.</returns>
+    public static KernelSet? Select(KernelIsa? isa = null)
+    {
+        T? Pick<T>(IReadOnlyList<T> list) where T : GemmKernel =>
+            list.FirstOrDefault(k => k.IsSupported && (isa is null || k.Isa == isa));
+        var x = Pick(XnorGemms);
+        var p = Pick(PlaneGemms);
+        var s = Pick(SignGemms);
+        var f = Pick(Sgemms);
+        return x is null || p is null || s is null || f is null ? null : new KernelSet(x, p, s, f);
+    }
+
+    private static (KernelSet, string) ChooseFromEnvironment()
+    {
+        string? forced = Environment.GetEnvironmentVariable(IsaVariable);
+        if (string.IsNullOrWhiteSpace(forced)) return (Select()!, "best supported");
+        if (!KernelIsaNames.TryParse(forced, out var isa))
+            return (Select()!, $"{IsaVariable}={forced} is not one of scalar|v128|avx2|avx512; using the best supported");
+        var set = Select(isa);
+        return set is null
+            ? (Select()!, $"{IsaVariable}={forced} is not supported by this process; using the best supported")
+            : (set, $"forced by {IsaVariable}={forced}");
+    }
+
+    /// <summary>
+    /// What `binengine isa` and `inspect` print: the chosen kernels, why, and the ISAs the runtime reports.
+    /// </summary>
+    public static string Report()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"kernels: {Selected} ({Chosen.Value.Note})");
+        sb.AppendLine($"runtime: .NET {Environment.Version}, {Environment.ProcessorCount} logical processors, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
+        sb.AppendLine("hardware acceleration: " + string.Join(", ",
+            Flag("Vector128", Vector128.IsHardwareAccelerated), Flag("Vector256", Vector256.IsHardwareAccelerated),
+            Flag("Vector512", Vector512.IsHardwareAccelerated)));
+        sb.AppendLine("x86: " + string.Join(", ",
+            Flag("Popcnt", Popcnt.IsSupported), Flag("Avx2", Avx2.IsSupported), Flag("Fma", Fma.IsSupported),
+            Flag("Avx512F", Avx512F.IsSupported), Flag("Avx512BW", Avx512BW.IsSupported),
+            Flag("Avx512Vbmi", Avx512Vbmi.IsSupported), Flag("Gfni", Gfni.IsSupported), Flag("Gfni.V512", Gfni.V512.IsSupported),
+            Flag("AvxVnni", AvxVnni.IsSupported)));
+        sb.AppendLine("arm: " + Flag("AdvSimd", System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported));
+        sb.Append("supported implementations: " + string.Join(" ", All.Where(k => k.IsSupported).Select(k => k.Name)));
+        return sb.ToString();
+    }
+
+    private static string Flag(string name, bool on) => on ? name + "+" : name + "-";
+}
