@@ -1,0 +1,137 @@
+namespace BinEngine.Runtime;
+
+/// <summary>The exit policies of docs/MODEL.md. All of them read the same per-block outputs.</summary>
+public enum ExitPolicyKind
+{
+    /// <summary>BEExformer: exit when the fractional entropy drop δ_i = (H_{i−1} − H_i)/H_{i−1} &lt; τ and H_i/ln C &lt; κ.</summary>
+    EntropyReduction,
+    /// <summary>DeeBERT: exit when H_i &lt; τ.</summary>
+    Entropy,
+    /// <summary>FastBERT: exit when H_i / ln C &lt; τ.</summary>
+    NormalizedEntropy,
+    /// <summary>CALM-style: exit when max_c p_ic ≥ τ.</summary>
+    Confidence,
+    /// <summary>PABEE: exit when the argmax has agreed with the previous block's for t blocks in a row.</summary>
+    Patience,
+    /// <summary>Never exit early: all L blocks.</summary>
+    None,
+}
+
+/// <summary>
+/// An exit policy with its thresholds. Immutable; the per-sample state it needs (previous entropy,
+/// previous argmax, patience run) lives in <see cref="ExitState"/>, so one policy serves many threads.
+/// </summary>
+public sealed record ExitPolicy
+{
+    /// <summary>Which rule decides.</summary>
+    public ExitPolicyKind Kind { get; }
+    /// <summary>τ: the main threshold (entropy, normalized entropy, confidence, or entropy-reduction's δ bound).</summary>
+    public float Tau { get; }
+    /// <summary>κ: entropy-reduction's bound on the normalized entropy (ignored by the other policies).</summary>
+    public float Kappa { get; }
+    /// <summary>t: patience's run length (ignored by the other policies).</summary>
+    public int Patience { get; }
+
+    public ExitPolicy(ExitPolicyKind kind, float tau = 0f, float kappa = 1f, int patience = 1)
+    {
+        if (float.IsNaN(tau) || float.IsNaN(kappa))
+            throw new ArgumentException("exit policy thresholds must be numbers, not NaN");
+        if (kind == ExitPolicyKind.Patience && patience < 1)
+            throw new ArgumentOutOfRangeException(nameof(patience), patience, "patience t must be at least 1");
+        Kind = kind;
+        Tau = tau;
+        Kappa = kappa;
+        Patience = patience;
+    }
+
+    /// <summary>The policy that runs every block.</summary>
+    public static ExitPolicy Never { get; } = new(ExitPolicyKind.None);
+
+    /// <summary>The names used in model files, config.json and the CLI (snake_case, as docs/MODEL.md).</summary>
+    public static string NameOf(ExitPolicyKind kind) => kind switch
+    {
+        ExitPolicyKind.EntropyReduction => "entropy_reduction",
+        ExitPolicyKind.Entropy => "entropy",
+        ExitPolicyKind.NormalizedEntropy => "normalized_entropy",
+        ExitPolicyKind.Confidence => "confidence",
+        ExitPolicyKind.Patience => "patience",
+        ExitPolicyKind.None => "none",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    /// <summary>Parses a policy name of <see cref="NameOf"/>; throws naming the accepted names otherwise.</summary>
+    public static ExitPolicyKind ParseKind(string name)
+    {
+        foreach (var kind in Enum.GetValues<ExitPolicyKind>())
+            if (string.Equals(NameOf(kind), name, StringComparison.OrdinalIgnoreCase))
+                return kind;
+        throw new ArgumentException(
+            $"unknown exit policy '{name}'; expected one of: {string.Join(", ", Enum.GetValues<ExitPolicyKind>().Select(NameOf))}");
+    }
+
+    /// <summary>The policy's name as in <see cref="NameOf"/>.</summary>
+    public string Name => NameOf(Kind);
+
+    /// <summary>
+    /// Decides whether a sample exits after the block whose softmax is <paramref name="probabilities"/>
+    /// and entropy <paramref name="entropy"/>; <paramref name="state"/> carries what earlier blocks saw
+    /// and is updated. The caller makes the last block answer regardless.
+    /// </summary>
+    public bool ShouldExit(ref ExitState state, ReadOnlySpan<float> probabilities, float entropy)
+    {
+        int classes = probabilities.Length;
+        float lnC = MathF.Log(classes);
+        int argmax = ArgMax(probabilities);
+        bool agrees = state.Blocks > 0 && argmax == state.PreviousArgMax;
+        state.Run = agrees ? state.Run + 1 : 0;
+        float previousEntropy = state.Blocks == 0 ? lnC : state.PreviousEntropy; // H_0 = ln C
+        state.PreviousEntropy = entropy;
+        state.PreviousArgMax = argmax;
+        state.Blocks++;
+
+        return Kind switch
+        {
+            // δ is undefined when H_{i−1} = 0 (a one-hot previous block): nothing is left to reduce,
+            // so treat the drop as 0, which satisfies δ < τ for any positive τ.
+            ExitPolicyKind.EntropyReduction =>
+                (previousEntropy > 0f ? (previousEntropy - entropy) / previousEntropy : 0f) < Tau
+                && entropy / lnC < Kappa,
+            ExitPolicyKind.Entropy => entropy < Tau,
+            ExitPolicyKind.NormalizedEntropy => entropy / lnC < Tau,
+            ExitPolicyKind.Confidence => probabilities[argmax] >= Tau,
+            ExitPolicyKind.Patience => state.Run >= Patience,
+            _ => false,
+        };
+    }
+
+    /// <summary>Index of the largest value; the first one on ties (as torch.argmax and numpy).</summary>
+    public static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++)
+            if (values[i] > values[best])
+                best = i;
+        return best;
+    }
+
+    public override string ToString() => Kind switch
+    {
+        ExitPolicyKind.EntropyReduction => $"{Name}(tau={Tau}, kappa={Kappa})",
+        ExitPolicyKind.Patience => $"{Name}(t={Patience})",
+        ExitPolicyKind.None => Name,
+        _ => $"{Name}(tau={Tau})",
+    };
+}
+
+/// <summary>What a policy remembers about one sample between blocks.</summary>
+public struct ExitState
+{
+    /// <summary>Blocks seen so far.</summary>
+    public int Blocks;
+    /// <summary>H of the previous block (H_0 = ln C before the first).</summary>
+    public float PreviousEntropy;
+    /// <summary>argmax of the previous block.</summary>
+    public int PreviousArgMax;
+    /// <summary>How many consecutive blocks agreed with their predecessor.</summary>
+    public int Run;
+}

@@ -1,0 +1,281 @@
+using System.Numerics.Tensors;
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// The fast forward pass over a batch of samples, with per-sample early exits.
+///
+/// Samples are laid out without padding: sample s owns token rows [Starts[s], Starts[s] + Lengths[s])
+/// of the residual stream X, so every linear layer is one GEMM over all live tokens and attention
+/// runs per sample over its own tokens (no mask needed, no work on padding). After each block, the
+/// samples whose exit policy fires leave the batch and the rows of those that go on are compacted,
+/// so the next block's GEMMs shrink with the batch. Every per-sample step (attention, norms, pooling,
+/// exits) reads only that sample's rows, and the GEMMs compute each output element the same way
+/// whatever rows surround it, so a sample's result does not depend on its batch: a batch gives
+/// exactly the results of its samples one by one.
+/// </summary>
+internal sealed class ForwardPass
+{
+    private readonly ModelWeights _w;
+    private readonly Architecture _a;
+    private readonly KernelSet _kernels;
+
+    public ForwardPass(ModelWeights weights, KernelSet kernels)
+    {
+        _w = weights;
+        _a = weights.Architecture;
+        _kernels = kernels;
+    }
+
+    /// <summary>
+    /// Runs the <paramref name="count"/> samples laid out in <paramref name="ws"/>: their ids one after
+    /// another in <see cref="Workspace.TokenIds"/>, sample s having <see cref="Workspace.Lengths"/>[s]
+    /// of them (1..T, already validated). Leaves, per sample s, its exit block (1-based) in
+    /// <see cref="Workspace.ExitBlocks"/>[s] and the logits and entropies of every exit it ran in
+    /// <see cref="Workspace.Logits"/> and <see cref="Workspace.Entropies"/> (rows s·L …).
+    /// </summary>
+    public void Run(Workspace ws, int count, ExitPolicy policy, int threads)
+    {
+        int d = _a.Dim;
+        int tokens = 0;
+        for (int s = 0; s < count; s++)
+        {
+            ws.Starts[s] = tokens;
+            ws.SampleLengths[s] = ws.Lengths[s];
+            ws.Slots[s] = s;
+            ws.States[s] = default;
+            for (int t = 0; t < ws.Lengths[s]; t++)
+                Embed(ws, ws.TokenIds[tokens + t], t, ws.X.AsSpan((tokens + t) * d, d));
+            tokens += ws.Lengths[s];
+        }
+
+        int live = count;
+        for (int l = 0; l < _a.Layers && live > 0; l++)
+        {
+            Block(_w.Blocks[l], ws, live, tokens, threads);
+
+            // Exits, then compaction: samples that go on keep their order and move down over the gaps.
+            int kept = 0, keptTokens = 0;
+            bool last = l == _a.Layers - 1;
+            for (int i = 0; i < live; i++)
+            {
+                int slot = ws.Slots[i], start = ws.Starts[i], length = ws.Lengths[i];
+                if (Exit(l, ws, slot, start, length, policy, ref ws.States[i]) || last)
+                {
+                    ws.ExitBlocks[slot] = l + 1;
+                    continue;
+                }
+                if (start != keptTokens)
+                    ws.X.AsSpan(start * d, length * d).CopyTo(ws.X.AsSpan(keptTokens * d));
+                ws.Slots[kept] = slot;
+                ws.Starts[kept] = keptTokens;
+                ws.Lengths[kept] = length;
+                ws.States[kept] = ws.States[i];
+                kept++;
+                keptTokens += length;
+            }
+            live = kept;
+            tokens = keptTokens;
+        }
+    }
+
+    // LN_emb(E_tok[row(id)] + E_pos[t])
+    private void Embed(Workspace ws, int id, int position, Span<float> x)
+    {
+        EmbeddingWeights e = _w.Embedding;
+        e.Tokens.Dequantize(e.RowOf(id), x);
+        Span<float> pos = ws.Pooled;
+        e.Positions.Dequantize(position, pos);
+        TensorPrimitives.Add(x, pos, x);
+        LayerNorm(x, e.Norm);
+    }
+
+    // h = LN1(x + Attn(x)); x' = LN2(h + G2(σ(G1 h)) ⊙ F2(tanh(F1 h)))
+    private void Block(BlockWeights b, Workspace ws, int live, int tokens, int threads)
+    {
+        int d = _a.Dim, f = _a.FfDim;
+        Span<float> x = ws.X.AsSpan(0, tokens * d);
+
+        // Q, K and V share one quantization of x.
+        Quantize(ws, x, tokens, d);
+        Linear(b.Q, ws, x, tokens, ws.Q, threads);
+        Linear(b.K, ws, x, tokens, ws.K, threads);
+        Linear(b.V, ws, x, tokens, ws.V, threads);
+        for (int i = 0; i < live; i++)
+            Attention(ws, ws.Starts[i], ws.Lengths[i]);
+
+        Span<float> attended = ws.Attended.AsSpan(0, tokens * d);
+        Quantize(ws, attended, tokens, d);
+        Linear(b.O, ws, attended, tokens, ws.Projected, threads);
+        Span<float> h = ws.H.AsSpan(0, tokens * d);
+        TensorPrimitives.Add(x, ws.Projected.AsSpan(0, tokens * d), h);
+        for (int t = 0; t < tokens; t++)
+            LayerNorm(h.Slice(t * d, d), b.Ln1);
+
+        // SLFN: G1 and F1 share one quantization of h; G2 and F2 each quantize their own input.
+        Quantize(ws, h, tokens, d);
+        Linear(b.G1, ws, h, tokens, ws.Gate, threads);
+        Linear(b.F1, ws, h, tokens, ws.Forget, threads);
+        Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
+        TensorPrimitives.Sigmoid(gate, gate);
+        TensorPrimitives.Tanh(forget, forget);
+        Quantize(ws, gate, tokens, f);
+        Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
+        Quantize(ws, forget, tokens, f);
+        Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
+
+        Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
+        TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
+        TensorPrimitives.Add(h, slfn, x);
+        for (int t = 0; t < tokens; t++)
+            LayerNorm(x.Slice(t * d, d), b.Ln2);
+    }
+
+    /// <summary>
+    /// Softmax attention of one sample over its own <paramref name="length"/> tokens, per head:
+    /// out_i = Σ_j softmax_j(Q_i·K_j / √d_h) V_j, head j owning columns [j·d_h, (j+1)·d_h).
+    /// </summary>
+    private void Attention(Workspace ws, int start, int length)
+    {
+        int d = _a.Dim, dh = _a.HeadDim;
+        float scale = 1f / MathF.Sqrt(dh);
+        Span<float> scores = ws.Scores.AsSpan(0, length);
+        for (int head = 0; head < _a.Heads; head++)
+        {
+            int c0 = head * dh;
+            for (int i = 0; i < length; i++)
+            {
+                ReadOnlySpan<float> q = ws.Q.AsSpan((start + i) * d + c0, dh);
+                for (int j = 0; j < length; j++)
+                    scores[j] = TensorPrimitives.Dot(q, ws.K.AsSpan((start + j) * d + c0, dh)) * scale;
+                TensorPrimitives.SoftMax(scores, scores);
+                Span<float> output = ws.Attended.AsSpan((start + i) * d + c0, dh);
+                output.Clear();
+                for (int j = 0; j < length; j++)
+                    TensorPrimitives.MultiplyAdd(ws.V.AsSpan((start + j) * d + c0, dh), scores[j], output, output);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Quantizes <paramref name="rows"/> rows of width <paramref name="k"/> for the next linear layers:
+    /// a = 1 packs the signs (one plane) with β = mean|x| as the row scale; 2 ≤ a ≤ 8 packs the codes'
+    /// bit planes with s = max|x| / m. a = 32 and the FP32 twin read the floats directly.
+    /// </summary>
+    private void Quantize(Workspace ws, ReadOnlySpan<float> x, int rows, int k)
+    {
+        int bits = _a.ActBits;
+        if (bits == 32)
+            return;
+        int words = BitPacking.RowWords(k);
+        for (int t = 0; t < rows; t++)
+        {
+            ReadOnlySpan<float> row = x.Slice(t * k, k);
+            Span<sbyte> codes = ws.Codes.AsSpan(t * k, k);
+            ws.Scales[t] = ActivationQuantizer.QuantizeRow(row, bits, codes);
+            Span<ulong> planes = ws.Planes.AsSpan(t * bits * words, bits * words);
+            if (bits == 1)
+                BitPacking.PackSigns(codes, planes);
+            else
+                BitPacking.PackPlanes(codes, bits, planes);
+        }
+    }
+
+    /// <summary>
+    /// y = α ⊙ (B · Q(x)) + b over all rows, the product on the selected kernels.
+    /// For a ≤ 8 the kernels return the exact integer B·code and y_o = (α_o · scale) · product + b_o,
+    /// the same float expression as <see cref="ReferenceForward"/>, so both agree exactly on these layers.
+    /// </summary>
+    private void Linear(LinearWeights w, Workspace ws, ReadOnlySpan<float> x, int rows, float[] output, int threads)
+    {
+        int n = w.Out, k = w.In;
+        Span<float> y = output.AsSpan(0, rows * n);
+        ReadOnlySpan<float> bias = w.Bias.Span;
+
+        if (!w.IsBinary)
+        {
+            _kernels.Sgemm.Multiply(x[..(rows * k)], rows, w.Weights.Span, n, k, y, threads);
+            for (int t = 0; t < rows; t++)
+                TensorPrimitives.Add(y.Slice(t * n, n), bias, y.Slice(t * n, n));
+            return;
+        }
+
+        ReadOnlySpan<float> alpha = w.Alpha.Span;
+        int bits = _a.ActBits;
+        if (bits == 32)
+        {
+            // y_o = α_o · Σ_i ±x_i + b_o
+            _kernels.Sign.Multiply(x[..(rows * k)], rows, w.Bits.Span, n, k, y, threads);
+            for (int t = 0; t < rows; t++)
+            {
+                Span<float> yt = y.Slice(t * n, n);
+                TensorPrimitives.MultiplyAdd(yt, alpha, bias, yt);
+            }
+            return;
+        }
+
+        int words = BitPacking.RowWords(k);
+        Span<int> products = ws.Products.AsSpan(0, rows * n);
+        ReadOnlySpan<ulong> planes = ws.Planes.AsSpan(0, rows * bits * words);
+        if (bits == 1)
+            _kernels.Xnor.Multiply(planes, rows, w.Bits.Span, n, k, products, threads);
+        else
+            _kernels.Plane.Multiply(planes, rows, bits, w.Bits.Span, w.RowSums, n, k, products, threads);
+
+        for (int t = 0; t < rows; t++)
+        {
+            float scale = ws.Scales[t];
+            Span<float> yt = y.Slice(t * n, n);
+            ReadOnlySpan<int> pt = products.Slice(t * n, n);
+            for (int o = 0; o < n; o++)
+                yt[o] = alpha[o] * scale * pt[o] + bias[o];
+        }
+    }
+
+    /// <summary>
+    /// Exit head of block <paramref name="layer"/> for one sample: logits into the workspace, H_i, and
+    /// the policy's decision.
+    /// </summary>
+    private bool Exit(int layer, Workspace ws, int slot, int start, int length, ExitPolicy policy, ref ExitState state)
+    {
+        int d = _a.Dim, classes = _a.Classes;
+        Span<float> pooled = ws.Pooled;
+        pooled.Clear();
+        for (int t = 0; t < length; t++)
+            TensorPrimitives.Add(pooled, ws.X.AsSpan((start + t) * d, d), pooled);
+        TensorPrimitives.Divide(pooled, length, pooled);
+
+        ExitHeadWeights head = _w.Exits[layer];
+        Span<float> logits = ws.Logits.AsSpan((slot * _a.Layers + layer) * classes, classes);
+        ReadOnlySpan<float> weight = head.Weight.Span;
+        for (int c = 0; c < classes; c++)
+            logits[c] = TensorPrimitives.Dot(weight.Slice(c * d, d), pooled) + head.Bias.Span[c];
+
+        Span<float> p = ws.Probabilities;
+        float entropy = SoftmaxEntropy(logits, p);
+        ws.Entropies[slot * _a.Layers + layer] = entropy;
+        return policy.ShouldExit(ref state, p, entropy);
+    }
+
+    /// <summary>p = softmax(z) and H = −Σ p ln p, a term with p = 0 counting 0 (its limit).</summary>
+    internal static float SoftmaxEntropy(ReadOnlySpan<float> logits, Span<float> p)
+    {
+        TensorPrimitives.SoftMax(logits, p);
+        float entropy = 0f;
+        foreach (float pc in p)
+            if (pc > 0f)
+                entropy -= pc * MathF.Log(pc);
+        return entropy;
+    }
+
+    /// <summary>In place: (x − mean) / sqrt(var + eps) · γ + β with the biased variance, as torch.</summary>
+    private void LayerNorm(Span<float> x, LayerNormWeights ln)
+    {
+        float mean = TensorPrimitives.Sum(x) / x.Length;
+        TensorPrimitives.Subtract(x, mean, x);
+        float variance = TensorPrimitives.SumOfSquares(x) / x.Length;
+        TensorPrimitives.Multiply(x, 1f / MathF.Sqrt(variance + _a.LnEps), x);
+        TensorPrimitives.MultiplyAdd(x, ln.Gamma.Span, ln.Beta.Span, x);
+    }
+}

@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// Runs id sequences through a model's weights: validation of ids, workspace pooling, batching across
+/// threads, and turning a finished sample into its <see cref="ClassificationResult"/>. Knows nothing
+/// of files or text (see <c>BeexModel</c>). Thread-safe: every call takes its own workspace.
+/// </summary>
+internal sealed class InferenceEngine
+{
+    /// <summary>Samples per chunk a thread runs as one batch: large enough to fill the GEMMs, small enough to balance threads.</summary>
+    internal const int ChunkSamples = 32;
+
+    private readonly ForwardPass _forward;
+    private readonly ConcurrentBag<Workspace> _pool = new();
+    private readonly string[] _labels;
+
+    public InferenceEngine(ModelWeights weights, KernelSet kernels, IReadOnlyList<string> labels)
+    {
+        Architecture = weights.Architecture;
+        Kernels = kernels;
+        _forward = new ForwardPass(weights, kernels);
+        _labels = labels.ToArray();
+        if (_labels.Length != Architecture.Classes)
+            throw new ArgumentException($"the model has {Architecture.Classes} classes but {_labels.Length} label names");
+    }
+
+    public Architecture Architecture { get; }
+    public KernelSet Kernels { get; }
+
+    /// <summary>One sample; <paramref name="threads"/> splits the GEMMs (batch 1 has nothing else to split).</summary>
+    public ClassificationResult Classify(ReadOnlySpan<int> ids, ExitPolicy policy, int threads, bool truncated = false)
+    {
+        Validate(ids, 0);
+        Workspace ws = Rent();
+        try
+        {
+            ws.Ensure(ids.Length, 1);
+            ids.CopyTo(ws.TokenIds);
+            ws.Lengths[0] = ids.Length;
+            _forward.Run(ws, 1, policy, threads);
+            return Result(ws, 0, truncated);
+        }
+        finally
+        {
+            _pool.Add(ws);
+        }
+    }
+
+    /// <summary>
+    /// Many samples; result i answers sample i. Chunks of <see cref="ChunkSamples"/> run on up to
+    /// <paramref name="threads"/> threads, each chunk a batch whose samples leave as they exit.
+    /// </summary>
+    public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> samples, ExitPolicy policy, int threads,
+        IReadOnlyList<bool>? truncated = null)
+    {
+        for (int i = 0; i < samples.Count; i++)
+            Validate(samples[i].Span, i);
+        var results = new ClassificationResult[samples.Count];
+        int chunks = (samples.Count + ChunkSamples - 1) / ChunkSamples;
+        void RunChunk(int chunk)
+        {
+            int first = chunk * ChunkSamples, count = Math.Min(ChunkSamples, samples.Count - first);
+            Workspace ws = Rent();
+            try
+            {
+                int tokens = 0;
+                for (int s = 0; s < count; s++)
+                    tokens += samples[first + s].Length;
+                ws.Ensure(tokens, count);
+                int at = 0;
+                for (int s = 0; s < count; s++)
+                {
+                    ReadOnlySpan<int> ids = samples[first + s].Span;
+                    ids.CopyTo(ws.TokenIds.AsSpan(at));
+                    ws.Lengths[s] = ids.Length;
+                    at += ids.Length;
+                }
+                _forward.Run(ws, count, policy, threads: 1);
+                for (int s = 0; s < count; s++)
+                    results[first + s] = Result(ws, s, truncated is not null && truncated[first + s]);
+            }
+            finally
+            {
+                _pool.Add(ws);
+            }
+        }
+
+        if (threads <= 1 || chunks <= 1)
+            for (int c = 0; c < chunks; c++)
+                RunChunk(c);
+        else
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, RunChunk);
+        return results;
+    }
+
+    private Workspace Rent() => _pool.TryTake(out Workspace? ws) ? ws : new Workspace(Architecture);
+
+    private void Validate(ReadOnlySpan<int> ids, int sample)
+    {
+        string where = sample == 0 ? "" : $" (sample {sample})";
+        if (ids.Length == 0)
+            throw new ArgumentException($"no token ids to classify{where}: a sequence holds at least one id");
+        if (ids.Length > Architecture.MaxLength)
+            throw new ArgumentException(
+                $"{ids.Length} token ids{where} exceed the model's max_len {Architecture.MaxLength}; truncate them first");
+        for (int t = 0; t < ids.Length; t++)
+            if ((uint)ids[t] >= (uint)Architecture.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(ids),
+                    $"token id {ids[t]} at position {t}{where} is outside the vocabulary [0, {Architecture.VocabSize})");
+    }
+
+    private ClassificationResult Result(Workspace ws, int slot, bool truncated)
+    {
+        Architecture a = Architecture;
+        int exitBlock = ws.ExitBlocks[slot], classes = a.Classes;
+        float[] logits = ws.Logits.AsSpan(slot * a.Layers * classes, exitBlock * classes).ToArray();
+        float[] entropies = ws.Entropies.AsSpan(slot * a.Layers, exitBlock).ToArray();
+        var probabilities = new float[classes];
+        ForwardPass.SoftmaxEntropy(logits.AsSpan((exitBlock - 1) * classes, classes), probabilities);
+        int label = ExitPolicy.ArgMax(probabilities);
+        int tokens = ws.SampleLengths[slot];
+        return new ClassificationResult
+        {
+            Label = label,
+            LabelName = _labels[label],
+            Probabilities = probabilities,
+            ExitBlock = exitBlock,
+            Layers = a.Layers,
+            Entropies = entropies,
+            Logits = logits,
+            TokenCount = tokens,
+            Truncated = truncated,
+            ComputeSkipped = (double)(a.Layers - exitBlock) / a.Layers,
+            FullDepthFlops = CostModel.FullDepthFlops(a, tokens),
+        };
+    }
+}

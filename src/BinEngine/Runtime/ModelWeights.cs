@@ -1,0 +1,77 @@
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// One linear layer as deployed: either binarized (sign bits, one α per output row) or, in the FP32
+/// twin, plain float weights. Rows are outputs (like nn.Linear): W is [Out, In].
+/// </summary>
+internal sealed class LinearWeights
+{
+    public required int Out { get; init; }
+    public required int In { get; init; }
+    /// <summary>Packed signs [Out, BitPacking.RowWords(In)] (binarized layers only).</summary>
+    public TensorView<ulong> Bits { get; init; }
+    /// <summary>α per output row (binarized layers only).</summary>
+    public TensorView<float> Alpha { get; init; }
+    /// <summary>Float weights [Out, In] (FP32 twin only).</summary>
+    public TensorView<float> Weights { get; init; }
+    /// <summary>Bias [Out].</summary>
+    public required TensorView<float> Bias { get; init; }
+
+    public bool IsBinary => !Bits.IsEmpty;
+
+    /// <summary>
+    /// rowsum(B)_o = Σ_i B_oi = 2·popcount(b_o) − In, which the bit-plane identity subtracts
+    /// (docs/MODEL.md). Derived from the bits once at load, never in the forward pass.
+    /// </summary>
+    public int[] RowSums { get; init; } = [];
+}
+
+/// <summary>LayerNorm's γ and β, each [d].</summary>
+internal sealed record LayerNormWeights(TensorView<float> Gamma, TensorView<float> Beta);
+
+/// <summary>One post-norm block: attention (Q, K, V, O), LN1, SLFN (G1, G2, F1, F2), LN2.</summary>
+internal sealed record BlockWeights(
+    LinearWeights Q, LinearWeights K, LinearWeights V, LinearWeights O, LayerNormWeights Ln1,
+    LinearWeights G1, LinearWeights G2, LinearWeights F1, LinearWeights F2, LayerNormWeights Ln2);
+
+/// <summary>An exit head: E [C, d] and c [C], float.</summary>
+internal sealed record ExitHeadWeights(TensorView<float> Weight, TensorView<float> Bias);
+
+/// <summary>
+/// Embedding rows stored with e bits: row r's value is Codes[r, :] · Scales[r] (e ≤ 8), or Floats[r, :]
+/// (e = 32). Dequantizing costs d multiplies per token, nothing next to one block.
+/// </summary>
+internal sealed class EmbeddingTable
+{
+    public required int Rows { get; init; }
+    public required int Dim { get; init; }
+    public TensorView<sbyte> Codes { get; init; }
+    public TensorView<float> Scales { get; init; }
+    public TensorView<float> Floats { get; init; }
+
+    /// <summary>Writes row <paramref name="row"/> (already range-checked by the caller) into <paramref name="destination"/>.</summary>
+    public void Dequantize(int row, Span<float> destination)
+    {
+        if (!Floats.IsEmpty)
+        {
+            Floats.Span.Slice(row * Dim, Dim).CopyTo(destination);
+            return;
+        }
+        ReadOnlySpan<sbyte> codes = Codes.Span.Slice(row * Dim, Dim);
+        float scale = Scales.Span[row];
+        for (int i = 0; i < codes.Length; i++)
+            destination[i] = codes[i] * scale;
+    }
+}
+
+/// <summary>Token and position embeddings, the optional id → row map of a pruned vocabulary, and LN_emb.</summary>
+internal sealed record EmbeddingWeights(EmbeddingTable Tokens, EmbeddingTable Positions, TensorView<int> TokenMap, LayerNormWeights Norm)
+{
+    /// <summary>The row of the token table for vocabulary id <paramref name="id"/> (identity when not pruned).</summary>
+    public int RowOf(int id) => TokenMap.IsEmpty ? id : TokenMap.Span[id];
+}
+
+/// <summary>Everything the forward pass reads, as views into the model file (or pinned arrays in tests).</summary>
+internal sealed record ModelWeights(Architecture Architecture, EmbeddingWeights Embedding, BlockWeights[] Blocks, ExitHeadWeights[] Exits);

@@ -1,0 +1,103 @@
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// The scratch memory of one forward pass over up to <see cref="TokenCapacity"/> token rows and
+/// <see cref="SampleCapacity"/> samples. A model keeps a pool of these, so a call in steady state
+/// allocates nothing but its results; buffers grow (and only grow) when a larger batch arrives.
+/// One workspace is used by one thread at a time.
+/// </summary>
+internal sealed class Workspace
+{
+    private readonly Architecture _a;
+
+    public Workspace(Architecture architecture) => _a = architecture;
+
+    public int TokenCapacity { get; private set; }
+    public int SampleCapacity { get; private set; }
+
+    // Token rows, [tokens × d] unless noted. X is the residual stream and the only buffer that survives a block.
+    public float[] X = [];
+    public float[] Q = [], K = [], V = [];
+    public float[] Attended = [];
+    public float[] Projected = [];
+    public float[] H = [];
+    public float[] Gate = [], Forget = [];          // [tokens × f]
+    public float[] GateOut = [], ForgetOut = [];    // [tokens × d]
+
+    // Quantized activations of one linear layer's input: codes, one scale per row, and packed bit planes.
+    public sbyte[] Codes = [];                      // [tokens × max(d, f)]
+    public float[] Scales = [];                     // [tokens]
+    public ulong[] Planes = [];                      // [tokens × planes × RowWords(max(d, f))]
+    public int[] Products = [];                     // [tokens × max(d, f)] exact integer products
+
+    // Per sample. Lengths are indexed by live position during a pass (they move with compaction).
+    public int[] TokenIds = [];                     // [tokens] ids of all samples, one after another
+    public int[] Starts = [], Lengths = [], Slots = [], ExitBlocks = [];
+    public int[] SampleLengths = [];                // [samples] tokens of sample s, indexed by sample (Lengths is not, after a pass)
+    public ExitState[] States = [];
+    public float[] Logits = [];                     // [samples × L × C]
+    public float[] Entropies = [];                  // [samples × L]
+
+    // Small per-row scratch.
+    public float[] Scores = [];                     // [T]
+    public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
+    public float[] Probabilities = [];              // [C]
+    public int[] Ids = [];                          // [T] a tokenized text
+
+    /// <summary>
+    /// Makes room for <paramref name="tokens"/> rows and <paramref name="samples"/> samples, keeping the
+    /// ids and lengths already written (a caller may fill them while it learns how many there are).
+    /// </summary>
+    public void Ensure(int tokens, int samples)
+    {
+        int d = _a.Dim, f = _a.FfDim, wide = Math.Max(d, f);
+        if (tokens > TokenCapacity)
+        {
+            int t = Math.Max(tokens, TokenCapacity * 2);
+            X = new float[t * d];
+            Q = new float[t * d];
+            K = new float[t * d];
+            V = new float[t * d];
+            Attended = new float[t * d];
+            Projected = new float[t * d];
+            H = new float[t * d];
+            Gate = new float[t * f];
+            Forget = new float[t * f];
+            GateOut = new float[t * d];
+            ForgetOut = new float[t * d];
+            Codes = new sbyte[t * wide];
+            Scales = new float[t];
+            int planes = _a.ActBits is >= 1 and <= 8 ? _a.ActBits : 0;
+            Planes = new ulong[t * planes * BitPacking.RowWords(wide)];
+            Products = new int[t * wide];
+            int[] ids = new int[t];
+            TokenIds.CopyTo(ids, 0);
+            TokenIds = ids;
+            TokenCapacity = t;
+        }
+        if (samples > SampleCapacity)
+        {
+            int s = Math.Max(samples, SampleCapacity * 2);
+            Starts = new int[s];
+            int[] lengths = new int[s];
+            Lengths.CopyTo(lengths, 0);
+            Lengths = lengths;
+            ExitBlocks = new int[s];
+            SampleLengths = new int[s];
+            Slots = new int[s];
+            States = new ExitState[s];
+            Logits = new float[s * _a.Layers * _a.Classes];
+            Entropies = new float[s * _a.Layers];
+            SampleCapacity = s;
+        }
+        if (Scores.Length == 0)
+        {
+            Scores = new float[_a.MaxLength];
+            Pooled = new float[d];
+            Probabilities = new float[_a.Classes];
+            Ids = new int[_a.MaxLength];
+        }
+    }
+}

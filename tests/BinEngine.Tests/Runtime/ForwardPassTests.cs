@@ -1,0 +1,125 @@
+using BinEngine.Kernels;
+using BinEngine.Runtime;
+
+namespace BinEngine.Tests.Runtime;
+
+/// <summary>
+/// The fast forward pass against the reference (the oracle), on every kernel ISA this process supports,
+/// and batches against one-by-one.
+/// </summary>
+[Trait("Category", "Isa")]
+public class ForwardPassTests
+{
+    private static readonly string[] Labels3 = ["a", "b", "c"];
+
+    public static TheoryData<int, int> Precisions => new()
+    {
+        { 1, 1 }, { 2, 1 }, { 4, 1 }, { 8, 1 }, { 32, 1 }, { 32, 32 },
+    };
+
+    public static IEnumerable<KernelIsa> SupportedIsas() =>
+        Enum.GetValues<KernelIsa>().Where(isa => KernelRegistry.Select(isa) is not null);
+
+    /// <summary>
+    /// Tolerance: binary layers give exact integers and the fast path scales them with the same float
+    /// expression as the reference, so they agree exactly; the float steps (LayerNorm sums, softmax,
+    /// sigmoid/tanh, attention dots, exit dots) are vectorised in the fast path and summed in another
+    /// order, a few ulps each. Through 3 blocks of post-norm (which rescales to unit variance) those stay
+    /// near 1e-5 relative; 1e-3 absolute on logits of magnitude ~1–10 leaves room and still catches any
+    /// real error (a wrong sign, code or row moves logits by ≥ 1e-2). A code that flips at a rounding
+    /// boundary of the activation quantizer could exceed it; the seeds here are checked not to.
+    /// </summary>
+    private const float LogitTolerance = 2e-3f;
+
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void FastPassMatchesReferenceOnEveryIsa(int actBits, int weightBits)
+    {
+        Architecture a = RandomModel.Shape(actBits, weightBits);
+        ModelWeights model = RandomModel.Create(a, seed: 11 + actBits);
+        int[][] texts = RandomModel.Texts(a, 12, seed: 5);
+        foreach (KernelIsa isa in SupportedIsas())
+        {
+            var engine = new InferenceEngine(model, KernelRegistry.Select(isa)!, Labels3);
+            foreach (int[] ids in texts)
+            {
+                float[][] expected = ReferenceForward.Run(model, ids);
+                ClassificationResult result = engine.Classify(ids, ExitPolicy.Never, threads: 1);
+                Assert.Equal(a.Layers, result.ExitBlock);
+                for (int l = 0; l < a.Layers; l++)
+                {
+                    ReadOnlySpan<float> actual = result.LogitsOf(l + 1);
+                    for (int c = 0; c < a.Classes; c++)
+                        Assert.True(MathF.Abs(actual[c] - expected[l][c]) <= LogitTolerance,
+                            $"{isa} a={actBits} w={weightBits} len={ids.Length} exit {l + 1} class {c}: fast {actual[c]} vs reference {expected[l][c]}");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void BatchEqualsOneByOneExactly(int actBits, int weightBits)
+    {
+        Architecture a = RandomModel.Shape(actBits, weightBits, layers: 4);
+        ModelWeights model = RandomModel.Create(a, seed: 3);
+        var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        int[][] texts = RandomModel.Texts(a, 300, seed: 9);
+        // A threshold in the middle of the entropy range so samples leave at every block.
+        var policy = new ExitPolicy(ExitPolicyKind.NormalizedEntropy, tau: 0.5f);
+
+        ClassificationResult[] batch = engine.ClassifyBatch(texts.Select(t => (ReadOnlyMemory<int>)t).ToArray(), policy, threads: 2);
+        var exitsSeen = new HashSet<int>();
+        for (int i = 0; i < texts.Length; i++)
+        {
+            ClassificationResult single = engine.Classify(texts[i], policy, threads: 1);
+            Assert.Equal(single.ExitBlock, batch[i].ExitBlock);
+            Assert.Equal(single.Logits, batch[i].Logits);
+            Assert.Equal(single.Entropies, batch[i].Entropies);
+            Assert.Equal(single.Probabilities, batch[i].Probabilities);
+            Assert.Equal(texts[i].Length, batch[i].TokenCount);
+            exitsSeen.Add(single.ExitBlock);
+        }
+        Assert.True(exitsSeen.Count >= 3, $"the test needs samples exiting at several blocks, saw {string.Join(",", exitsSeen)}");
+    }
+
+    [Fact]
+    public void GemmThreadsDoNotChangeResults()
+    {
+        Architecture a = RandomModel.Shape(8, dim: 96, ff: 160, heads: 4);
+        ModelWeights model = RandomModel.Create(a, seed: 21);
+        var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        foreach (int[] ids in RandomModel.Texts(a, 10, seed: 2))
+            Assert.Equal(engine.Classify(ids, ExitPolicy.Never, 1).Logits, engine.Classify(ids, ExitPolicy.Never, 4).Logits);
+    }
+
+    [Fact]
+    public void BadIdsAreRejectedWithTheirPosition()
+    {
+        Architecture a = RandomModel.Shape(8);
+        var engine = new InferenceEngine(RandomModel.Create(a, 1), KernelRegistry.Selected, Labels3);
+        var outOfRange = Assert.Throws<ArgumentOutOfRangeException>(() => engine.Classify([1, 2, a.VocabSize], ExitPolicy.Never, 1));
+        Assert.Contains("position 2", outOfRange.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.Classify([-1], ExitPolicy.Never, 1));
+        Assert.Contains("max_len", Assert.Throws<ArgumentException>(() => engine.Classify(new int[a.MaxLength + 1], ExitPolicy.Never, 1)).Message);
+        Assert.Throws<ArgumentException>(() => engine.Classify([], ExitPolicy.Never, 1));
+        var batchError = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            engine.ClassifyBatch([new[] { 1 }, new[] { 1, 99999 }], ExitPolicy.Never, 1));
+        Assert.Contains("sample 1", batchError.Message);
+    }
+
+    [Fact]
+    public void SteadyStateClassifyAllocatesOnlyTheResult()
+    {
+        Architecture a = RandomModel.Shape(8);
+        var engine = new InferenceEngine(RandomModel.Create(a, 1), KernelRegistry.Selected, Labels3);
+        int[] ids = RandomModel.Texts(a, 1, 4)[0];
+        engine.Classify(ids, ExitPolicy.Never, 1); // warm: the workspace is created once
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ClassificationResult result = engine.Classify(ids, ExitPolicy.Never, 1);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // The result object and its four arrays (probabilities, entropies, logits), plus array headers.
+        long resultBytes = 96 + 3 * 32 + 4L * (result.Probabilities.Length + result.Entropies.Length + result.Logits.Length);
+        Assert.True(allocated <= resultBytes, $"allocated {allocated} bytes, the result needs about {resultBytes}");
+    }
+}

@@ -1,0 +1,104 @@
+using BinEngine.Kernels;
+using BinEngine.Runtime;
+
+namespace BinEngine.Tests.Runtime;
+
+/// <summary>
+/// Builds in-memory models with random weights for testing the forward passes without a model file:
+/// latent floats binarized exactly as the converter does (sign, α = mean |W| per row), embeddings as
+/// random e-bit codes with per-row scales.
+/// </summary>
+internal static class RandomModel
+{
+    public static Architecture Shape(int actBits, int weightBits = 1, int embBits = 4, int layers = 3, int dim = 48,
+        int heads = 3, int ff = 80, int classes = 3, int vocab = 97, int maxLength = 24) =>
+        new(vocab, maxLength, dim, heads, layers, ff, classes, weightBits, actBits, embBits, 1e-5f);
+
+    public static ModelWeights Create(Architecture a, int seed)
+    {
+        a.Validate();
+        var random = new Random(seed);
+        float Uniform(float scale) => (float)(random.NextDouble() * 2 - 1) * scale;
+        TensorView<float> Floats(int n, float scale, float offset = 0f)
+        {
+            var values = new float[n];
+            for (int i = 0; i < n; i++)
+                values[i] = offset + Uniform(scale);
+            return TensorView<float>.Pinned(values);
+        }
+
+        LinearWeights Linear(int outputs, int inputs)
+        {
+            float scale = 1f / MathF.Sqrt(inputs);
+            var latent = new float[outputs * inputs];
+            for (int i = 0; i < latent.Length; i++)
+                latent[i] = Uniform(scale);
+            TensorView<float> bias = Floats(outputs, 0.1f);
+            if (a.WeightBits == 32)
+                return new LinearWeights { Out = outputs, In = inputs, Weights = TensorView<float>.Pinned(latent), Bias = bias };
+
+            int words = BitPacking.RowWords(inputs);
+            var bits = new ulong[outputs * words];
+            BitPacking.PackSignsMatrix(latent, outputs, inputs, bits);
+            var alpha = new float[outputs];
+            for (int o = 0; o < outputs; o++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < inputs; i++)
+                    sum += MathF.Abs(latent[o * inputs + i]);
+                alpha[o] = sum / inputs;
+            }
+            var rowSums = new int[outputs];
+            BitPacking.RowSums(bits, outputs, inputs, rowSums);
+            return new LinearWeights
+            {
+                Out = outputs, In = inputs, Bits = TensorView<ulong>.Pinned(bits), Alpha = TensorView<float>.Pinned(alpha),
+                Bias = bias, RowSums = rowSums,
+            };
+        }
+
+        LayerNormWeights Norm() => new(Floats(a.Dim, 0.2f, 1f), Floats(a.Dim, 0.1f));
+
+        EmbeddingTable Table(int rows)
+        {
+            if (a.EmbBits == 32)
+                return new EmbeddingTable { Rows = rows, Dim = a.Dim, Floats = Floats(rows * a.Dim, 1f) };
+            int m = a.EmbBits == 1 ? 1 : BitPacking.MaxCode(a.EmbBits);
+            var codes = new sbyte[rows * a.Dim];
+            for (int i = 0; i < codes.Length; i++)
+                codes[i] = a.EmbBits == 1 ? (random.Next(2) == 0 ? (sbyte)-1 : (sbyte)1) : (sbyte)random.Next(-m, m + 1);
+            return new EmbeddingTable
+            {
+                Rows = rows, Dim = a.Dim, Codes = TensorView<sbyte>.Pinned(codes), Scales = Floats(rows, 0.05f, 0.5f / m),
+            };
+        }
+
+        var embedding = new EmbeddingWeights(Table(a.VocabSize), Table(a.MaxLength), default, Norm());
+        var blocks = new BlockWeights[a.Layers];
+        var exits = new ExitHeadWeights[a.Layers];
+        for (int l = 0; l < a.Layers; l++)
+        {
+            blocks[l] = new BlockWeights(
+                Linear(a.Dim, a.Dim), Linear(a.Dim, a.Dim), Linear(a.Dim, a.Dim), Linear(a.Dim, a.Dim), Norm(),
+                Linear(a.FfDim, a.Dim), Linear(a.Dim, a.FfDim), Linear(a.FfDim, a.Dim), Linear(a.Dim, a.FfDim), Norm());
+            // Exit heads grow sharper with depth so entropy-based policies exit at a spread of blocks.
+            exits[l] = new ExitHeadWeights(Floats(a.Classes * a.Dim, 0.3f * (l + 1)), Floats(a.Classes, 0.2f));
+        }
+        return new ModelWeights(a, embedding, blocks, exits);
+    }
+
+    /// <summary>Random id sequences [CLS]-like first id, lengths spread over 1..T.</summary>
+    public static int[][] Texts(Architecture a, int count, int seed)
+    {
+        var random = new Random(seed);
+        var texts = new int[count][];
+        for (int i = 0; i < count; i++)
+        {
+            int length = 1 + random.Next(a.MaxLength);
+            texts[i] = new int[length];
+            for (int t = 0; t < length; t++)
+                texts[i][t] = random.Next(a.VocabSize);
+        }
+        return texts;
+    }
+}
