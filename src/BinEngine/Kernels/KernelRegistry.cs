@@ -27,11 +27,11 @@ public static class KernelRegistry
 
     /// <summary>W1A1 implementations, best first.</summary>
     public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
-        [new XnorGemmScalar()];
+        [new XnorGemmAvx512Nibble(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
 
     /// <summary>W1Ak implementations, best first.</summary>
     public static IReadOnlyList<PlaneGemm> PlaneGemms { get; } =
-        [new PlaneGemmScalar()];
+        [new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2Nibble(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
 
     /// <summary>W1A32 implementations, best first.</summary>
     public static IReadOnlyList<SignGemm> SignGemms { get; } =
@@ -39,7 +39,7 @@ public static class KernelRegistry
 
     /// <summary>SGEMM implementations, best first.</summary>
     public static IReadOnlyList<Sgemm> Sgemms { get; } =
-        [new SgemmScalar()];
+        [new SgemmAvx512(), new SgemmAvx2(), new SgemmVector128(), new SgemmScalar()];
 
     /// <summary>Every implementation of every family.</summary>
     public static IEnumerable<GemmKernel> All =>

@@ -1,0 +1,17 @@
+using System.Runtime.Intrinsics.X86;
+
+namespace BinEngine.Kernels;
+
+/// <summary>W1A1 XNOR-popcount on AVX-512BW (<see cref="PopCountBlockAvx512Nibble"/> blocks).</summary>
+public sealed class XnorGemmAvx512Nibble : XnorGemm
+{
+    /// <inheritdoc/>
+    public override string Name => "xnor-avx512-nibble";
+    /// <inheritdoc/>
+    public override KernelIsa Isa => KernelIsa.Avx512;
+    /// <inheritdoc/>
+    public override bool IsSupported => Avx512BW.IsSupported;
+
+    internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
+        BinaryGemmDriver<PopCountBlockAvx512Nibble>.Xnor(g, m0, m1, n0, n1);
+}
