@@ -1,0 +1,264 @@
+using System.Buffers;
+
+namespace BinEngine.Tokenization;
+
+/// <summary>
+/// A BERT WordPiece tokenizer that gives the same ids as Hugging Face's BertTokenizer: text
+/// cleaning, CJK splitting, lower-casing and accent stripping, punctuation splitting, greedy
+/// longest-match-first WordPiece, then [CLS] … [SEP].
+/// </summary>
+/// <remarks>
+/// <para>Immutable after construction and safe to use from many threads at once: each call keeps
+/// its scratch on the stack (or, for very large <see cref="WordPieceOptions.MaxInputCharsPerWord"/>,
+/// in arrays rented for the call). Encoding into a caller's span allocates nothing.</para>
+/// <para>Characters are classified with tables generated from Python's unicodedata (Unicode
+/// <see cref="UnicodeVersion"/>), so results do not depend on the .NET runtime's Unicode data
+/// or globalization mode. Lone surrogates (invalid UTF-16) are category Cs, a control category,
+/// so text cleaning drops them as Python's BertTokenizer drops them from a str.</para>
+/// </remarks>
+public sealed class WordPieceTokenizer
+{
+    private readonly string[] _vocabulary;
+    private readonly Dictionary<string, int> _wordStartIds;
+    private readonly Dictionary<string, int> _continuationIds;
+    private readonly string[] _addedTokens;
+    private readonly int[] _addedTokenIds;
+
+    internal readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> WordStartLookup;
+    internal readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> ContinuationLookup;
+    internal readonly SearchValues<char> AddedTokenFirstChars;
+    internal readonly bool Lowercase;
+    internal readonly bool StripAccents;
+    internal readonly bool CleanText;
+    internal readonly bool HandleChineseChars;
+    internal readonly int MaxInputCharsPerWord;
+    /// <summary>Longest vocabulary entry usable at a word start, in UTF-16 units.</summary>
+    internal readonly int MaxWordStartChars;
+    /// <summary>Longest continuation entry (prefix removed), in UTF-16 units.</summary>
+    internal readonly int MaxContinuationChars;
+
+    /// <summary>The Unicode version of the character tables (that of the Python the reference ran on).</summary>
+    public static string UnicodeVersion => UnicodeData.UnicodeVersion;
+
+    /// <summary>Creates a tokenizer over <paramref name="vocabulary"/> (index = id).</summary>
+    /// <exception cref="ArgumentException">The vocabulary is empty, holds null, or lacks a special token; or an option is invalid.</exception>
+    public WordPieceTokenizer(IReadOnlyList<string> vocabulary, WordPieceOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(vocabulary);
+        options ??= new WordPieceOptions();
+        options.Validate();
+        if (vocabulary.Count == 0) throw new ArgumentException("The vocabulary is empty.", nameof(vocabulary));
+
+        Options = options;
+        _vocabulary = new string[vocabulary.Count];
+        _wordStartIds = new Dictionary<string, int>(vocabulary.Count, StringComparer.Ordinal);
+        _continuationIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        string prefix = options.ContinuingSubwordPrefix;
+        for (int id = 0; id < vocabulary.Count; id++)
+        {
+            string token = vocabulary[id] ?? throw new ArgumentException($"Vocabulary entry {id} is null.", nameof(vocabulary));
+            _vocabulary[id] = token;
+            // As Hugging Face's load_vocab: a token listed twice maps to its last id.
+            _wordStartIds[token] = id;
+            MaxWordStartChars = Math.Max(MaxWordStartChars, token.Length);
+            if (token.StartsWith(prefix, StringComparison.Ordinal) && token.Length > prefix.Length)
+            {
+                string rest = token[prefix.Length..];
+                _continuationIds[rest] = id;
+                MaxContinuationChars = Math.Max(MaxContinuationChars, rest.Length);
+            }
+        }
+        WordStartLookup = _wordStartIds.GetAlternateLookup<ReadOnlySpan<char>>();
+        ContinuationLookup = _continuationIds.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        UnkId = RequireId(options.UnkToken, nameof(options.UnkToken));
+        ClsId = RequireId(options.ClsToken, nameof(options.ClsToken));
+        SepId = RequireId(options.SepToken, nameof(options.SepToken));
+        PadId = RequireId(options.PadToken, nameof(options.PadToken));
+        MaskId = !string.IsNullOrEmpty(options.MaskToken) && _wordStartIds.TryGetValue(options.MaskToken, out int mask) ? mask : -1;
+
+        // Added tokens: longest first, so that at one position the longest match wins (leftmost-longest).
+        IEnumerable<string> added = options.AddedTokens ??
+            new[] { options.PadToken, options.UnkToken, options.ClsToken, options.SepToken, options.MaskToken }
+                .Where(t => !string.IsNullOrEmpty(t) && _wordStartIds.ContainsKey(t!)).Select(t => t!);
+        _addedTokens = added.Distinct(StringComparer.Ordinal).OrderByDescending(t => t.Length).ThenBy(t => t, StringComparer.Ordinal).ToArray();
+        _addedTokenIds = new int[_addedTokens.Length];
+        for (int i = 0; i < _addedTokens.Length; i++)
+            _addedTokenIds[i] = _wordStartIds.TryGetValue(_addedTokens[i], out int id) ? id
+                : throw new ArgumentException($"Added token \"{_addedTokens[i]}\" is not in the vocabulary.", nameof(options));
+        AddedTokenFirstChars = SearchValues.Create(new string(_addedTokens.Select(t => t[0]).Distinct().ToArray()));
+
+        Lowercase = options.Lowercase;
+        StripAccents = options.EffectiveStripAccents;
+        CleanText = options.CleanText;
+        HandleChineseChars = options.HandleChineseChars;
+        MaxInputCharsPerWord = options.MaxInputCharsPerWord;
+    }
+
+    private int RequireId(string token, string optionName) =>
+        _wordStartIds.TryGetValue(token, out int id) ? id
+            : throw new ArgumentException($"The vocabulary lacks {optionName} \"{token}\".", optionName);
+
+    /// <summary>Loads a vocab.txt (one token per line, line number = id, UTF-8) as Hugging Face's load_vocab does.</summary>
+    /// <exception cref="InvalidDataException">The file is empty or not valid UTF-8, or lacks a special token.</exception>
+    public static WordPieceTokenizer FromVocabFile(string path, WordPieceOptions? options = null) =>
+        VocabularyFiles.LoadVocabFile(path, options ?? new WordPieceOptions());
+
+    /// <summary>
+    /// Loads a Hugging Face tokenizer.json with a WordPiece model, a BertNormalizer (or none) and a
+    /// BertPreTokenizer; options come from the file.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not valid JSON or not a BERT WordPiece tokenizer this class reproduces; the message names the field.</exception>
+    public static WordPieceTokenizer FromTokenizerJson(string path) => VocabularyFiles.LoadTokenizerJson(path);
+
+    /// <summary>The settings this tokenizer was built with.</summary>
+    public WordPieceOptions Options { get; }
+
+    /// <summary>The tokens in id order (what a model file embeds to rebuild this tokenizer).</summary>
+    public IReadOnlyList<string> Vocabulary => _vocabulary;
+
+    /// <summary>Number of ids (vocabulary size).</summary>
+    public int VocabSize => _vocabulary.Length;
+
+    /// <summary>Id of <see cref="WordPieceOptions.ClsToken"/>.</summary>
+    public int ClsId { get; }
+
+    /// <summary>Id of <see cref="WordPieceOptions.SepToken"/>.</summary>
+    public int SepId { get; }
+
+    /// <summary>Id of <see cref="WordPieceOptions.PadToken"/>.</summary>
+    public int PadId { get; }
+
+    /// <summary>Id of <see cref="WordPieceOptions.UnkToken"/>.</summary>
+    public int UnkId { get; }
+
+    /// <summary>Id of <see cref="WordPieceOptions.MaskToken"/>, or -1 when the vocabulary has none.</summary>
+    public int MaskId { get; }
+
+    /// <summary>The id of a token, or -1 when it is not in the vocabulary.</summary>
+    public int TokenToId(ReadOnlySpan<char> token) => WordStartLookup.TryGetValue(token, out int id) ? id : -1;
+
+    /// <summary>The token string of an id.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The id is not in [0, VocabSize).</exception>
+    public string IdToToken(int id)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(id);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(id, _vocabulary.Length);
+        return _vocabulary[id];
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="text"/> as [CLS] pieces… [SEP] into <paramref name="ids"/>, at most
+    /// <paramref name="maxLength"/> ids. When the text has more pieces, the encoding keeps [CLS], the
+    /// first maxLength − 2 pieces and [SEP], and <paramref name="truncated"/> is true.
+    /// Allocates nothing.
+    /// </summary>
+    /// <returns>The number of ids written (2 for an empty text).</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxLength"/> is below 2.</exception>
+    /// <exception cref="ArgumentException"><paramref name="ids"/> is shorter than <paramref name="maxLength"/>.</exception>
+    public int Encode(ReadOnlySpan<char> text, Span<int> ids, int maxLength, out bool truncated)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxLength, 2);
+        if (ids.Length < maxLength)
+            throw new ArgumentException($"The id buffer holds {ids.Length} ids, fewer than maxLength = {maxLength}.", nameof(ids));
+        return EncodeCore(text, ids[..maxLength], out truncated);
+    }
+
+    /// <summary>Encodes into <paramref name="ids"/>, using its whole length as the maximum length (see <see cref="Encode(ReadOnlySpan{char}, Span{int}, int, out bool)"/>).</summary>
+    public int Encode(ReadOnlySpan<char> text, Span<int> ids, out bool truncated) => Encode(text, ids, ids.Length, out truncated);
+
+    /// <summary>Encodes <paramref name="text"/> as [CLS] pieces… [SEP], truncated to <paramref name="maxLength"/> ids.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
+    public int[] Encode(string text, int maxLength = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxLength, 2);
+        // Most texts need fewer ids than chars + 2; grow and retry in the rare case they do not.
+        long capacity = Math.Min(maxLength, text.Length + 2L);
+        while (true)
+        {
+            int[] buffer = ArrayPool<int>.Shared.Rent((int)capacity);
+            try
+            {
+                int count = EncodeCore(text, buffer.AsSpan(0, (int)capacity), out bool truncated);
+                if (!truncated || capacity >= maxLength) return buffer.AsSpan(0, count).ToArray();
+            }
+            finally
+            {
+                ArrayPool<int>.Shared.Return(buffer);
+            }
+            capacity = Math.Min(maxLength, capacity * 2);
+        }
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="text"/> into exactly <c>ids.Length</c> ids, padding with
+    /// <see cref="PadId"/>, and fills <paramref name="attentionMask"/> with 1 for real tokens and 0 for padding.
+    /// </summary>
+    /// <returns>The number of real (unpadded) ids.</returns>
+    /// <exception cref="ArgumentException">The spans differ in length or are shorter than 2.</exception>
+    public int EncodePadded(ReadOnlySpan<char> text, Span<int> ids, Span<int> attentionMask, out bool truncated)
+    {
+        if (attentionMask.Length != ids.Length)
+            throw new ArgumentException($"The attention mask holds {attentionMask.Length} entries but the id buffer {ids.Length}.", nameof(attentionMask));
+        int count = Encode(text, ids, ids.Length, out truncated);
+        ids[count..].Fill(PadId);
+        attentionMask[..count].Fill(1);
+        attentionMask[count..].Clear();
+        return count;
+    }
+
+    /// <summary>The tokens of <paramref name="text"/>, [CLS] and [SEP] included (for inspection and debugging).</summary>
+    public string[] Tokenize(string text, int maxLength = int.MaxValue) => Array.ConvertAll(Encode(text, maxLength), id => _vocabulary[id]);
+
+    private int EncodeCore(ReadOnlySpan<char> text, Span<int> ids, out bool truncated)
+    {
+        int max = MaxInputCharsPerWord;
+        // A word is buffered up to max code points (2 UTF-16 units each); its pieces (at most one per
+        // code point) and the combining marks awaiting canonical reordering are bounded the same way.
+        const int StackLimit = 256;
+        char[]? rentedChars = null;
+        int[]? rentedInts = null;
+        Span<char> word = max <= StackLimit ? stackalloc char[2 * StackLimit] : (rentedChars = ArrayPool<char>.Shared.Rent(2 * max));
+        Span<int> ints = max <= StackLimit ? stackalloc int[2 * (StackLimit + 1)] : (rentedInts = ArrayPool<int>.Shared.Rent(2 * (max + 1)));
+        try
+        {
+            var encoder = new WordPieceEncoder(this, ids, word[..(2 * max)], ints[..(max + 1)], ints.Slice(max + 1, max + 1));
+            return encoder.Run(text, out truncated);
+        }
+        finally
+        {
+            if (rentedChars is not null) ArrayPool<char>.Shared.Return(rentedChars);
+            if (rentedInts is not null) ArrayPool<int>.Shared.Return(rentedInts);
+        }
+    }
+
+    /// <summary>
+    /// Finds the leftmost added token in <paramref name="text"/> (the longest one where several start
+    /// there): its index, or -1, with its length and id.
+    /// </summary>
+    internal int FindAddedToken(ReadOnlySpan<char> text, out int length, out int id)
+    {
+        int offset = 0;
+        while (_addedTokens.Length > 0)
+        {
+            int i = text[offset..].IndexOfAny(AddedTokenFirstChars);
+            if (i < 0) break;
+            int at = offset + i;
+            ReadOnlySpan<char> rest = text[at..];
+            for (int k = 0; k < _addedTokens.Length; k++)
+            {
+                if (rest.StartsWith(_addedTokens[k], StringComparison.Ordinal))
+                {
+                    length = _addedTokens[k].Length;
+                    id = _addedTokenIds[k];
+                    return at;
+                }
+            }
+            offset = at + 1;
+        }
+        length = 0;
+        id = -1;
+        return -1;
+    }
+}
