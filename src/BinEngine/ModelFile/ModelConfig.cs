@@ -1,0 +1,127 @@
+using System.Globalization;
+
+namespace BinEngine.ModelFile;
+
+/// <summary>
+/// The hyper-parameters, labels and exit policy of a BEExformer model (docs/MODEL.md,
+/// config.json). <see cref="Validate"/> checks the values a runtime relies on; a model file's
+/// config is always validated when it is opened.
+/// </summary>
+public sealed class ModelConfig
+{
+    /// <summary>Largest accepted vocabulary (a sanity bound that keeps size arithmetic far from overflow).</summary>
+    public const int MaxVocabSize = 1 << 24;
+    /// <summary>Largest accepted width, sequence length, inner width, head, layer or class count.</summary>
+    public const int MaxDimension = 1 << 16;
+
+    /// <summary>V: ids the tokenizer can emit.</summary>
+    public required int VocabSize { get; init; }
+    /// <summary>T: max tokens per text, [CLS] and [SEP] included.</summary>
+    public required int MaxLen { get; init; }
+    /// <summary>d: model width.</summary>
+    public required int DModel { get; init; }
+    /// <summary>h: attention heads.</summary>
+    public required int NHeads { get; init; }
+    /// <summary>L: blocks (= exits).</summary>
+    public required int NLayers { get; init; }
+    /// <summary>f: SLFN inner width.</summary>
+    public required int DFf { get; init; }
+    /// <summary>C: classes.</summary>
+    public required int NClasses { get; init; }
+    /// <summary>1 (binarized BinLinear weights) or 32 (the FP32 twin).</summary>
+    public required int WeightBits { get; init; }
+    /// <summary>a: activation bits at every BinLinear input: 1, 2, 4, 8 or 32.</summary>
+    public required int ActBits { get; init; }
+    /// <summary>e: bits per embedding value: 1, 2, 4, 8 or 32.</summary>
+    public required int EmbBits { get; init; }
+    /// <summary>LayerNorm epsilon.</summary>
+    public double LnEps { get; init; } = 1e-5;
+    /// <summary>Class names, index = class id (C of them).</summary>
+    public required IReadOnlyList<string> Labels { get; init; }
+    /// <summary>The default exit policy (a key of <see cref="ExitPolicies.Parameters"/>).</summary>
+    public string Policy { get; init; } = ExitPolicies.EntropyReduction;
+    /// <summary>Policy name → parameter name → value, chosen on dev.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Thresholds { get; init; } =
+        new Dictionary<string, IReadOnlyDictionary<string, double>>();
+
+    /// <summary>d_h = d / h.</summary>
+    public int HeadDim => DModel / NHeads;
+
+    /// <summary>Throws <see cref="ModelFormatException"/> naming the first value that is out of range or inconsistent.</summary>
+    public void Validate()
+    {
+        static void Range(string key, int value, int min, int max)
+        {
+            if (value < min || value > max)
+                throw new ModelFormatException($"config '{key}' = {value}; expected {min}..{max}");
+        }
+        static void OneOf(string key, int value, params int[] allowed)
+        {
+            if (Array.IndexOf(allowed, value) < 0)
+                throw new ModelFormatException($"config '{key}' = {value}; expected one of {string.Join(", ", allowed)}");
+        }
+        Range("vocab_size", VocabSize, 1, MaxVocabSize);
+        Range("max_len", MaxLen, 2, MaxDimension);
+        Range("d_model", DModel, 1, MaxDimension);
+        Range("n_heads", NHeads, 1, DModel);
+        Range("n_layers", NLayers, 1, 1024);
+        Range("d_ff", DFf, 1, MaxDimension);
+        Range("n_classes", NClasses, 2, MaxDimension);
+        if (DModel % NHeads != 0)
+            throw new ModelFormatException($"config 'd_model' = {DModel} is not a multiple of 'n_heads' = {NHeads}");
+        OneOf("weight_bits", WeightBits, 1, 32);
+        OneOf("act_bits", ActBits, 1, 2, 4, 8, 32);
+        OneOf("emb_bits", EmbBits, 1, 2, 4, 8, 32);
+        if (!(LnEps > 0 && double.IsFinite(LnEps)))
+            throw new ModelFormatException($"config 'ln_eps' = {LnEps.ToString(CultureInfo.InvariantCulture)}; expected a positive finite number");
+        if (Labels is null || Labels.Count != NClasses)
+            throw new ModelFormatException($"config 'labels' has {Labels?.Count ?? 0} names; 'n_classes' = {NClasses}");
+        foreach (var (policy, parameters) in Thresholds)
+            ExitPolicies.ValidateParameters(policy, parameters);
+        if (!ExitPolicies.Parameters.TryGetValue(Policy, out var needed))
+            throw new ModelFormatException($"config 'policy' = '{Policy}' is not a known policy ({string.Join(", ", ExitPolicies.Parameters.Keys)})");
+        if (needed.Count > 0 && !Thresholds.ContainsKey(Policy))
+            throw new ModelFormatException($"config 'thresholds' has no entry for the default policy '{Policy}' (needs {string.Join(", ", needed)})");
+    }
+}
+
+/// <summary>The exit policies of docs/MODEL.md and the parameters each one takes.</summary>
+public static class ExitPolicies
+{
+    public const string EntropyReduction = "entropy_reduction";
+    public const string Entropy = "entropy";
+    public const string NormalizedEntropy = "normalized_entropy";
+    public const string Confidence = "confidence";
+    public const string Patience = "patience";
+    public const string None = "none";
+
+    /// <summary>Policy name → its parameter names.</summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<string>> Parameters { get; } = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
+    {
+        [EntropyReduction] = ["tau", "kappa"],
+        [Entropy] = ["tau"],
+        [NormalizedEntropy] = ["tau"],
+        [Confidence] = ["tau"],
+        [Patience] = ["t"],
+        [None] = [],
+    };
+
+    /// <summary>Throws <see cref="ModelFormatException"/> unless <paramref name="parameters"/> are exactly the policy's, finite, and <c>t</c> a positive integer.</summary>
+    public static void ValidateParameters(string policy, IReadOnlyDictionary<string, double> parameters)
+    {
+        if (!Parameters.TryGetValue(policy, out var names))
+            throw new ModelFormatException($"thresholds for unknown policy '{policy}' (known: {string.Join(", ", Parameters.Keys)})");
+        foreach (string name in names)
+            if (!parameters.ContainsKey(name))
+                throw new ModelFormatException($"thresholds of policy '{policy}' lack '{name}' (needs {string.Join(", ", names)})");
+        foreach (var (name, value) in parameters)
+        {
+            if (!names.Contains(name))
+                throw new ModelFormatException($"thresholds of policy '{policy}' have unknown parameter '{name}' (takes {string.Join(", ", names)})");
+            if (!double.IsFinite(value))
+                throw new ModelFormatException($"threshold {policy}.{name} = {value.ToString(CultureInfo.InvariantCulture)} is not finite");
+            if (name == "t" && (value < 1 || value != Math.Floor(value) || value > int.MaxValue))
+                throw new ModelFormatException($"threshold {policy}.t = {value.ToString(CultureInfo.InvariantCulture)}; expected a positive integer");
+        }
+    }
+}

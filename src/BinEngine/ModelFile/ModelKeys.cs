@@ -1,0 +1,64 @@
+namespace BinEngine.ModelFile;
+
+/// <summary>
+/// The metadata keys of a BEExformer model file, namespaced like GGUF's (docs/FORMAT.md lists
+/// them with their types). Hyper-parameter keys are the config.json keys of docs/MODEL.md under
+/// <c>beexformer.</c>.
+/// </summary>
+public static class ModelKeys
+{
+    /// <summary>String: the architecture, "beexformer".</summary>
+    public const string Architecture = "general.architecture";
+    /// <summary>String: a display name for the model.</summary>
+    public const string Name = "general.name";
+
+    /// <summary>Prefix of the hyper-parameters (Int64 unless stated).</summary>
+    public const string HyperPrefix = "beexformer.";
+    public const string VocabSize = HyperPrefix + "vocab_size";
+    public const string MaxLen = HyperPrefix + "max_len";
+    public const string DModel = HyperPrefix + "d_model";
+    public const string NHeads = HyperPrefix + "n_heads";
+    public const string NLayers = HyperPrefix + "n_layers";
+    public const string DFf = HyperPrefix + "d_ff";
+    public const string NClasses = HyperPrefix + "n_classes";
+    public const string WeightBits = HyperPrefix + "weight_bits";
+    public const string ActBits = HyperPrefix + "act_bits";
+    public const string EmbBits = HyperPrefix + "emb_bits";
+    /// <summary>Float64.</summary>
+    public const string LnEps = HyperPrefix + "ln_eps";
+    /// <summary>StringArray: class names, index = class id.</summary>
+    public const string Labels = HyperPrefix + "labels";
+
+    /// <summary>String: the default exit policy.</summary>
+    public const string Policy = "exit.policy";
+    /// <summary>Prefix of the thresholds: <c>exit.thresholds.{policy}.{parameter}</c>, Float64 or Int64.</summary>
+    public const string ThresholdsPrefix = "exit.thresholds.";
+
+    /// <summary>String: the tokenizer model, "wordpiece".</summary>
+    public const string TokenizerModel = "tokenizer.model";
+    /// <summary>StringArray: the vocabulary, index = token id.</summary>
+    public const string TokenizerVocab = "tokenizer.vocab";
+    /// <summary>Bool: lower-case and strip accents (bert-base-uncased).</summary>
+    public const string TokenizerLowercase = "tokenizer.lowercase";
+
+    /// <summary>Prefix of the provenance entries.</summary>
+    public const string ProvenancePrefix = "provenance.";
+    /// <summary>String: file name of the source checkpoint.</summary>
+    public const string SourceFile = ProvenancePrefix + "source_file";
+    /// <summary>String: lower-case hex SHA-256 of the source checkpoint.</summary>
+    public const string SourceSha256 = ProvenancePrefix + "source_sha256";
+    /// <summary>String: "safetensors" or "torch" (torch.save zip).</summary>
+    public const string SourceFormat = ProvenancePrefix + "source_format";
+    /// <summary>String: the config.json the converter read, verbatim.</summary>
+    public const string ConfigJson = ProvenancePrefix + "config_json";
+    /// <summary>String: the task (config "task").</summary>
+    public const string Task = ProvenancePrefix + "task";
+    /// <summary>String: the training data (config "train_data").</summary>
+    public const string TrainData = ProvenancePrefix + "train_data";
+    /// <summary>Prefix of the reported metrics (config "metrics", flattened with '.').</summary>
+    public const string MetricsPrefix = ProvenancePrefix + "metrics.";
+    /// <summary>String: converter name and version.</summary>
+    public const string Converter = ProvenancePrefix + "converter";
+    /// <summary>Int64: the parameters of the source checkpoint counted at 32 bits each, in bytes.</summary>
+    public const string Fp32Bytes = ProvenancePrefix + "fp32_bytes";
+}

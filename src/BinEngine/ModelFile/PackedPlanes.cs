@@ -1,0 +1,125 @@
+namespace BinEngine.ModelFile;
+
+/// <summary>
+/// Packs and unpacks integer codes to and from the bit-plane rows of docs/MODEL.md "Packed bits"
+/// (<see cref="TensorElementType.Bits"/>). One row of K codes with P planes takes P consecutive
+/// plane rows of <c>PackedRowWords(K)</c> words; element j is bit (j mod 64) of word ⌊j/64⌋ of
+/// each plane row; bits from K to the end of a plane row are zero.
+/// <list type="bullet">
+/// <item>P = 1 (signs): bit 1 = +1, bit 0 = −1. Codes must be ±1.</item>
+/// <item>P ≥ 2: the P-bit two's complement of the code, plane p = bit p, so
+/// code = Σ_{p&lt;P−1} 2^p·b_p − 2^(P−1)·b_{P−1}. Codes must lie in [−2^(P−1), 2^(P−1) − 1].</item>
+/// </list>
+/// </summary>
+public static class PackedPlanes
+{
+    /// <summary>Words of one row with <paramref name="planes"/> planes of K elements.</summary>
+    public static int RowWords(int k, int planes) => checked(TensorInfo.PackedRowWords(k) * planes);
+
+    /// <summary>Packs one row of codes into <paramref name="destination"/> (RowWords(codes.Length, planes) words, overwritten).</summary>
+    public static void PackRow(ReadOnlySpan<sbyte> codes, int planes, Span<ulong> destination)
+    {
+        int k = codes.Length;
+        int w = TensorInfo.PackedRowWords(k);
+        if (planes is < 1 or > TensorInfo.MaxPlanes)
+            throw new ArgumentOutOfRangeException(nameof(planes), planes, $"1..{TensorInfo.MaxPlanes} planes");
+        if (destination.Length != w * planes)
+            throw new ArgumentException($"destination holds {destination.Length} words; {w * planes} needed", nameof(destination));
+        destination.Clear();
+        int lo = planes == 1 ? -1 : -(1 << (planes - 1));
+        int hi = planes == 1 ? 1 : (1 << (planes - 1)) - 1;
+        for (int j = 0; j < k; j++)
+        {
+            int c = codes[j];
+            if (c < lo || c > hi || (planes == 1 && c == 0))
+                throw new ArgumentException($"code {c} at {j} does not fit {planes} plane(s)", nameof(codes));
+            ulong bit = 1UL << (j & 63);
+            int word = j >> 6;
+            if (planes == 1)
+            {
+                if (c > 0)
+                    destination[word] |= bit;
+                continue;
+            }
+            uint u = (uint)c;   // two's complement bits
+            for (int p = 0; p < planes; p++)
+                if (((u >> p) & 1) != 0)
+                    destination[p * w + word] |= bit;
+        }
+    }
+
+    /// <summary>Unpacks one row of K codes from its <c>RowWords(K, planes)</c> words.</summary>
+    public static void UnpackRow(ReadOnlySpan<ulong> row, int planes, Span<sbyte> codes)
+    {
+        int k = codes.Length;
+        int w = TensorInfo.PackedRowWords(k);
+        if (row.Length != w * planes)
+            throw new ArgumentException($"row holds {row.Length} words; {w * planes} needed", nameof(row));
+        for (int j = 0; j < k; j++)
+        {
+            int word = j >> 6, shift = j & 63;
+            if (planes == 1)
+            {
+                codes[j] = (sbyte)((int)((row[word] >> shift) & 1) * 2 - 1);
+                continue;
+            }
+            int c = 0;
+            for (int p = 0; p < planes - 1; p++)
+                c |= (int)((row[p * w + word] >> shift) & 1) << p;
+            c -= (int)((row[(planes - 1) * w + word] >> shift) & 1) << (planes - 1);
+            codes[j] = (sbyte)c;
+        }
+    }
+
+    /// <summary>
+    /// Dequantizes one row of K codes, <c>code · scale</c> in float32 (the product the trainer's
+    /// <c>Q(x) = s · q</c> forms), into <paramref name="destination"/>.
+    /// </summary>
+    public static void DequantizeRow(ReadOnlySpan<ulong> row, int planes, float scale, Span<float> destination)
+    {
+        int k = destination.Length;
+        int w = TensorInfo.PackedRowWords(k);
+        if (row.Length != w * planes)
+            throw new ArgumentException($"row holds {row.Length} words; {w * planes} needed", nameof(row));
+        for (int j = 0; j < k; j++)
+        {
+            int word = j >> 6, shift = j & 63;
+            int c;
+            if (planes == 1)
+            {
+                c = (int)((row[word] >> shift) & 1) * 2 - 1;
+            }
+            else
+            {
+                c = 0;
+                for (int p = 0; p < planes - 1; p++)
+                    c |= (int)((row[p * w + word] >> shift) & 1) << p;
+                c -= (int)((row[(planes - 1) * w + word] >> shift) & 1) << (planes - 1);
+            }
+            destination[j] = c * scale;
+        }
+    }
+
+    /// <summary>True when every padding bit (elements K.. of each plane row) of a row is zero.</summary>
+    public static bool PaddingIsZero(ReadOnlySpan<ulong> row, int k, int planes)
+    {
+        int w = TensorInfo.PackedRowWords(k);
+        int fullWords = k >> 6;
+        int tailBits = k & 63;
+        for (int p = 0; p < planes; p++)
+        {
+            ReadOnlySpan<ulong> plane = row.Slice(p * w, w);
+            int first = fullWords;
+            if (tailBits != 0)
+            {
+                if ((plane[fullWords] & (ulong.MaxValue << tailBits)) != 0)
+                    return false;
+                first++;
+            }
+            for (int i = first; i < w; i++)
+                if (plane[i] != 0)
+                    return false;
+        }
+        return true;
+    }
+}

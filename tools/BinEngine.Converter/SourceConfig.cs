@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Text.Json;
+using BinEngine.ModelFile;
+
+namespace BinEngine.Converter;
+
+/// <summary>
+/// The trainer's config.json (docs/MODEL.md "Hyper-parameters"), parsed: the typed
+/// <see cref="ModelConfig"/> plus the tokenizer option and provenance fields. Keys the engine
+/// does not use (training hyper-parameters) are ignored but kept in <see cref="Json"/>.
+/// </summary>
+public sealed class SourceConfig
+{
+    private SourceConfig(ModelConfig model, bool? lowercase, string? task, string? trainData, IReadOnlyList<KeyValuePair<string, MetadataValue>> metrics, string json)
+    {
+        Model = model;
+        Lowercase = lowercase;
+        Task = task;
+        TrainData = trainData;
+        Metrics = metrics;
+        Json = json;
+    }
+
+    /// <summary>Hyper-parameters, labels, policy and thresholds, validated.</summary>
+    public ModelConfig Model { get; }
+
+    /// <summary>"lowercase", when the config has it.</summary>
+    public bool? Lowercase { get; }
+
+    /// <summary>"task".</summary>
+    public string? Task { get; }
+
+    /// <summary>"train_data".</summary>
+    public string? TrainData { get; }
+
+    /// <summary>"metrics", flattened with '.' into typed values.</summary>
+    public IReadOnlyList<KeyValuePair<string, MetadataValue>> Metrics { get; }
+
+    /// <summary>The JSON text as read.</summary>
+    public string Json { get; }
+
+    /// <summary>Parses and validates config JSON; <paramref name="source"/> names it in messages.</summary>
+    public static SourceConfig Parse(string json, string source)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16, CommentHandling = JsonCommentHandling.Skip });
+        }
+        catch (JsonException e)
+        {
+            throw new ConversionException($"{source}: config is not valid JSON: {e.Message}", e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new ConversionException($"{source}: config is a JSON {root.ValueKind}, not an object");
+
+            int Int(string key)
+            {
+                if (!root.TryGetProperty(key, out var v))
+                    throw new ConversionException($"{source}: config lacks '{key}' (docs/MODEL.md lists the keys)");
+                if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
+                    throw new ConversionException($"{source}: config '{key}' = {v.GetRawText()}; an integer is required");
+                return i;
+            }
+            string? Str(string key) => root.TryGetProperty(key, out var v)
+                ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw new ConversionException($"{source}: config '{key}' = {v.GetRawText()}; a string is required")
+                : null;
+
+            int classes = Int("n_classes");
+            IReadOnlyList<string> labels;
+            if (root.TryGetProperty("labels", out var labelsElement))
+            {
+                if (labelsElement.ValueKind != JsonValueKind.Array || labelsElement.EnumerateArray().Any(l => l.ValueKind != JsonValueKind.String))
+                    throw new ConversionException($"{source}: config 'labels' must be an array of strings");
+                labels = labelsElement.EnumerateArray().Select(l => l.GetString()!).ToArray();
+            }
+            else if (classes == 2)
+            {
+                labels = ["negative", "positive"]; // docs/MODEL.md's default
+            }
+            else
+            {
+                throw new ConversionException($"{source}: config lacks 'labels' ({classes} class names are needed)");
+            }
+
+            double lnEps = 1e-5;
+            if (root.TryGetProperty("ln_eps", out var eps))
+                lnEps = eps.ValueKind == JsonValueKind.Number ? eps.GetDouble() : throw new ConversionException($"{source}: config 'ln_eps' must be a number");
+
+            var thresholds = new Dictionary<string, IReadOnlyDictionary<string, double>>(StringComparer.Ordinal);
+            if (root.TryGetProperty("thresholds", out var th))
+            {
+                if (th.ValueKind != JsonValueKind.Object)
+                    throw new ConversionException($"{source}: config 'thresholds' must be an object policy → {{parameter: number}}");
+                foreach (var policy in th.EnumerateObject())
+                {
+                    if (policy.Value.ValueKind != JsonValueKind.Object)
+                        throw new ConversionException($"{source}: config thresholds.{policy.Name} must be an object of numbers");
+                    var parameters = new Dictionary<string, double>(StringComparer.Ordinal);
+                    foreach (var p in policy.Value.EnumerateObject())
+                        parameters[p.Name] = p.Value.ValueKind == JsonValueKind.Number ? p.Value.GetDouble()
+                            : throw new ConversionException($"{source}: config thresholds.{policy.Name}.{p.Name} = {p.Value.GetRawText()}; a number is required");
+                    thresholds[policy.Name] = parameters;
+                }
+            }
+
+            bool? lowercase = null;
+            if (root.TryGetProperty("lowercase", out var lc))
+                lowercase = lc.ValueKind switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => throw new ConversionException($"{source}: config 'lowercase' must be true or false"),
+                };
+
+            var metrics = new List<KeyValuePair<string, MetadataValue>>();
+            if (root.TryGetProperty("metrics", out var m))
+                Flatten(m, "", metrics);
+
+            var model = new ModelConfig
+            {
+                VocabSize = Int("vocab_size"),
+                MaxLen = Int("max_len"),
+                DModel = Int("d_model"),
+                NHeads = Int("n_heads"),
+                NLayers = Int("n_layers"),
+                DFf = Int("d_ff"),
+                NClasses = classes,
+                WeightBits = Int("weight_bits"),
+                ActBits = Int("act_bits"),
+                EmbBits = Int("emb_bits"),
+                LnEps = lnEps,
+                Labels = labels,
+                Policy = Str("policy") ?? ExitPolicies.EntropyReduction,
+                Thresholds = thresholds,
+            };
+            try
+            {
+                model.Validate();
+            }
+            catch (ModelFormatException e)
+            {
+                throw new ConversionException($"{source}: {e.Message}", e);
+            }
+            return new SourceConfig(model, lowercase, Str("task"), Str("train_data"), metrics, json);
+        }
+    }
+
+    /// <summary>Metrics as metadata: numbers (integers stay integers), strings, bools; nested objects join keys with '.'; arrays and null as their JSON text.</summary>
+    private static void Flatten(JsonElement e, string prefix, List<KeyValuePair<string, MetadataValue>> into)
+    {
+        if (e.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var p in e.EnumerateObject())
+                Flatten(p.Value, prefix.Length == 0 ? p.Name : prefix + "." + p.Name, into);
+            return;
+        }
+        string key = prefix.Length == 0 ? "value" : prefix;
+        MetadataValue value = e.ValueKind switch
+        {
+            JsonValueKind.Number when e.TryGetInt64(out long l) && !e.GetRawText().Contains('.') && !e.GetRawText().Contains('e', StringComparison.OrdinalIgnoreCase) => MetadataValue.FromInt64(l),
+            JsonValueKind.Number => MetadataValue.FromFloat64(e.GetDouble()),
+            JsonValueKind.String => MetadataValue.FromString(e.GetString()!),
+            JsonValueKind.True => MetadataValue.FromBool(true),
+            JsonValueKind.False => MetadataValue.FromBool(false),
+            _ => MetadataValue.FromString(e.GetRawText()),
+        };
+        into.Add(new(key, value));
+    }
+
+    internal static string Format(double d) => d.ToString("R", CultureInfo.InvariantCulture);
+}

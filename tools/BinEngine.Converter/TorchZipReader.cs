@@ -1,0 +1,148 @@
+using System.IO.Compression;
+using System.Text;
+using static BinEngine.Converter.RestrictedUnpickler;
+
+namespace BinEngine.Converter;
+
+/// <summary>
+/// Reads a <c>torch.save</c> checkpoint: a zip archive holding <c>{prefix}/data.pkl</c> (the
+/// pickled state_dict, read with <see cref="RestrictedUnpickler"/>) and one entry
+/// <c>{prefix}/data/{key}</c> per storage with its raw little-endian elements. The top-level
+/// object must be a dict of name → tensor; tensors are copied out of their storages (any
+/// non-negative strides, bounds-checked) into contiguous row-major arrays.
+/// </summary>
+public static class TorchZipReader
+{
+    /// <summary>Largest data.pkl accepted.</summary>
+    public const long MaxPickleBytes = 64 << 20;
+
+    /// <summary>Reads the state_dict of a torch.save zip held in memory.</summary>
+    public static IReadOnlyDictionary<string, SourceTensor> Read(byte[] file, string name)
+    {
+        try
+        {
+            using var zip = new ZipArchive(new MemoryStream(file, writable: false), ZipArchiveMode.Read);
+            return ReadArchive(zip, name);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            throw new ConversionException($"{name}: not a readable zip archive (truncated or corrupt torch.save file): {e.Message}", e);
+        }
+    }
+
+    private static Dictionary<string, SourceTensor> ReadArchive(ZipArchive zip, string name)
+    {
+        var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
+        if (pickles.Count != 1)
+            throw new ConversionException($"{name}: expected one '<archive>/data.pkl' entry (torch.save's zip layout), found {pickles.Count}");
+        string prefix = pickles[0].FullName[..^"data.pkl".Length];
+
+        var byteOrder = zip.GetEntry(prefix + "byteorder");
+        if (byteOrder is not null)
+        {
+            string order = Encoding.ASCII.GetString(ReadEntry(byteOrder, 16, name)).Trim();
+            if (order != "little")
+                throw new ConversionException($"{name}: storages are '{order}'-endian; only little-endian checkpoints are supported");
+        }
+
+        byte[] pickle = ReadEntry(pickles[0], MaxPickleBytes, name);
+        object root = Load(pickle, name + ":" + pickles[0].FullName);
+        if (root is not PickledDict dict)
+            throw new ConversionException($"{name}: the pickled object is a {Describe(root)}; a state_dict (dict of tensors) is required");
+
+        var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var tensors = new Dictionary<string, SourceTensor>(StringComparer.Ordinal);
+        foreach (var (key, value) in dict.Items)
+        {
+            if (key is not string tensorName)
+                throw new ConversionException($"{name}: state_dict key is a {Describe(key)}, not a string");
+            if (value is not PickledTensor t)
+                throw new ConversionException($"{name}: state_dict entry '{tensorName}' is a {Describe(value)}, not a tensor");
+            if (!storages.TryGetValue(t.Storage.Key, out byte[]? storage))
+            {
+                var entry = zip.GetEntry(prefix + "data/" + t.Storage.Key)
+                    ?? throw new ConversionException($"{name}: tensor '{tensorName}' names storage '{t.Storage.Key}', but '{prefix}data/{t.Storage.Key}' is not in the archive");
+                long expected = t.Storage.ElementCount > long.MaxValue / 8 ? long.MaxValue : t.Storage.ElementCount * SourceTensor.ElementSize(t.Storage.DType);
+                if (entry.Length != expected)
+                    throw new ConversionException($"{name}: storage '{t.Storage.Key}' is {entry.Length} bytes; {t.Storage.ElementCount} × {t.Storage.DType} needs {expected}");
+                storage = ReadEntry(entry, Checkpoint.MaxFileBytes, name);
+                storages[t.Storage.Key] = storage;
+            }
+            if (!tensors.TryAdd(tensorName, Materialize(tensorName, t, storage, name)))
+                throw new ConversionException($"{name}: state_dict names '{tensorName}' twice");
+        }
+        return tensors;
+    }
+
+    private static SourceTensor Materialize(string tensorName, PickledTensor t, byte[] storage, string name)
+    {
+        string where = $"{name}: tensor '{tensorName}'";
+        int size = SourceTensor.ElementSize(t.Storage.DType);
+        long count = 1, maxIndex = t.StorageOffset;
+        for (int i = 0; i < t.Size.Length; i++)
+        {
+            if (t.Size[i] < 0 || t.Size[i] > int.MaxValue || t.Stride[i] < 0 || t.Stride[i] > int.MaxValue)
+                throw new ConversionException($"{where}: size [{string.Join(", ", t.Size)}] / stride [{string.Join(", ", t.Stride)}] out of range");
+            count = checked(count * t.Size[i]);
+            if (t.Size[i] > 0)
+                maxIndex = checked(maxIndex + (t.Size[i] - 1) * t.Stride[i]);
+        }
+        if (t.StorageOffset < 0 || (count > 0 && maxIndex >= t.Storage.ElementCount))
+            throw new ConversionException($"{where}: view (offset {t.StorageOffset}, size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}]) reaches element {maxIndex} of a {t.Storage.ElementCount}-element storage");
+        byte[] data = new byte[checked(count * size)];
+        if (IsContiguous(t.Size, t.Stride))
+        {
+            storage.AsSpan(checked((int)(t.StorageOffset * size)), data.Length).CopyTo(data);
+        }
+        else
+        {
+            // General strides: walk the index space row-major, odometer style.
+            var index = new long[t.Size.Length];
+            for (long i = 0; i < count; i++)
+            {
+                long src = t.StorageOffset;
+                for (int d = 0; d < index.Length; d++)
+                    src += index[d] * t.Stride[d];
+                storage.AsSpan((int)(src * size), size).CopyTo(data.AsSpan((int)(i * size)));
+                for (int d = index.Length - 1; d >= 0; d--)
+                {
+                    if (++index[d] < t.Size[d])
+                        break;
+                    index[d] = 0;
+                }
+            }
+        }
+        return new SourceTensor(tensorName, t.Storage.DType, t.Size, data);
+    }
+
+    private static bool IsContiguous(long[] size, long[] stride)
+    {
+        long expected = 1;
+        for (int d = size.Length - 1; d >= 0; d--)
+        {
+            if (size[d] != 1 && stride[d] != expected)
+                return false;
+            expected *= size[d];
+        }
+        return true;
+    }
+
+    private static byte[] ReadEntry(ZipArchiveEntry entry, long limit, string name)
+    {
+        if (entry.Length > limit)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' is {entry.Length} bytes; limit {limit}");
+        var buffer = new byte[entry.Length];
+        using var stream = entry.Open();
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int n = stream.Read(buffer, read, buffer.Length - read);
+            if (n == 0)
+                throw new ConversionException($"{name}: zip entry '{entry.FullName}' ends after {read} of {buffer.Length} bytes (truncated)");
+            read += n;
+        }
+        if (stream.ReadByte() >= 0)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' holds more than its declared {buffer.Length} bytes");
+        return buffer;
+    }
+}
