@@ -1,0 +1,1 @@
+"""BEExformer reference model and binarization-aware trainer (see docs/MODEL.md)."""

@@ -1,0 +1,179 @@
+"""The reference BEExformer of docs/MODEL.md: e-bit embeddings, post-norm blocks of BinLinear
+attention + SLFN, a float exit head after every block.
+
+Parameter and buffer names are exactly the contract's tensor names, so `state_dict()` is what
+the exporter writes.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .quant import ApproxSignFn, quantize
+
+MODEL_KEYS = ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff", "n_classes",
+              "weight_bits", "act_bits", "emb_bits", "ln_eps")
+
+
+class BinLinear(nn.Module):
+    """y = alpha * (sign(W) . Q_a(x)) + b with alpha_o = mean_i |W_oi| (weight_bits = 1),
+    or y = W x + b (weight_bits = 32: the FP32 twin, no quantization at all).
+
+    `forward` takes the already-quantized input, because several layers share one quantization
+    (Q, K and V; G1 and F1); call `quantize_input` once and pass the result to each.
+    """
+
+    def __init__(self, d_in, d_out, weight_bits, act_bits):
+        super().__init__()
+        if weight_bits not in (1, 32):
+            raise ValueError(f"weight_bits must be 1 or 32, got {weight_bits}")
+        self.weight_bits = weight_bits
+        self.act_bits = act_bits if weight_bits == 1 else 32
+        self.weight = nn.Parameter(torch.empty(d_out, d_in))
+        self.bias = nn.Parameter(torch.zeros(d_out))
+        bound = 1.0 / math.sqrt(d_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def quantize_input(self, x):
+        return quantize(x, self.act_bits)
+
+    def forward(self, xq):
+        if self.weight_bits == 32:
+            return F.linear(xq, self.weight, self.bias)
+        alpha = self.weight.abs().mean(dim=1)
+        signs = ApproxSignFn.apply(self.weight)
+        # alpha scales the integer-valued product B.q afterwards, as the engine does.
+        return F.linear(xq, signs) * alpha + self.bias
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg, attn_dropout=0.0):
+        super().__init__()
+        d, wb, ab = cfg["d_model"], cfg["weight_bits"], cfg["act_bits"]
+        self.h = cfg["n_heads"]
+        if d % self.h:
+            raise ValueError("d_model must be a multiple of n_heads")
+        self.q = BinLinear(d, d, wb, ab)
+        self.k = BinLinear(d, d, wb, ab)
+        self.v = BinLinear(d, d, wb, ab)
+        self.o = BinLinear(d, d, wb, ab)
+        self.attn_dropout = nn.Dropout(attn_dropout)
+
+    def forward(self, x, key_pad):
+        # x: [B, T, d]; key_pad: [B, T] True where the position is padding.
+        b, t, d = x.shape
+        dh = d // self.h
+        xq = self.q.quantize_input(x)  # Q, K and V share one quantization of x
+        q = self.q(xq).view(b, t, self.h, dh).transpose(1, 2)
+        k = self.k(xq).view(b, t, self.h, dh).transpose(1, 2)
+        v = self.v(xq).view(b, t, self.h, dh).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(dh)
+        if key_pad is not None:
+            scores = scores.masked_fill(key_pad[:, None, None, :], float("-inf"))
+        probs = self.attn_dropout(torch.softmax(scores, dim=-1))
+        ctx = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, d)
+        return self.o(self.o.quantize_input(ctx))
+
+
+class SLFN(nn.Module):
+    """Selective-Learn Forget Network: G2(sigmoid(G1 h)) * F2(tanh(F1 h))."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        d, f, wb, ab = cfg["d_model"], cfg["d_ff"], cfg["weight_bits"], cfg["act_bits"]
+        self.g1 = BinLinear(d, f, wb, ab)
+        self.f1 = BinLinear(d, f, wb, ab)
+        self.g2 = BinLinear(f, d, wb, ab)
+        self.f2 = BinLinear(f, d, wb, ab)
+
+    def forward(self, h):
+        hq = self.g1.quantize_input(h)  # G1 and F1 share one quantization of h
+        g = torch.sigmoid(self.g1(hq))
+        f = torch.tanh(self.f1(hq))
+        return self.g2(self.g2.quantize_input(g)) * self.f2(self.f2.quantize_input(f))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg, dropout=0.0, attn_dropout=0.0):
+        super().__init__()
+        d, eps = cfg["d_model"], cfg["ln_eps"]
+        self.attn = Attention(cfg, attn_dropout)
+        self.ln1 = nn.LayerNorm(d, eps=eps)
+        self.slfn = SLFN(cfg)
+        self.ln2 = nn.LayerNorm(d, eps=eps)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, key_pad):
+        h = self.ln1(x + self.drop(self.attn(x, key_pad)))
+        return self.ln2(h + self.drop(self.slfn(h)))
+
+
+class Embedding(nn.Module):
+    """LN_emb(Q_e(E_tok[tok_map[id]]) + Q_e(E_pos[t])), Q_e per row."""
+
+    def __init__(self, cfg, tok_map=None):
+        super().__init__()
+        d, v, t = cfg["d_model"], cfg["vocab_size"], cfg["max_len"]
+        self.bits = cfg["emb_bits"]
+        if tok_map is None:
+            rows = v
+            self.register_buffer("tok_map", None)
+        else:
+            tok_map = torch.as_tensor(tok_map, dtype=torch.int64)
+            if tok_map.shape != (v,):
+                raise ValueError(f"tok_map must have shape [{v}], got {list(tok_map.shape)}")
+            rows = int(tok_map.max()) + 1
+            self.register_buffer("tok_map", tok_map)
+        self.tok = nn.Embedding(rows, d)
+        self.pos = nn.Embedding(t, d)
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        self.ln = nn.LayerNorm(d, eps=cfg["ln_eps"])
+
+    def forward(self, ids):
+        rows = ids if self.tok_map is None else self.tok_map[ids]
+        # Per-row quantization commutes with the row lookup, so quantize only the rows used.
+        tok = quantize(self.tok.weight[rows], self.bits)
+        pos = quantize(self.pos.weight[: ids.shape[1]], self.bits)
+        return self.ln(tok + pos)
+
+
+def entropy(logits):
+    """H = -sum p ln p over the last dim, terms with p = 0 counting 0."""
+    logp = torch.log_softmax(logits, dim=-1)
+    p = logp.exp()
+    return -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(dim=-1)
+
+
+class BEExformer(nn.Module):
+    def __init__(self, cfg, tok_map=None, dropout=0.0, attn_dropout=0.0):
+        super().__init__()
+        self.cfg = {k: cfg[k] for k in MODEL_KEYS}
+        if cfg["weight_bits"] == 32 and cfg["act_bits"] != 32:
+            raise ValueError("the FP32 twin (weight_bits 32) has act_bits 32")
+        self.embed = Embedding(cfg, tok_map)
+        self.emb_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(cfg, dropout, attn_dropout) for _ in range(cfg["n_layers"]))
+        self.exits = nn.ModuleList(nn.Linear(cfg["d_model"], cfg["n_classes"])
+                                   for _ in range(cfg["n_layers"]))
+
+    def forward(self, ids, mask=None, n_blocks=None):
+        """Logits of every exit, [L, B, C]. ids: [B, T] int64; mask: [B, T] bool, True = real
+        token (None = no padding). n_blocks limits the depth (for early-exit inference)."""
+        if ids.shape[1] > self.cfg["max_len"]:
+            raise ValueError(f"sequence of {ids.shape[1]} tokens exceeds max_len {self.cfg['max_len']}")
+        if mask is None:
+            mask = torch.ones_like(ids, dtype=torch.bool)
+        key_pad = None if bool(mask.all()) else ~mask
+        w = mask.to(torch.float32).unsqueeze(-1)
+        count = w.sum(dim=1)
+        x = self.emb_drop(self.embed(ids))
+        out = []
+        for i, (block, head) in enumerate(zip(self.blocks, self.exits)):
+            if n_blocks is not None and i >= n_blocks:
+                break
+            x = block(x, key_pad)
+            pooled = (x * w).sum(dim=1) / count
+            out.append(head(pooled))
+        return torch.stack(out)

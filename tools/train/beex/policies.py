@@ -1,0 +1,110 @@
+"""Exit policies of docs/MODEL.md, evaluated on the per-block outputs of a whole dataset.
+
+Inputs are float32 numpy arrays: logits [N, L, C]; entropies are computed from them in float32.
+Each policy returns the 1-based exit block per sample; the last block always answers.
+Comparisons follow IEEE float32 semantics (a NaN comparison is false), as the engine's do.
+"""
+import math
+
+import numpy as np
+
+POLICIES = ("entropy_reduction", "entropy", "normalized_entropy", "confidence", "patience", "none")
+
+
+def softmax_np(logits):
+    z = logits.astype(np.float32)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def entropies_np(logits):
+    p = softmax_np(logits)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0).astype(np.float32)
+    return (-terms.sum(axis=-1)).astype(np.float32)
+
+
+def _first_true(cond):
+    """1-based index of the first True along axis 1; the last block when none is (it answers)."""
+    n, L = cond.shape
+    cond = cond.copy()
+    cond[:, L - 1] = True
+    return cond.argmax(axis=1) + 1
+
+
+def exit_blocks(policy, params, logits, entropies=None):
+    logits = np.asarray(logits, dtype=np.float32)
+    n, L, C = logits.shape
+    H = entropies_np(logits) if entropies is None else np.asarray(entropies, dtype=np.float32)
+    ln_c = np.float32(math.log(C))
+    if policy == "none":
+        return np.full(n, L, dtype=np.int64)
+    if policy == "entropy_reduction":
+        tau, kappa = np.float32(params["tau"]), np.float32(params["kappa"])
+        h_prev = np.concatenate([np.full((n, 1), ln_c, dtype=np.float32), H[:, :-1]], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = ((h_prev - H) / h_prev).astype(np.float32)
+        cond = (delta < tau) & ((H / ln_c).astype(np.float32) < kappa)
+        return _first_true(cond)
+    if policy == "entropy":
+        return _first_true(H < np.float32(params["tau"]))
+    if policy == "normalized_entropy":
+        return _first_true((H / ln_c).astype(np.float32) < np.float32(params["tau"]))
+    if policy == "confidence":
+        return _first_true(softmax_np(logits).max(axis=-1) >= np.float32(params["tau"]))
+    if policy == "patience":
+        t = int(params["t"])
+        if t < 1:
+            raise ValueError("patience t must be >= 1")
+        am = logits.argmax(axis=-1)
+        run = np.zeros((n, L), dtype=np.int64)
+        for i in range(1, L):
+            run[:, i] = np.where(am[:, i] == am[:, i - 1], run[:, i - 1] + 1, 0)
+        return _first_true(run >= t)
+    raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+
+
+def evaluate_policy(policy, params, logits, labels):
+    """(accuracy, mean blocks used, exit blocks) of a policy on a dataset."""
+    exits = exit_blocks(policy, params, logits)
+    logits = np.asarray(logits)
+    pred = logits[np.arange(len(exits)), exits - 1].argmax(axis=-1)
+    acc = float((pred == np.asarray(labels)).mean())
+    return acc, float(exits.mean()), exits
+
+
+def _grid(policy, L):
+    if policy == "entropy_reduction":
+        taus = [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.01]
+        kappas = [0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        return [{"tau": t, "kappa": k} for t in taus for k in kappas]
+    if policy == "entropy":
+        return [{"tau": float(t)} for t in np.round(np.linspace(0.01, 0.69, 69), 3)]
+    if policy == "normalized_entropy":
+        return [{"tau": float(t)} for t in np.round(np.linspace(0.01, 1.0, 100), 3)]
+    if policy == "confidence":
+        return [{"tau": float(t)} for t in np.round(np.linspace(0.5, 0.999, 100), 4)]
+    if policy == "patience":
+        return [{"t": t} for t in range(1, L)]
+    return [{}]
+
+
+def calibrate(policy, logits, labels, max_drop=0.005):
+    """Parameters that use the fewest blocks with accuracy >= full-depth accuracy - max_drop.
+
+    Ties in mean blocks go to the higher accuracy. Returns (params, acc, mean_blocks)."""
+    logits = np.asarray(logits, dtype=np.float32)
+    L = logits.shape[1]
+    full_acc, _, _ = evaluate_policy("none", {}, logits, labels)
+    best = None
+    for params in _grid(policy, L):
+        acc, blocks, _ = evaluate_policy(policy, params, logits, labels)
+        if acc + 1e-9 < full_acc - max_drop:
+            continue
+        key = (blocks, -acc)
+        if best is None or key < best[0]:
+            best = (key, params, acc, blocks)
+    if best is None:  # nothing qualifies (cannot happen when the grid reaches full depth)
+        return {}, full_acc, float(L)
+    return best[1], best[2], best[3]
