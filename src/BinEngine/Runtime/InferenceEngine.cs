@@ -6,7 +6,7 @@ namespace BinEngine.Runtime;
 /// <summary>
 /// Runs id sequences through a model's weights: validation of ids, workspace pooling, batching across
 /// threads, and turning a finished sample into its <see cref="ClassificationResult"/>. Knows nothing
-/// of files or text (see <c>BeexModel</c>). Thread-safe: every call takes its own workspace.
+/// of files or text (see <see cref="BeexModel"/>). Thread-safe: every call takes its own workspace.
 /// </summary>
 internal sealed class InferenceEngine
 {

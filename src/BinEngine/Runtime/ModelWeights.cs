@@ -40,14 +40,18 @@ internal sealed record BlockWeights(
 internal sealed record ExitHeadWeights(TensorView<float> Weight, TensorView<float> Bias);
 
 /// <summary>
-/// Embedding rows stored with e bits: row r's value is Codes[r, :] · Scales[r] (e ≤ 8), or Floats[r, :]
-/// (e = 32). Dequantizing costs d multiplies per token, nothing next to one block.
+/// Embedding rows stored with e bits, as the model file holds them: row r's value is code · Scales[r]
+/// with the codes as int8 (<see cref="Codes"/>) or as e two's-complement bit planes
+/// (<see cref="Planes"/>, docs/FORMAT.md), or plain floats (e = 32). Dequantizing costs d
+/// multiplies per token, nothing next to one block.
 /// </summary>
 internal sealed class EmbeddingTable
 {
     public required int Rows { get; init; }
     public required int Dim { get; init; }
     public TensorView<sbyte> Codes { get; init; }
+    public TensorView<ulong> Planes { get; init; }
+    public int PlaneCount { get; init; }
     public TensorView<float> Scales { get; init; }
     public TensorView<float> Floats { get; init; }
 
@@ -59,8 +63,14 @@ internal sealed class EmbeddingTable
             Floats.Span.Slice(row * Dim, Dim).CopyTo(destination);
             return;
         }
-        ReadOnlySpan<sbyte> codes = Codes.Span.Slice(row * Dim, Dim);
         float scale = Scales.Span[row];
+        if (!Planes.IsEmpty)
+        {
+            int words = ModelFile.PackedPlanes.RowWords(Dim, PlaneCount);
+            ModelFile.PackedPlanes.DequantizeRow(Planes.Span.Slice(row * words, words), PlaneCount, scale, destination[..Dim]);
+            return;
+        }
+        ReadOnlySpan<sbyte> codes = Codes.Span.Slice(row * Dim, Dim);
         for (int i = 0; i < codes.Length; i++)
             destination[i] = codes[i] * scale;
     }

@@ -1,0 +1,100 @@
+using BinEngine.Kernels;
+using BinEngine.ModelFile;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// Points the forward pass at the tensors of an open, validated <see cref="ModelFile.ModelFile"/>:
+/// views into the mapping, no copies. The file has already checked every name, type and shape
+/// against its config (<see cref="ModelLayout"/>), so this only reads.
+/// </summary>
+internal static class ModelBinding
+{
+    public static Architecture ArchitectureOf(ModelConfig c) =>
+        new(c.VocabSize, c.MaxLen, c.DModel, c.NHeads, c.NLayers, c.DFf, c.NClasses, c.WeightBits, c.ActBits, c.EmbBits, (float)c.LnEps);
+
+    public static ModelWeights Bind(ModelFile.ModelFile file)
+    {
+        ModelConfig c = file.Config;
+        Architecture a = ArchitectureOf(c);
+        a.Validate();
+
+        TensorView<float> F32(string name) => TensorView<float>.OverFixedMemory(file.F32(name));
+
+        EmbeddingTable Table(string name, string scales, int rows)
+        {
+            TensorInfo info = file.GetTensor(name);
+            return info.ElementType switch
+            {
+                TensorElementType.F32 => new EmbeddingTable { Rows = rows, Dim = a.Dim, Floats = F32(name) },
+                TensorElementType.I8 => new EmbeddingTable
+                {
+                    Rows = rows, Dim = a.Dim, Codes = TensorView<sbyte>.OverFixedMemory(file.I8(name)), Scales = F32(scales),
+                },
+                _ => new EmbeddingTable
+                {
+                    Rows = rows, Dim = a.Dim, Planes = TensorView<ulong>.OverFixedMemory(file.Bits(name)), PlaneCount = info.Planes,
+                    Scales = F32(scales),
+                },
+            };
+        }
+
+        LinearWeights Linear(string name, int outputs, int inputs)
+        {
+            TensorView<float> bias = F32(name + ".bias");
+            if (c.WeightBits == 32)
+                return new LinearWeights { Out = outputs, In = inputs, Weights = F32(name + ".weight"), Bias = bias };
+            ReadOnlySpan<ulong> bits = file.Bits(name + ".weight");
+            var rowSums = new int[outputs];
+            BitPacking.RowSums(bits, outputs, inputs, rowSums);
+            return new LinearWeights
+            {
+                Out = outputs, In = inputs, Bits = TensorView<ulong>.OverFixedMemory(bits), Alpha = F32(name + ".alpha"),
+                Bias = bias, RowSums = rowSums,
+            };
+        }
+
+        LayerNormWeights Norm(string prefix) => new(F32(prefix + ".weight"), F32(prefix + ".bias"));
+
+        var embedding = new EmbeddingWeights(
+            Table(ModelLayout.TokenEmbedding, ModelLayout.TokenScale, file.TokenRows),
+            Table(ModelLayout.PositionEmbedding, ModelLayout.PositionScale, a.MaxLength),
+            file.HasTokenMap ? TensorView<int>.OverFixedMemory(file.I32(ModelLayout.TokenMap)) : default,
+            Norm("embed.ln"));
+
+        var blocks = new BlockWeights[a.Layers];
+        var exits = new ExitHeadWeights[a.Layers];
+        int d = a.Dim, f = a.FfDim;
+        for (int i = 0; i < a.Layers; i++)
+        {
+            string p = $"blocks.{i}.";
+            blocks[i] = new BlockWeights(
+                Linear(p + "attn.q", d, d), Linear(p + "attn.k", d, d), Linear(p + "attn.v", d, d), Linear(p + "attn.o", d, d),
+                Norm(p + "ln1"),
+                Linear(p + "slfn.g1", f, d), Linear(p + "slfn.g2", d, f), Linear(p + "slfn.f1", f, d), Linear(p + "slfn.f2", d, f),
+                Norm(p + "ln2"));
+            exits[i] = new ExitHeadWeights(F32($"exits.{i}.weight"), F32($"exits.{i}.bias"));
+        }
+        return new ModelWeights(a, embedding, blocks, exits);
+    }
+
+    /// <summary>The exit policy <paramref name="name"/> with the thresholds the model file stores for it.</summary>
+    /// <exception cref="ArgumentException">Unknown name, or the file stores no thresholds for that policy.</exception>
+    public static ExitPolicy PolicyFromConfig(ModelConfig c, string name)
+    {
+        ExitPolicyKind kind = ExitPolicy.ParseKind(name);
+        if (kind == ExitPolicyKind.None)
+            return ExitPolicy.Never;
+        string policy = ExitPolicy.NameOf(kind);
+        c.Thresholds.TryGetValue(policy, out IReadOnlyDictionary<string, double>? stored);
+        float Get(string key) => stored is not null && stored.TryGetValue(key, out double v)
+            ? (float)v
+            : throw new ArgumentException($"the model file stores no threshold '{key}' for exit policy '{policy}'; pass it explicitly");
+        return kind switch
+        {
+            ExitPolicyKind.Patience => new ExitPolicy(kind, patience: (int)Get("t")),
+            ExitPolicyKind.EntropyReduction => new ExitPolicy(kind, tau: Get("tau"), kappa: Get("kappa")),
+            _ => new ExitPolicy(kind, tau: Get("tau")),
+        };
+    }
+}

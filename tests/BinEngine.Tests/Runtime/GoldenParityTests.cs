@@ -1,0 +1,89 @@
+using System.Text.Json;
+using BinEngine.Converter;
+using BinEngine.Kernels;
+using BinEngine.Runtime;
+
+namespace BinEngine.Tests.Runtime;
+
+/// <summary>
+/// End to end against the trainer (llm.c's debug-state idea): a checkpoint exported by tools/train is
+/// converted, loaded, and run; every exit's logits must match the PyTorch reference's golden file and
+/// every policy must take the same exit, on every kernel ISA this process supports.
+/// </summary>
+[Trait("Category", "Isa")]
+public class GoldenParityTests
+{
+    /// <summary>
+    /// Tolerance on logits. Binary products are exact integers on both sides; what differs is float
+    /// rounding: α = mean|W| and β = mean|x| summed in another order, LayerNorm/softmax/attention sums
+    /// vectorised here and BLAS-ordered in torch, (α·s)·Σ here versus Σ(s·q) then ·α there. Each is a few
+    /// ulps (~1e-7 relative); through L post-norm blocks they stay ~1e-5 on logits of magnitude ≤ ~10.
+    /// An activation code that lands on a rounding boundary can flip by one on one side, which moves one
+    /// product by 2^-(a-1) of a row's scale; 5e-3 absolute covers a few such flips and still fails on any
+    /// real error (a wrong bit, scale, or row shifts logits by ≥ 0.05).
+    /// </summary>
+    private const double LogitTolerance = 5e-3;
+
+    public static TheoryData<string> Models => new() { "models/tiny-smoke", "models/tiny-smoke-a1" };
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void ConvertedCheckpointReproducesTheTrainersGoldenOutputs(string directory)
+    {
+        string dir = TestPaths.Repo(directory);
+        string bex = Path.Combine(Path.GetTempPath(), $"golden-{Guid.NewGuid():N}.bex");
+        try
+        {
+            ModelConverter.Convert(Path.Combine(dir, "model.safetensors"), bex,
+                new ConvertOptions { VocabPath = TestPaths.Repo("data/vocab/bert-base-uncased-vocab.txt") });
+            using JsonDocument golden = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "golden.json")));
+            foreach (KernelIsa isa in ForwardPassTests.SupportedIsas())
+            {
+                using BeexModel model = BeexModel.Load(bex, KernelRegistry.Select(isa));
+                CheckAgainstGolden(model, golden.RootElement, isa.ToString());
+            }
+        }
+        finally
+        {
+            File.Delete(bex);
+        }
+    }
+
+    internal static void CheckAgainstGolden(BeexModel model, JsonElement golden, string context)
+    {
+        int layers = model.Architecture.Layers, classes = model.Architecture.Classes;
+        var policies = new Dictionary<string, ExitPolicy>();
+        foreach (JsonProperty p in golden.GetProperty("policies").EnumerateObject())
+            policies[p.Name] = model.Policy(p.Name);
+
+        int samples = 0;
+        foreach (JsonElement sample in golden.GetProperty("samples").EnumerateArray())
+        {
+            int[] ids = sample.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            string text = sample.GetProperty("text").GetString()!;
+            Assert.Equal(ids, model.Tokenizer.Encode(text, model.Architecture.MaxLength));
+
+            ClassificationResult full = model.Classify(ids, ExitPolicy.Never);
+            JsonElement[] logits = sample.GetProperty("logits").EnumerateArray().ToArray();
+            Assert.Equal(layers, logits.Length);
+            for (int l = 0; l < layers; l++)
+            {
+                double[] expected = logits[l].EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                ReadOnlySpan<float> actual = full.LogitsOf(l + 1);
+                for (int c = 0; c < classes; c++)
+                    Assert.True(Math.Abs(actual[c] - expected[c]) <= LogitTolerance,
+                        $"{context} '{text}' exit {l + 1} class {c}: engine {actual[c]} vs trainer {expected[c]}");
+            }
+
+            foreach (JsonProperty exit in sample.GetProperty("exits").EnumerateObject())
+            {
+                ClassificationResult r = model.Classify(ids, policies[exit.Name]);
+                Assert.True(exit.Value.GetInt32() == r.ExitBlock,
+                    $"{context} '{text}' policy {exit.Name}: engine exits at {r.ExitBlock}, trainer at {exit.Value.GetInt32()} " +
+                    $"(entropies {string.Join(", ", r.Entropies)})");
+            }
+            samples++;
+        }
+        Assert.True(samples >= 8, $"the golden file holds only {samples} samples");
+    }
+}
