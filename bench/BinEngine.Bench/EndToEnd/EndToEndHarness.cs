@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using BinEngine.Kernels;
+using BinEngine.Runtime;
+
+namespace BinEngine.Bench.EndToEnd;
+
+/// <summary>
+/// The end-to-end comparison harness: the binarized model (with and without early exits) against its
+/// FP32 twin, on the same sentences, in one process run, so the ratios compare like with like on a
+/// noisy shared machine. Each configuration runs <c>--runs</c> times; the table reports medians.
+///
+///   dotnet run -c Release --project bench/BinEngine.Bench -- e2e
+///       [--model models/sst2-default/model.bex] [--fp32 models/sst2-fp32/model.bex]
+///       [--data data/sst2/dev.tsv] [--runs 5] [--out bench/results/end-to-end.md]
+///
+/// Batch 1: each sentence classified alone (Classify), latency per sentence → p50 and p99.
+/// Batch 64: ClassifyBatch over chunks of 64 → sentences per second.
+/// "1 thread": GEMMs and batches on the calling thread; "all cores": Threads/BatchThreads = cores.
+/// </summary>
+public static class EndToEndHarness
+{
+    public static int Run(string[] args)
+    {
+        string Arg(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+        string modelPath = Arg("--model", "models/sst2-default/model.bex");
+        string fp32Path = Arg("--fp32", "models/sst2-fp32/model.bex");
+        string dataPath = Arg("--data", "data/sst2/dev.tsv");
+        int runs = int.Parse(Arg("--runs", "5"), CultureInfo.InvariantCulture);
+        string output = Arg("--out", "bench/results/end-to-end.md");
+
+        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
+        using BeexModel binary = BeexModel.Load(modelPath);
+        using BeexModel? fp32 = File.Exists(fp32Path) ? BeexModel.Load(fp32Path) : null;
+        int cores = Environment.ProcessorCount;
+
+        var rows = new List<Row>();
+        void Measure(string name, BeexModel model, ExitPolicy policy)
+        {
+            foreach (int threads in new[] { 1, cores }.Distinct())
+            {
+                model.Threads = threads;
+                model.BatchThreads = threads;
+                model.ClassifyBatch(texts.Take(64).ToArray(), policy); // warm-up: JIT, workspaces
+                var p50 = new List<double>();
+                var p99 = new List<double>();
+                var batch1 = new List<double>();
+                var batch64 = new List<double>();
+                double blocks = 0;
+                for (int run = 0; run < runs; run++)
+                {
+                    var latencies = new double[texts.Length];
+                    long total = Stopwatch.GetTimestamp();
+                    double blockSum = 0;
+                    for (int i = 0; i < texts.Length; i++)
+                    {
+                        long start = Stopwatch.GetTimestamp();
+                        ClassificationResult r = model.Classify(texts[i], policy);
+                        latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                        blockSum += r.ExitBlock;
+                    }
+                    batch1.Add(texts.Length / Stopwatch.GetElapsedTime(total).TotalSeconds);
+                    blocks = blockSum / texts.Length;
+                    Array.Sort(latencies);
+                    p50.Add(Percentile(latencies, 0.50));
+                    p99.Add(Percentile(latencies, 0.99));
+
+                    long batchStart = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < texts.Length; i += 64)
+                        model.ClassifyBatch(texts.AsSpan(i, Math.Min(64, texts.Length - i)).ToArray(), policy);
+                    batch64.Add(texts.Length / Stopwatch.GetElapsedTime(batchStart).TotalSeconds);
+                }
+                rows.Add(new Row(name, threads, Median(p50), Median(p99), Median(batch1), Median(batch64), blocks));
+                Console.Error.WriteLine($"{name,-34} threads {threads}: p50 {Median(p50):0.000} ms, p99 {Median(p99):0.000} ms, " +
+                    $"batch 1 {Median(batch1):0} sent/s, batch 64 {Median(batch64):0} sent/s, blocks {blocks:0.00}");
+            }
+        }
+
+        Measure($"binary W1A{binary.Architecture.ActBits}, exits ({binary.DefaultPolicy.Name})", binary, binary.DefaultPolicy);
+        Measure($"binary W1A{binary.Architecture.ActBits}, full depth", binary, ExitPolicy.Never);
+        if (fp32 is not null)
+            Measure("FP32 twin, full depth", fp32, ExitPolicy.Never);
+
+        string table = Render(rows, binary, fp32, modelPath, fp32Path, dataPath, texts.Length, runs);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        File.WriteAllText(output, table);
+        Console.WriteLine(table);
+        return 0;
+    }
+
+    private sealed record Row(string Name, int Threads, double P50, double P99, double Batch1, double Batch64, double Blocks);
+
+    private static string Render(List<Row> rows, BeexModel binary, BeexModel? fp32, string modelPath, string fp32Path,
+        string dataPath, int n, int runs)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        Architecture a = binary.Architecture;
+        sb.AppendLine("# End-to-end: binarized BEExformer vs its FP32 twin");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}");
+        sb.AppendLine(inv, $"- kernels: {binary.Kernels}");
+        sb.AppendLine(inv, $"- model: {modelPath} (L={a.Layers}, d={a.Dim}, h={a.Heads}, f={a.FfDim}, a={a.ActBits}, e={a.EmbBits}); twin: {(fp32 is null ? "none" : fp32Path)}");
+        sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, each configuration {runs} runs, medians; batch 64 = ClassifyBatch over chunks of 64");
+        sb.AppendLine("- command: `dotnet run -c Release --project bench/BinEngine.Bench -- e2e`");
+        sb.AppendLine();
+        sb.AppendLine("| configuration | threads | batch-1 p50 ms | batch-1 p99 ms | batch-1 sent/s | batch-64 sent/s | mean blocks |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (Row r in rows)
+            sb.AppendLine(inv, $"| {r.Name} | {r.Threads} | {r.P50:0.000} | {r.P99:0.000} | {r.Batch1:0} | {r.Batch64:0} | {r.Blocks:0.00} |");
+
+        Row? twin = rows.FirstOrDefault(r => r.Name.StartsWith("FP32", StringComparison.Ordinal) && r.Threads == 1);
+        if (twin is not null)
+        {
+            sb.AppendLine();
+            sb.AppendLine("Speed-up over the FP32 twin at full depth (same run, same sentences, single thread):");
+            sb.AppendLine();
+            sb.AppendLine("| configuration | batch-1 latency (p50) | batch-1 throughput | batch-64 throughput |");
+            sb.AppendLine("|---|---:|---:|---:|");
+            foreach (Row r in rows.Where(r => r.Threads == 1 && r != twin))
+                sb.AppendLine(inv, $"| {r.Name} | {twin.P50 / r.P50:0.0}× | {r.Batch1 / twin.Batch1:0.0}× | {r.Batch64 / twin.Batch64:0.0}× |");
+        }
+        return sb.ToString();
+    }
+
+    private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static string CpuName()
+    {
+        try
+        {
+            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString() : line.Split(':', 2)[1].Trim();
+        }
+        catch (IOException)
+        {
+            return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+        }
+    }
+}

@@ -1,0 +1,136 @@
+using BinEngine.ModelFile;
+using BinEngine.Runtime;
+
+namespace BinEngine.Tests.Runtime;
+
+/// <summary>The public API on a real (tiny, trained) model: text in, results out, bad input named.</summary>
+public class BeexModelTests : IClassFixture<TinyModelFixture>
+{
+    private readonly TinyModelFixture _fixture;
+
+    public BeexModelTests(TinyModelFixture fixture) => _fixture = fixture;
+
+    private static string[] DevSentences(int count) =>
+        File.ReadLines(TestPaths.Repo("data/sst2/dev.tsv")).Skip(1).Take(count).Select(l => l.Split('\t')[0]).ToArray();
+
+    [Fact]
+    public void ClassifyTextEqualsClassifyOfItsIds()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        foreach (string text in DevSentences(20))
+        {
+            ClassificationResult fromText = model.Classify(text);
+            ClassificationResult fromIds = model.Classify(model.Tokenizer.Encode(text, model.Architecture.MaxLength));
+            Assert.Equal(fromIds.Logits, fromText.Logits);
+            Assert.Equal(fromIds.ExitBlock, fromText.ExitBlock);
+            Assert.Equal(model.Labels[fromText.Label], fromText.LabelName);
+            Assert.Equal(1f, fromText.Probabilities.Sum(), 5);
+            Assert.Equal(fromText.ExitBlock, fromText.Entropies.Length);
+            Assert.Equal((double)(model.Architecture.Layers - fromText.ExitBlock) / model.Architecture.Layers, fromText.ComputeSkipped);
+        }
+    }
+
+    [Fact]
+    public void BatchOfTextsEqualsOneByOneOnMixedLengths()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        // Dev sentences plus long ones that get truncated and short ones, shuffled so lengths mix in every chunk.
+        var texts = DevSentences(300).ToList();
+        texts.Add(string.Join(' ', Enumerable.Repeat("a remarkably long and winding review", 40)));
+        texts.Add("bad");
+        var random = new Random(7);
+        string[] shuffled = texts.OrderBy(_ => random.Next()).ToArray();
+        ClassificationResult[] batch = model.ClassifyBatch(shuffled);
+        for (int i = 0; i < shuffled.Length; i++)
+        {
+            ClassificationResult single = model.Classify(shuffled[i]);
+            Assert.Equal(single.Logits, batch[i].Logits);
+            Assert.Equal(single.ExitBlock, batch[i].ExitBlock);
+            Assert.Equal(single.Truncated, batch[i].Truncated);
+        }
+        Assert.Contains(batch, r => r.ExitBlock < model.Architecture.Layers);
+    }
+
+    [Fact]
+    public void ConcurrentCallersGetTheSequentialResults()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        string[] texts = DevSentences(64);
+        ClassificationResult[] expected = texts.Select(t => model.Classify(t)).ToArray();
+        var actual = new ClassificationResult[texts.Length];
+        Parallel.For(0, texts.Length * 4, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            ClassificationResult r = model.Classify(texts[i % texts.Length]);
+            if (i < texts.Length) actual[i] = r;
+            Assert.Equal(expected[i % texts.Length].Logits, r.Logits);
+        });
+        Assert.All(actual, r => Assert.NotNull(r));
+    }
+
+    [Fact]
+    public void LongTextIsTruncatedAndSaysSo()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        ClassificationResult r = model.Classify(string.Join(' ', Enumerable.Repeat("wonderful", 500)));
+        Assert.True(r.Truncated);
+        Assert.Equal(model.Architecture.MaxLength, r.TokenCount);
+        Assert.False(model.Classify("wonderful").Truncated);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   \t\n ")]
+    [InlineData("\u0000\u0001")]
+    public void EmptyTextIsAClearError(string text)
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        Assert.Contains("empty", Assert.Throws<ArgumentException>(() => model.Classify(text)).Message);
+        var batchError = Assert.Throws<ArgumentException>(() => model.ClassifyBatch(["fine", text]));
+        Assert.Contains("text 1", batchError.Message);
+    }
+
+    [Fact]
+    public void PoliciesComeFromTheFileAndCanBeOverridden()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        Assert.Equal(ExitPolicyKind.EntropyReduction, model.DefaultPolicy.Kind);
+        string text = DevSentences(1)[0];
+        Assert.Equal(model.Architecture.Layers, model.Classify(text, ExitPolicy.Never).ExitBlock);
+        // Confidence ≥ 0 holds at once: every sample leaves at block 1.
+        Assert.Equal(1, model.Classify(text, new ExitPolicy(ExitPolicyKind.Confidence, tau: 0f)).ExitBlock);
+        Assert.Throws<ArgumentException>(() => model.Policy("no_such_policy"));
+    }
+
+    [Fact]
+    public void SteadyStateClassifyOfTextAllocatesOnlyTheResult()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        string text = DevSentences(1)[0];
+        model.Classify(text);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ClassificationResult r = model.Classify(text);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long resultBytes = 96 + 3 * 32 + 4L * (r.Probabilities.Length + r.Entropies.Length + r.Logits.Length);
+        Assert.True(allocated <= resultBytes, $"allocated {allocated} bytes, the result needs about {resultBytes}");
+    }
+
+    [Fact]
+    public void ACorruptOrMissingModelFileIsAModelFormatException()
+    {
+        byte[] bytes = File.ReadAllBytes(_fixture.Path);
+        string broken = Path.Combine(Path.GetTempPath(), $"broken-{Guid.NewGuid():N}.bex");
+        try
+        {
+            File.WriteAllBytes(broken, bytes.AsSpan(0, bytes.Length / 2).ToArray());
+            Assert.Throws<ModelFormatException>(() => BeexModel.Load(broken));
+            bytes[^100] ^= 0xFF; // inside the data: the checksum catches it
+            File.WriteAllBytes(broken, bytes);
+            Assert.Throws<ModelFormatException>(() => BeexModel.Load(broken));
+        }
+        finally
+        {
+            File.Delete(broken);
+        }
+        Assert.Contains("/no/such/model.bex", Assert.Throws<ModelFormatException>(() => BeexModel.Load("/no/such/model.bex")).Message);
+    }
+}
