@@ -2,7 +2,17 @@ using BenchmarkDotNet.Running;
 
 namespace BinEngine.Bench;
 
+/// <summary>
+/// `dotnet run -c Release --project bench/BinEngine.Bench -- quick [iterations]` prints the kernel table of
+/// bench/README.md (Stopwatch medians, seconds); anything else goes to BenchmarkDotNet, e.g.
+/// `-- --filter '*Kernel*'`.
+/// </summary>
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "quick") return QuickTable.Run(args.Skip(1).ToArray());
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }

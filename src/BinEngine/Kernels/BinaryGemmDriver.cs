@@ -51,6 +51,7 @@ internal unsafe interface IPopCountBlock
 /// </summary>
 internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPopCountBlock
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Xnor(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         int words = BitPacking.RowWords(g.K), rows = TBlock.Rows, cols = TBlock.Cols;
@@ -80,6 +81,8 @@ internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPo
             }
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     public static void Plane(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
