@@ -123,3 +123,23 @@ internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPo
         }
     }
 }
+
+/// <summary>The activation-side term of the bit-plane identity.</summary>
+internal static unsafe class PlaneSums
+{
+    /// <summary>Activation rows whose Σu the interleaved plane kernels keep at once (on the stack).</summary>
+    public const int RowChunk = 64;
+
+    /// <summary>Σ_t u_t = Σ_p 2^p·popcount(P_p) for one row's planes.</summary>
+    public static long SumU(ulong* planes, int bits, int words)
+    {
+        long sum = 0;
+        for (int p = 0; p < bits; p++)
+        {
+            long count = 0;
+            for (int t = 0; t < words; t++) count += BitOperations.PopCount(planes[p * words + t]);
+            sum += count << p;
+        }
+        return sum;
+    }
+}

@@ -77,9 +77,10 @@ public static class KernelTiming
         {
             case XnorGemm x:
             {
-                ulong[] a = Signs(m), w = Signs(n);
+                ulong[] a = Signs(m);
+                var w = new BinaryWeights(Signs(n), n, k);   // prepared, as the engine runs it
                 var c = new int[m * n];
-                return () => x.Multiply(a, m, w, n, k, c, threads);
+                return () => x.Multiply(a, m, w, c, threads);
             }
             case PlaneGemm p:
             {
@@ -91,11 +92,9 @@ public static class KernelTiming
                     for (int t = 0; t < k; t++) codes[t] = (sbyte)rng.Next(-top, top + 1);
                     BitPacking.PackPlanes(codes, bits, planes.AsSpan(i * bits * words, bits * words));
                 }
-                ulong[] w = Signs(n);
-                var sums = new int[n];
-                BitPacking.RowSums(w, n, k, sums);
+                var w = new BinaryWeights(Signs(n), n, k);
                 var c = new int[m * n];
-                return () => p.Multiply(planes, m, bits, w, sums, n, k, c, threads);
+                return () => p.Multiply(planes, m, bits, w, c, threads);
             }
             case SignGemm s:
             {
