@@ -2,12 +2,18 @@ using BenchmarkDotNet.Running;
 
 namespace BinEngine.Bench;
 
+/// <summary>
+/// `dotnet run -c Release --project bench/BinEngine.Bench -- quick [iterations]` prints the kernel table of
+/// bench/README.md (Stopwatch medians, seconds); `-- e2e` runs the end-to-end comparison harness
+/// (binarized model vs its FP32 twin, see EndToEnd/EndToEndHarness.cs); anything else goes to
+/// BenchmarkDotNet, e.g. `-- --filter '*Kernel*'`.
+/// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "e2e")
-            return EndToEnd.EndToEndHarness.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "quick") return QuickTable.Run(args.Skip(1).ToArray());
+        if (args.Length > 0 && args[0] == "e2e") return EndToEnd.EndToEndHarness.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -51,6 +51,7 @@ internal unsafe interface IPopCountBlock
 /// </summary>
 internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPopCountBlock
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Xnor(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         int words = BitPacking.RowWords(g.K), rows = TBlock.Rows, cols = TBlock.Cols;
@@ -80,6 +81,8 @@ internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPo
             }
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     public static void Plane(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
@@ -118,5 +121,25 @@ internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPo
                 for (int q = 0; q < wRows; q++) ci[j + q] = 2 * bu[q] - sumU - m * g.RowSums[j + q];
             }
         }
+    }
+}
+
+/// <summary>The activation-side term of the bit-plane identity.</summary>
+internal static unsafe class PlaneSums
+{
+    /// <summary>Activation rows whose Σu the interleaved plane kernels keep at once (on the stack).</summary>
+    public const int RowChunk = 64;
+
+    /// <summary>Σ_t u_t = Σ_p 2^p·popcount(P_p) for one row's planes.</summary>
+    public static long SumU(ulong* planes, int bits, int words)
+    {
+        long sum = 0;
+        for (int p = 0; p < bits; p++)
+        {
+            long count = 0;
+            for (int t = 0; t < words; t++) count += BitOperations.PopCount(planes[p * words + t]);
+            sum += count << p;
+        }
+        return sum;
     }
 }

@@ -20,9 +20,14 @@ public abstract class GemmKernel
     internal virtual int RowBlock => 4;
 
     /// <summary>Rows of W one register block covers (threads split N in multiples of this).</summary>
-    internal virtual int ColBlock => 16;
+    internal virtual int ColBlock => 16;   // a multiple of BinaryWeights.BlockRows: a split never cuts a block
 
     /// <summary>Computes C[m0..m1, n0..n1) single-threaded. Arguments are validated by the caller.</summary>
+    /// <remarks>
+    /// Implementations and their loops carry [MethodImpl(AggressiveOptimization)]: a forward pass enters each kernel
+    /// only a few times, so tiered compilation would run them as Tier-0 / on-stack-replacement code for the first
+    /// 100+ ms (measured: the AVX-512 XNOR block at about a third of its speed in the first calls of a benchmark).
+    /// </remarks>
     internal abstract unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1);
 
     /// <inheritdoc/>
@@ -39,6 +44,8 @@ internal unsafe struct GemmArgs
 {
     public void* A;
     public void* W;
+    /// <summary>The same weights in <see cref="BinaryWeights"/>' interleaved layout, or null when only rows were given.</summary>
+    public ulong* WInterleaved;
     public void* C;
     public int* RowSums;
     public int M, N, K;

@@ -1,5 +1,5 @@
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics;
 using System.Text;
 
 namespace BinEngine.Kernels;
@@ -27,15 +27,15 @@ public static class KernelRegistry
 
     /// <summary>W1A1 implementations, best first.</summary>
     public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
-        [new XnorGemmAvx512Nibble(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
+        [new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
 
     /// <summary>W1Ak implementations, best first.</summary>
     public static IReadOnlyList<PlaneGemm> PlaneGemms { get; } =
-        [new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2Nibble(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
+        [new PlaneGemmAvx512HarleySeal(), new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2HarleySeal(), new PlaneGemmAvx2Nibble(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
 
     /// <summary>W1A32 implementations, best first.</summary>
     public static IReadOnlyList<SignGemm> SignGemms { get; } =
-        [new SignGemmScalar()];
+        [new SignGemmAvx512(), new SignGemmAvx2(), new SignGemmVector128(), new SignGemmScalar()];
 
     /// <summary>SGEMM implementations, best first.</summary>
     public static IReadOnlyList<Sgemm> Sgemms { get; } =

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 
 namespace BinEngine.Kernels;
@@ -11,6 +12,8 @@ public sealed class PlaneGemmAvx512Nibble : PlaneGemm
     public override KernelIsa Isa => KernelIsa.Avx512;
     /// <inheritdoc/>
     public override bool IsSupported => Avx512BW.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
         BinaryGemmDriver<PopCountBlockAvx512Nibble>.Plane(g, m0, m1, n0, n1);

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics;
 using Vec = System.Runtime.Intrinsics.Vector256;
 using VecB = System.Runtime.Intrinsics.Vector256<byte>;
 
@@ -21,14 +21,14 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
     public static int Rows => 4;
     public static int Cols => 4;
 
-    private static VecB NibbleCounts => Vec.Create((byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    private static VecB NibbleCounts
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vec.Create((byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static VecB PopCountBytes(VecB x, VecB lut)
-    {
-        VecB low = Vec.Create((byte)15);
-        return Avx2.Shuffle(lut, x & low) + Avx2.Shuffle(lut, Vec.ShiftRightLogical(x.AsUInt16(), 4).AsByte() & low);
-    }
+    private static VecB PopCountBytes(VecB x, VecB lut, VecB low) => Avx2.Shuffle(lut, x & low) + Avx2.Shuffle(lut, Vec.ShiftRightLogical(x.AsUInt16(), 4).AsByte() & low);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static VecB Load(ulong* p) => Vec.Load((byte*)p);
@@ -55,13 +55,15 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
         counts[3] += (int)(sums >> 48);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
     public static void Count<TOp>(ulong* a, nint aStride, int aRows, ulong* w, nint wStride, int wRows, int words, int* counts)
         where TOp : struct, IBitOp
     {
         ulong* a0 = a, a1 = a + Math.Min(1, aRows - 1) * aStride, a2 = a + Math.Min(2, aRows - 1) * aStride, a3 = a + Math.Min(3, aRows - 1) * aStride;
         ulong* w0 = w, w1 = w + Math.Min(1, wRows - 1) * wStride, w2 = w + Math.Min(2, wRows - 1) * wStride, w3 = w + Math.Min(3, wRows - 1) * wStride;
         for (int r = 0; r < 16; r++) counts[r] = 0;
-        VecB lut = NibbleCounts;
+        VecB lut = NibbleCounts, low = Vec.Create((byte)15);
         int vectors = words / WordsPerVector;
         bool tail = words % WordsPerVector != 0;   // only the 512-bit path: one 256-bit block left
         int v = 0;
@@ -77,34 +79,34 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
                 int o = v * WordsPerVector;   // o + WordsPerVector ≤ words: the load stays in the row
                 VecB b0 = Load(w0 + o), b1 = Load(w1 + o), b2 = Load(w2 + o), b3 = Load(w3 + o);
                 VecB x = Load(a0 + o);
-                s00 += PopCountBytes(TOp.Apply(x, b0), lut); s01 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s02 += PopCountBytes(TOp.Apply(x, b2), lut); s03 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s00 += PopCountBytes(TOp.Apply(x, b0), lut, low); s01 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s02 += PopCountBytes(TOp.Apply(x, b2), lut, low); s03 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 x = Load(a1 + o);
-                s10 += PopCountBytes(TOp.Apply(x, b0), lut); s11 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s12 += PopCountBytes(TOp.Apply(x, b2), lut); s13 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s10 += PopCountBytes(TOp.Apply(x, b0), lut, low); s11 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s12 += PopCountBytes(TOp.Apply(x, b2), lut, low); s13 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 x = Load(a2 + o);
-                s20 += PopCountBytes(TOp.Apply(x, b0), lut); s21 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s22 += PopCountBytes(TOp.Apply(x, b2), lut); s23 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s20 += PopCountBytes(TOp.Apply(x, b0), lut, low); s21 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s22 += PopCountBytes(TOp.Apply(x, b2), lut, low); s23 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 x = Load(a3 + o);
-                s30 += PopCountBytes(TOp.Apply(x, b0), lut); s31 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s32 += PopCountBytes(TOp.Apply(x, b2), lut); s33 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s30 += PopCountBytes(TOp.Apply(x, b0), lut, low); s31 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s32 += PopCountBytes(TOp.Apply(x, b2), lut, low); s33 += PopCountBytes(TOp.Apply(x, b3), lut, low);
             }
             if (v == vectors && tail)
             {
                 int o = v * WordsPerVector;   // the row's last 256-bit block: o + 4 = words
                 VecB b0 = LoadTail(w0 + o), b1 = LoadTail(w1 + o), b2 = LoadTail(w2 + o), b3 = LoadTail(w3 + o);
                 VecB x = LoadTail(a0 + o);
-                s00 += PopCountBytes(TOp.Apply(x, b0), lut); s01 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s02 += PopCountBytes(TOp.Apply(x, b2), lut); s03 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s00 += PopCountBytes(TOp.Apply(x, b0), lut, low); s01 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s02 += PopCountBytes(TOp.Apply(x, b2), lut, low); s03 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 x = LoadTail(a1 + o);
-                s10 += PopCountBytes(TOp.Apply(x, b0), lut); s11 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s12 += PopCountBytes(TOp.Apply(x, b2), lut); s13 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s10 += PopCountBytes(TOp.Apply(x, b0), lut, low); s11 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s12 += PopCountBytes(TOp.Apply(x, b2), lut, low); s13 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 x = LoadTail(a2 + o);
-                s20 += PopCountBytes(TOp.Apply(x, b0), lut); s21 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s22 += PopCountBytes(TOp.Apply(x, b2), lut); s23 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s20 += PopCountBytes(TOp.Apply(x, b0), lut, low); s21 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s22 += PopCountBytes(TOp.Apply(x, b2), lut, low); s23 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 x = LoadTail(a3 + o);
-                s30 += PopCountBytes(TOp.Apply(x, b0), lut); s31 += PopCountBytes(TOp.Apply(x, b1), lut);
-                s32 += PopCountBytes(TOp.Apply(x, b2), lut); s33 += PopCountBytes(TOp.Apply(x, b3), lut);
+                s30 += PopCountBytes(TOp.Apply(x, b0), lut, low); s31 += PopCountBytes(TOp.Apply(x, b1), lut, low);
+                s32 += PopCountBytes(TOp.Apply(x, b2), lut, low); s33 += PopCountBytes(TOp.Apply(x, b3), lut, low);
                 tail = false;
             }
             Flush4(s00, s01, s02, s03, counts);
@@ -115,12 +117,14 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
         while (v < vectors || tail);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
     public static void CountRow<TOp>(ulong* a, ulong* w, nint wStride, int wRows, int words, int* counts)
         where TOp : struct, IBitOp
     {
         ulong* w0 = w, w1 = w + Math.Min(1, wRows - 1) * wStride, w2 = w + Math.Min(2, wRows - 1) * wStride, w3 = w + Math.Min(3, wRows - 1) * wStride;
         for (int r = 0; r < 4; r++) counts[r] = 0;
-        VecB lut = NibbleCounts;
+        VecB lut = NibbleCounts, low = Vec.Create((byte)15);
         int vectors = words / WordsPerVector;
         bool tail = words % WordsPerVector != 0;
         int v = 0;
@@ -132,15 +136,15 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
             {
                 int o = v * WordsPerVector;
                 VecB x = Load(a + o);
-                s0 += PopCountBytes(TOp.Apply(x, Load(w0 + o)), lut); s1 += PopCountBytes(TOp.Apply(x, Load(w1 + o)), lut);
-                s2 += PopCountBytes(TOp.Apply(x, Load(w2 + o)), lut); s3 += PopCountBytes(TOp.Apply(x, Load(w3 + o)), lut);
+                s0 += PopCountBytes(TOp.Apply(x, Load(w0 + o)), lut, low); s1 += PopCountBytes(TOp.Apply(x, Load(w1 + o)), lut, low);
+                s2 += PopCountBytes(TOp.Apply(x, Load(w2 + o)), lut, low); s3 += PopCountBytes(TOp.Apply(x, Load(w3 + o)), lut, low);
             }
             if (v == vectors && tail)
             {
                 int o = v * WordsPerVector;
                 VecB x = LoadTail(a + o);
-                s0 += PopCountBytes(TOp.Apply(x, LoadTail(w0 + o)), lut); s1 += PopCountBytes(TOp.Apply(x, LoadTail(w1 + o)), lut);
-                s2 += PopCountBytes(TOp.Apply(x, LoadTail(w2 + o)), lut); s3 += PopCountBytes(TOp.Apply(x, LoadTail(w3 + o)), lut);
+                s0 += PopCountBytes(TOp.Apply(x, LoadTail(w0 + o)), lut, low); s1 += PopCountBytes(TOp.Apply(x, LoadTail(w1 + o)), lut, low);
+                s2 += PopCountBytes(TOp.Apply(x, LoadTail(w2 + o)), lut, low); s3 += PopCountBytes(TOp.Apply(x, LoadTail(w3 + o)), lut, low);
                 tail = false;
             }
             Flush4(s0, s1, s2, s3, counts);

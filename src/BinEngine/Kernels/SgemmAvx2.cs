@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics;
 using Vec = System.Runtime.Intrinsics.Vector256;
 using VecF = System.Runtime.Intrinsics.Vector256<float>;
 
@@ -22,6 +22,8 @@ public sealed class SgemmAvx2 : Sgemm
     /// <inheritdoc/>
     public override bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         float* a = (float*)g.A, w = (float*)g.W, c = (float*)g.C;
@@ -39,6 +41,8 @@ public sealed class SgemmAvx2 : Sgemm
             for (; i < m1; i++) Block1x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, cols);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     private static unsafe void Block4x4(float* a0, int k, float* w0, float* w1, float* w2, float* w3, float* c, int ldc, int cols)
     {
@@ -70,6 +74,8 @@ public sealed class SgemmAvx2 : Sgemm
         Finish(Reduce4(s20, s21, s22, s23), a2, t, k, w0, w1, w2, w3, c + 2 * ldc, cols);
         Finish(Reduce4(s30, s31, s32, s33), a3, t, k, w0, w1, w2, w3, c + 3 * ldc, cols);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     private static unsafe void Block1x4(float* a0, int k, float* w0, float* w1, float* w2, float* w3, float* c, int cols)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace BinEngine.Kernels;
 
 /// <summary>Reference SGEMM: C[i, j] = Σ_t A[i, t]·W[j, t], accumulated in float in order t = 0..K−1.</summary>
@@ -9,6 +10,8 @@ public sealed class SgemmScalar : Sgemm
     public override KernelIsa Isa => KernelIsa.Scalar;
     /// <inheritdoc/>
     public override bool IsSupported => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {

@@ -36,6 +36,25 @@ public abstract class XnorGemm : GemmKernel
             GemmThreads.Run(this, g, threads, (long)m * n * words);
         }
     }
+
+    /// <summary>C[M, N] = K − 2·popcount(A_i XOR W_j) with prepared weights (the fast path of the blocked kernels).</summary>
+    public unsafe void Multiply(ReadOnlySpan<ulong> a, int m, BinaryWeights w, Span<int> c, int threads = 1)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ThrowIfUnsupported();
+        GemmValidation.Shape(m, w.N, w.K);
+        BitPacking.CheckLength(a.Length, (long)m * w.RowWords, nameof(a));
+        BitPacking.CheckLength(c.Length, (long)m * w.N, nameof(c));
+        BitPacking.AssertPadding(a, m, w.K);
+        fixed (ulong* pa = a)
+        fixed (ulong* pw = w.RowMajor)
+        fixed (ulong* pi = w.Interleaved)
+        fixed (int* pc = c)
+        {
+            var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, C = pc, M = m, N = w.N, K = w.K };
+            GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
+        }
+    }
 }
 
 /// <summary>
@@ -81,6 +100,27 @@ public abstract class PlaneGemm : GemmKernel
         {
             var g = new GemmArgs { A = pa, W = pw, C = pc, RowSums = ps, M = m, N = n, K = k, Bits = bits };
             GemmThreads.Run(this, g, threads, (long)m * bits * n * words);
+        }
+    }
+
+    /// <summary>C[M, N] = B·q exactly, with prepared weights (row sums included).</summary>
+    public unsafe void Multiply(ReadOnlySpan<ulong> aPlanes, int m, int bits, BinaryWeights w, Span<int> c, int threads = 1)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ThrowIfUnsupported();
+        GemmValidation.Shape(m, w.N, w.K);
+        BitPacking.ValidateBits(bits);
+        BitPacking.CheckLength(aPlanes.Length, (long)m * bits * w.RowWords, nameof(aPlanes));
+        BitPacking.CheckLength(c.Length, (long)m * w.N, nameof(c));
+        BitPacking.AssertPadding(aPlanes, m * bits, w.K);
+        fixed (ulong* pa = aPlanes)
+        fixed (ulong* pw = w.RowMajor)
+        fixed (ulong* pi = w.Interleaved)
+        fixed (int* ps = w.RowSums)
+        fixed (int* pc = c)
+        {
+            var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, C = pc, RowSums = ps, M = m, N = w.N, K = w.K, Bits = bits };
+            GemmThreads.Run(this, g, threads, (long)m * bits * w.N * w.RowWords);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 
 namespace BinEngine.Kernels;
@@ -11,6 +12,8 @@ public sealed class XnorGemmAvx2Nibble : XnorGemm
     public override KernelIsa Isa => KernelIsa.Avx2;
     /// <inheritdoc/>
     public override bool IsSupported => Avx2.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
         BinaryGemmDriver<PopCountBlockAvx2Nibble>.Xnor(g, m0, m1, n0, n1);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace BinEngine.Kernels;
 
@@ -11,6 +12,8 @@ public sealed class XnorGemmScalar : XnorGemm
     public override KernelIsa Isa => KernelIsa.Scalar;
     /// <inheritdoc/>
     public override bool IsSupported => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {

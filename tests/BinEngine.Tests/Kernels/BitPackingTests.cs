@@ -108,4 +108,29 @@ public class BitPackingTests
         packed[1] = 1UL << 5;     // element 69: real
         Assert.True(BitPacking.PaddingIsZero(packed, 1, 70));
     }
+
+    [Fact]
+    public void BinaryWeightsInterleavesBlocksOfEightRows()
+    {
+        const int n = 11, k = 300;
+        int words = BitPacking.RowWords(k);
+        var packed = KernelTestData.PackSignRows(KernelTestData.Signs(n * k, 9), n, k);
+        var w = new BinaryWeights(packed, n, k);
+        Assert.Equal(2 * 8 * words, w.Interleaved.Length);   // 2 blocks, the second padded with zero rows
+        for (int r = 0; r < 16; r++)
+            for (int t = 0; t < words; t++)
+                Assert.Equal(r < n ? packed[r * words + t] : 0UL, w.Interleaved[((r / 8) * words + t) * 8 + r % 8]);
+        var sums = new int[n];
+        BitPacking.RowSums(packed, n, k, sums);
+        Assert.Equal(sums, w.RowSums.ToArray());
+    }
+
+    [Fact]
+    public void BinaryWeightsRejectsDirtyPadding()
+    {
+        var packed = new ulong[4];
+        packed[3] = 1UL << 63;
+        var e = Assert.Throws<ArgumentException>(() => new BinaryWeights(packed, 1, 200));
+        Assert.Contains("padding", e.Message);
+    }
 }

@@ -62,6 +62,39 @@ public class GemmKernelTests
     }
 
     [Theory]
+    [MemberData(nameof(XnorNames))]
+    public void XnorWithPreparedWeightsMatchesIntegerDot(string name)
+    {
+        var kernel = Kernel<XnorGemm>(name);
+        foreach (var (m, k, n) in Shapes)
+        {
+            var a = Signs(m * k, 41 + k);
+            var w = Signs(n * k, 42 + k);
+            var c = new int[m * n];
+            kernel.Multiply(PackSignRows(a, m, k), m, new BinaryWeights(PackSignRows(w, n, k), n, k), c);
+            AssertEqualInts(IntDot(a, m, w, n, k), c, n, $"{name} prepared M={m} K={k} N={n}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(PlaneNames))]
+    public void PlaneWithPreparedWeightsMatchesIntegerDot(string name)
+    {
+        var kernel = Kernel<PlaneGemm>(name);
+        for (int bits = 2; bits <= 8; bits++)
+        {
+            foreach (var (m, k, n) in Shapes)
+            {
+                var q = Codes(m * k, bits, 43 + k + bits);
+                var w = Signs(n * k, 44 + k);
+                var c = new int[m * n];
+                kernel.Multiply(PackPlaneRows(q, m, k, bits), m, bits, new BinaryWeights(PackSignRows(w, n, k), n, k), c);
+                AssertEqualInts(IntDot(q, m, w, n, k), c, n, $"{name} prepared bits={bits} M={m} K={k} N={n}");
+            }
+        }
+    }
+
+    [Theory]
     [MemberData(nameof(SignNames))]
     public void SignGemmMatchesWithinRoundingBound(string name)
     {
@@ -144,6 +177,10 @@ public class GemmKernelTests
         kernel.Multiply(pa, m, pw, n, k, one, threads: 1);
         kernel.Multiply(pa, m, pw, n, k, many, threads: 4);
         AssertEqualInts(one, many, n, name + " threads=4");
+        var prepared = new BinaryWeights(pw, n, k);
+        Array.Clear(many);
+        kernel.Multiply(pa, m, prepared, many, threads: 3);
+        AssertEqualInts(one, many, n, name + " prepared threads=3");
     }
 
     [Theory]
@@ -175,10 +212,13 @@ public class GemmKernelTests
         var fw = Floats(n * k, 35);
         var ci = new int[m * n];
         var cf = new float[m * n];
+        var prepared = new BinaryWeights(pw, n, k);
         void All()
         {
             set.Xnor.Multiply(pa, m, pw, n, k, ci);
+            set.Xnor.Multiply(pa, m, prepared, ci);
             set.Plane.Multiply(planes, m, bits, pw, sums, n, k, ci);
+            set.Plane.Multiply(planes, m, bits, prepared, ci);
             set.Sign.Multiply(fa, m, pw, n, k, cf);
             set.Sgemm.Multiply(fa, m, fw, n, k, cf);
         }

@@ -1,0 +1,64 @@
+namespace BinEngine.Kernels;
+
+/// <summary>
+/// A packed ±1 weight matrix prepared once (at model load) for the binary kernels: the row-major rows of MODEL.md,
+/// the same bits interleaved in blocks of <see cref="BlockRows"/> rows, and the row sums the plane GEMM needs.
+/// </summary>
+/// <remarks>
+/// Interleaved layout: rows are taken in blocks of 8 (the last block padded with zero rows); inside a block, word t
+/// of the 8 rows is stored side by side, Interleaved[(b·RowWords + t)·8 + l] = row (8b + l), word t. A 512-bit load
+/// then holds word t of 8 rows, one per 64-bit lane, so XOR/AND against a broadcast activation word and a per-lane
+/// popcount leave each row's count in its own lane: no horizontal sums (a 256-bit path reads the block as two
+/// 4-lane halves). The row-major copy stays for the kernels that read rows.
+/// </remarks>
+public sealed class BinaryWeights
+{
+    /// <summary>Rows per interleaved block: one 64-bit lane each in a 512-bit vector.</summary>
+    public const int BlockRows = 8;
+
+    private readonly ulong[] rowMajor;
+    private readonly ulong[] interleaved;
+    private readonly int[] rowSums;
+
+    /// <summary>Prepares <paramref name="n"/> packed rows of <paramref name="k"/> elements (MODEL.md layout).</summary>
+    /// <exception cref="ArgumentException">The span is too short, or a padding bit is set.</exception>
+    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k)
+    {
+        GemmValidation.Shape(0, n, k);
+        int words = BitPacking.RowWords(k);
+        BitPacking.CheckLength(packedRows.Length, (long)n * words, nameof(packedRows));
+        if (!BitPacking.PaddingIsZero(packedRows, n, k))
+            throw new ArgumentException($"packed weight rows have padding bits set beyond K={k} (MODEL.md: padding must be zero)", nameof(packedRows));
+        N = n;
+        K = k;
+        RowWords = words;
+        rowMajor = packedRows[..(n * words)].ToArray();
+        int blocks = (n + BlockRows - 1) / BlockRows;
+        interleaved = new ulong[(long)blocks * BlockRows * words];
+        for (int r = 0; r < n; r++)
+        {
+            int b = r / BlockRows, l = r % BlockRows;
+            for (int t = 0; t < words; t++) interleaved[((long)b * words + t) * BlockRows + l] = rowMajor[(long)r * words + t];
+        }
+        rowSums = new int[n];
+        BitPacking.RowSums(rowMajor, n, k, rowSums);
+    }
+
+    /// <summary>Rows (outputs).</summary>
+    public int N { get; }
+
+    /// <summary>Unpadded row length.</summary>
+    public int K { get; }
+
+    /// <summary>Words per packed row, <see cref="BitPacking.RowWords"/>(K).</summary>
+    public int RowWords { get; }
+
+    /// <summary>The rows in MODEL.md's row-major layout.</summary>
+    public ReadOnlySpan<ulong> RowMajor => rowMajor;
+
+    /// <summary>The rows interleaved in blocks of <see cref="BlockRows"/> (see remarks).</summary>
+    public ReadOnlySpan<ulong> Interleaved => interleaved;
+
+    /// <summary>rowsum(B_j) = 2·popcount(b_j) − K per row.</summary>
+    public ReadOnlySpan<int> RowSums => rowSums;
+}
