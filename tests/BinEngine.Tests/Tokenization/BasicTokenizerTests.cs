@@ -61,6 +61,15 @@ public class BasicTokenizerTests
     }
 
     [Fact]
+    public void CjkExtensionEStartsWhereTheTokenizersLibraryStartsIt()
+    {
+        // tokenizers (Rust) splits U+2B920.. but not U+2B820..U+2B91F, which stay inside words.
+        var t = Make(WordPieceOptions.BertUncased, "a", "\U0002B920", "##\U0002B820", "##\U0002B920");
+        Assert.Equal("[CLS] a \U0002B920 [SEP]", Tokens(t, "a\U0002B920"));
+        Assert.Equal("[CLS] a ##\U0002B820 [SEP]", Tokens(t, "a\U0002B820"));
+    }
+
+    [Fact]
     public void PunctuationIsSplitOffBothAsciiAndUnicode()
     {
         var t = Make(WordPieceOptions.BertUncased, "a", "b", "$", "¿", "—", "^", "`");
