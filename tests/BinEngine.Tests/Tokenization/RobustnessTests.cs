@@ -96,6 +96,19 @@ public class RobustnessTests
     }
 
     [Fact]
+    public void ArrayEncodingGrowsWhenPiecesOutnumberChars()
+    {
+        // A Hangul syllable decomposes (NFD) into two or three jamo, each of which may be its own piece,
+        // so a text can have more ids than chars + 2: the array API must retry with a larger buffer.
+        string text = string.Concat(Enumerable.Repeat("한 ", 50)) + "한";
+        var span = new int[1024];
+        int n = Bert.Encode(text, span, out bool truncated);
+        Assert.False(truncated);
+        Assert.True(n > text.Length + 2, $"expected more ids than chars + 2, got {n} for {text.Length} chars");
+        Assert.Equal(span[..n], Bert.Encode(text));
+    }
+
+    [Fact]
     public void PaddedEncodingFillsPadAndAttentionMask()
     {
         var ids = new int[8];
