@@ -44,13 +44,15 @@ internal static partial class UnicodeData
     public static CharClass ClassOf(byte flags) => (CharClass)(flags & ClassMask);
 
     /// <summary>
-    /// BERT's _is_chinese_char: the CJK Unified Ideographs blocks and extensions A–E and the
-    /// compatibility ideographs. (Hiragana, Katakana and Hangul are deliberately not included.)
+    /// BertNormalizer's is_chinese_char: the CJK Unified Ideographs blocks and extensions A–E and
+    /// the compatibility ideographs. (Hiragana, Katakana and Hangul are deliberately not included.)
+    /// The tokenizers library starts its extension E range at U+2B920 where Google's and Python's
+    /// BERT start at U+2B820; U+2B820–U+2B91F are therefore ordinary letters here, as there.
     /// </summary>
     public static bool IsCjkIdeograph(int cp) =>
         (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
-        (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+        (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 
     /// <summary>

@@ -25,10 +25,17 @@ internal ref struct WordPieceEncoder
     private int _wordCodePoints;          // may exceed MaxInputCharsPerWord: then the word is [UNK]
     private int _markCount;               // may exceed _marks.Length: then the word is too long anyway
     private bool _full;                   // a piece did not fit: stop, the encoding is truncated
+    private readonly bool _lowercase, _stripAccents, _cleanText, _chineseChars;
+    private readonly int _maxWordCodePoints;
 
     public WordPieceEncoder(WordPieceTokenizer tokenizer, Span<int> ids, Span<char> word, Span<int> pieces, Span<int> marks)
     {
         _tokenizer = tokenizer;
+        _lowercase = tokenizer.Lowercase;
+        _stripAccents = tokenizer.StripAccents;
+        _cleanText = tokenizer.CleanText;
+        _chineseChars = tokenizer.HandleChineseChars;
+        _maxWordCodePoints = tokenizer.MaxInputCharsPerWord;
         _ids = ids;
         _word = word;
         _pieces = pieces;
@@ -61,25 +68,50 @@ internal ref struct WordPieceEncoder
     /// <summary>Tokenizes a stretch of text that holds no added token.</summary>
     private void Segment(ReadOnlySpan<char> text)
     {
-        var t = _tokenizer;
         int i = 0;
         while (i < text.Length && !_full)
         {
             int cp = text[i++];
+            if (cp < 0x80)
+            {
+                // ASCII fast path: no decomposition, no combining class, lowercase only A–Z.
+                CharClass ascii = UnicodeData.ClassOf(UnicodeData.Flags(cp));
+                if (ascii == CharClass.Other)
+                {
+                    if (_markCount != 0) FlushMarks();
+                    if (_lowercase && (uint)(cp - 'A') <= 'Z' - 'A') cp |= 0x20;
+                    if (++_wordCodePoints <= _maxWordCodePoints) _word[_wordChars++] = (char)cp;
+                    continue;
+                }
+                if (ascii == CharClass.Whitespace)
+                {
+                    EndToken();
+                    continue;
+                }
+                if (ascii == CharClass.Punctuation)
+                {
+                    if (_markCount != 0) FlushMarks();
+                    EndWord();
+                    Append(cp);
+                    EndWord();
+                    continue;
+                }
+                if (_cleanText) continue; // an ASCII control character
+            }
             if (char.IsHighSurrogate((char)cp) && i < text.Length && char.IsLowSurrogate(text[i]))
                 cp = char.ConvertToUtf32((char)cp, text[i++]);
             // A lone surrogate stays as its own code point: category Cs, so cleaning drops it.
             byte flags = UnicodeData.Flags(cp);
             CharClass cls = UnicodeData.ClassOf(flags);
 
-            if (cls == CharClass.Whitespace || (!t.CleanText && IsWhitespaceControl(cp)))
+            if (cls == CharClass.Whitespace || (!_cleanText && IsWhitespaceControl(cp)))
             {
                 EndToken();
                 continue;
             }
-            if (cls == CharClass.Removed && t.CleanText)
+            if (cls == CharClass.Removed && _cleanText)
                 continue;
-            if (t.HandleChineseChars && cp >= 0x3400 && UnicodeData.IsCjkIdeograph(cp))
+            if (_chineseChars && cp >= 0x3400 && UnicodeData.IsCjkIdeograph(cp))
             {
                 EndToken();
                 TokenChar(cp, flags);
@@ -100,7 +132,7 @@ internal ref struct WordPieceEncoder
     /// <summary>Accent-stripping stage: NFD (decompose, then canonical reordering), dropping Mn.</summary>
     private void TokenChar(int cp, byte flags)
     {
-        if (!_tokenizer.StripAccents)
+        if (!_stripAccents)
         {
             Lowered(cp, flags);
             return;
@@ -174,7 +206,7 @@ internal ref struct WordPieceEncoder
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Lowered(int cp, byte flags)
     {
-        if (_tokenizer.Lowercase && (flags & UnicodeData.HasLowercase) != 0)
+        if (_lowercase && (flags & UnicodeData.HasLowercase) != 0)
         {
             if (cp == 0x130)
             {
@@ -206,7 +238,7 @@ internal ref struct WordPieceEncoder
     private void Append(int cp)
     {
         // Beyond the limit only the count matters: the word will be [UNK].
-        if (++_wordCodePoints > _tokenizer.MaxInputCharsPerWord) return;
+        if (++_wordCodePoints > _maxWordCodePoints) return;
         if (cp < 0x10000)
         {
             _word[_wordChars++] = (char)cp;

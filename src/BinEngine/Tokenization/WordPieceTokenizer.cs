@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace BinEngine.Tokenization;
 
@@ -211,6 +212,7 @@ public sealed class WordPieceTokenizer
     /// <summary>The tokens of <paramref name="text"/>, [CLS] and [SEP] included (for inspection and debugging).</summary>
     public string[] Tokenize(string text, int maxLength = int.MaxValue) => Array.ConvertAll(Encode(text, maxLength), id => _vocabulary[id]);
 
+    [SkipLocalsInit] // the scratch buffers are written before they are read
     private int EncodeCore(ReadOnlySpan<char> text, Span<int> ids, out bool truncated)
     {
         int max = MaxInputCharsPerWord;
