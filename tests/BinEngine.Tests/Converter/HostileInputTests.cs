@@ -100,7 +100,7 @@ public class HostileInputTests
         Assert.Contains("data_offsets span 4 bytes; F32 [2] needs 8",
             ConvertFails(Safetensors([], "{\"x\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 4]}}    ", extraData: 8)));
         Assert.Contains("names 'x' twice",
-            ConvertFails(Safetensors([], "{\"x\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [0, 0]}, \"x\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [0, 0]}}")));
+            ConvertFails(Safetensors([], "{\"x\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [0, 0]}, \"x\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [0, 0]}}")));
         Assert.Contains("not a dimension", ConvertFails(Safetensors([], "{\"x\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 0]}}")));
     }
 
@@ -183,7 +183,7 @@ public class HostileInputTests
         // {'w': _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 50), offset, (size,), (1,), False, OrderedDict())}
         static byte[] TensorPickle(int offset, int size, string key = "0") => Pickle(
             "\u0080\u0002}X\u0001\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nLongStorage\n" +
-            $"X\u0001\0\0\0{key}X\u0003\0\0\0cpuK\u0032tQK{(char)offset}K{(char)size}\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRs.");
+            $"X{(char)key.Length}\0\0\0{key}X\u0003\0\0\0cpuK\u0032tQK{(char)offset}K{(char)size}\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRs.");
         Assert.Equal(50, Checkpoint.Read(WithPickle(TensorPickle(0, 50)), "ok.pt").Tensors["w"].ElementCount);
         Assert.Contains("reaches element 50 of a 50-element storage", Fails(() => Checkpoint.Read(WithPickle(TensorPickle(1, 50)), "evil.pt")));
         Assert.Contains("'tiny/data/99' is not in the archive", Fails(() => Checkpoint.Read(WithPickle(TensorPickle(0, 1, "99")), "evil.pt")));
