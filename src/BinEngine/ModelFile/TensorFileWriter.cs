@@ -25,13 +25,25 @@ public sealed class TensorFileWriter
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        int bytes = StrictUtf8.GetByteCount(key);
+        int bytes = Utf8Length(key, "metadata key");
         if (bytes is 0 or > BexFormat.MaxKeyBytes)
             throw new ArgumentException($"metadata key '{key}' is {bytes} UTF-8 bytes; 1..{BexFormat.MaxKeyBytes} allowed", nameof(key));
         if (!_keys.Add(key))
             throw new ArgumentException($"metadata key '{key}' added twice", nameof(key));
         _metadata.Add(new(key, value));
         return this;
+    }
+
+    private static int Utf8Length(string s, string what)
+    {
+        try
+        {
+            return StrictUtf8.GetByteCount(s);
+        }
+        catch (EncoderFallbackException e)
+        {
+            throw new ArgumentException($"{what} '{s}' is not valid UTF-16 (unpaired surrogate)", e);
+        }
     }
 
     /// <summary>Adds a float32 tensor.</summary>
@@ -67,7 +79,7 @@ public sealed class TensorFileWriter
         ArgumentNullException.ThrowIfNull(name);
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("the model file is little-endian; big-endian hosts are not supported");
-        int nameBytes = StrictUtf8.GetByteCount(name);
+        int nameBytes = Utf8Length(name, "tensor name");
         if (nameBytes is 0 or > TensorInfo.MaxNameBytes)
             throw new ArgumentException($"tensor name '{name}' is {nameBytes} UTF-8 bytes; 1..{TensorInfo.MaxNameBytes} allowed", nameof(name));
         if (shape.Length is 0 or > TensorInfo.MaxRank)
@@ -186,7 +198,15 @@ public sealed class TensorFileWriter
 
     private static void WriteString(Stream s, string value)
     {
-        byte[] bytes = StrictUtf8.GetBytes(value);
+        byte[] bytes;
+        try
+        {
+            bytes = StrictUtf8.GetBytes(value);
+        }
+        catch (EncoderFallbackException e)
+        {
+            throw new ArgumentException($"metadata string '{value}' is not valid UTF-16 (unpaired surrogate)", e);
+        }
         WriteU32(s, checked((uint)bytes.Length));
         s.Write(bytes);
     }
