@@ -206,7 +206,7 @@ internal sealed class ForwardPass
         if (bits == 32)
         {
             // y_o = α_o · Σ_i ±x_i + b_o
-            _kernels.Sign.Multiply(x[..(rows * k)], rows, w.Bits.Span, n, k, y, threads);
+            _kernels.Sign.Multiply(x[..(rows * k)], rows, w.Packed!.RowMajor, n, k, y, threads);
             for (int t = 0; t < rows; t++)
             {
                 Span<float> yt = y.Slice(t * n, n);
@@ -219,9 +219,9 @@ internal sealed class ForwardPass
         Span<int> products = ws.Products.AsSpan(0, rows * n);
         ReadOnlySpan<ulong> planes = ws.Planes.AsSpan(0, rows * bits * words);
         if (bits == 1)
-            _kernels.Xnor.Multiply(planes, rows, w.Bits.Span, n, k, products, threads);
+            _kernels.Xnor.Multiply(planes, rows, w.Packed!, products, threads);
         else
-            _kernels.Plane.Multiply(planes, rows, bits, w.Bits.Span, w.RowSums, n, k, products, threads);
+            _kernels.Plane.Multiply(planes, rows, bits, w.Packed!, products, threads);
 
         for (int t = 0; t < rows; t++)
         {

@@ -44,13 +44,10 @@ internal static class ModelBinding
             TensorView<float> bias = F32(name + ".bias");
             if (c.WeightBits == 32)
                 return new LinearWeights { Out = outputs, In = inputs, Weights = F32(name + ".weight"), Bias = bias };
-            ReadOnlySpan<ulong> bits = file.Bits(name + ".weight");
-            var rowSums = new int[outputs];
-            BitPacking.RowSums(bits, outputs, inputs, rowSums);
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Bits = TensorView<ulong>.OverFixedMemory(bits), Alpha = F32(name + ".alpha"),
-                Bias = bias, RowSums = rowSums,
+                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs),
+                Alpha = F32(name + ".alpha"), Bias = bias,
             };
         }
 

@@ -10,8 +10,12 @@ internal sealed class LinearWeights
 {
     public required int Out { get; init; }
     public required int In { get; init; }
-    /// <summary>Packed signs [Out, BitPacking.RowWords(In)] (binarized layers only).</summary>
-    public TensorView<ulong> Bits { get; init; }
+    /// <summary>
+    /// The packed signs prepared for the kernels at load (binarized layers only): the row-major rows of
+    /// docs/MODEL.md, an interleaved copy whose 8-row blocks put each row's count in its own vector lane,
+    /// and rowsum(B)_o = Σ_i B_oi = 2·popcount(b_o) − In, which the bit-plane identity subtracts.
+    /// </summary>
+    public BinaryWeights? Packed { get; init; }
     /// <summary>α per output row (binarized layers only).</summary>
     public TensorView<float> Alpha { get; init; }
     /// <summary>Float weights [Out, In] (FP32 twin only).</summary>
@@ -19,13 +23,7 @@ internal sealed class LinearWeights
     /// <summary>Bias [Out].</summary>
     public required TensorView<float> Bias { get; init; }
 
-    public bool IsBinary => !Bits.IsEmpty;
-
-    /// <summary>
-    /// rowsum(B)_o = Σ_i B_oi = 2·popcount(b_o) − In, which the bit-plane identity subtracts
-    /// (docs/MODEL.md). Derived from the bits once at load, never in the forward pass.
-    /// </summary>
-    public int[] RowSums { get; init; } = [];
+    public bool IsBinary => Packed is not null;
 }
 
 /// <summary>LayerNorm's γ and β, each [d].</summary>

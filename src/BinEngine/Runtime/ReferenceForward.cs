@@ -138,7 +138,7 @@ internal static class ReferenceForward
                 continue;
             }
 
-            ReadOnlySpan<ulong> bits = w.Bits.Span;
+            ReadOnlySpan<ulong> bits = w.Packed!.RowMajor;
             ReadOnlySpan<float> alpha = w.Alpha.Span;
             int rowWords = Kernels.BitPacking.RowWords(kIn);
             float scale = a.ActBits == 32 ? 1f : ActivationQuantizer.QuantizeRow(input, a.ActBits, codes);

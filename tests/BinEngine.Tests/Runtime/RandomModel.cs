@@ -48,12 +48,10 @@ internal static class RandomModel
                     sum += MathF.Abs(latent[o * inputs + i]);
                 alpha[o] = sum / inputs;
             }
-            var rowSums = new int[outputs];
-            BitPacking.RowSums(bits, outputs, inputs, rowSums);
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Bits = TensorView<ulong>.Pinned(bits), Alpha = TensorView<float>.Pinned(alpha),
-                Bias = bias, RowSums = rowSums,
+                Out = outputs, In = inputs, Packed = new BinaryWeights(bits, outputs, inputs), Alpha = TensorView<float>.Pinned(alpha),
+                Bias = bias,
             };
         }
 
