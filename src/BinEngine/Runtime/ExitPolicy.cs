@@ -91,11 +91,11 @@ public sealed record ExitPolicy
 
         return Kind switch
         {
-            // δ is undefined when H_{i−1} = 0 (a one-hot previous block): nothing is left to reduce,
-            // so treat the drop as 0, which satisfies δ < τ for any positive τ.
+            // δ is undefined when H_{i−1} = 0 (a saturated softmax). The plain IEEE division gives NaN
+            // (never < τ: no exit) when H_i = 0 too, and −∞ (exit) when H_i > 0: exactly what the
+            // trainer's numpy computes, so both sides decide alike even there.
             ExitPolicyKind.EntropyReduction =>
-                (previousEntropy > 0f ? (previousEntropy - entropy) / previousEntropy : 0f) < Tau
-                && entropy / lnC < Kappa,
+                (previousEntropy - entropy) / previousEntropy < Tau && entropy / lnC < Kappa,
             ExitPolicyKind.Entropy => entropy < Tau,
             ExitPolicyKind.NormalizedEntropy => entropy / lnC < Tau,
             ExitPolicyKind.Confidence => probabilities[argmax] >= Tau,
