@@ -159,27 +159,19 @@ internal sealed class ForwardPass
     }
 
     /// <summary>
-    /// Quantizes <paramref name="rows"/> rows of width <paramref name="k"/> for the next linear layers:
-    /// a = 1 packs the signs (one plane) with β = mean|x| as the row scale; 2 ≤ a ≤ 8 packs the codes'
-    /// bit planes with s = max|x| / m. a = 32 and the FP32 twin read the floats directly.
+    /// Quantizes <paramref name="rows"/> rows of width <paramref name="k"/> for the next linear layers and
+    /// packs them for the kernels (<see cref="ActivationPacker"/>): a = 1 one sign plane with β = mean|x|
+    /// as the row scale, 2 ≤ a ≤ 8 the codes' bit planes with s = max|x| / m. a = 32 and the FP32 twin
+    /// read the floats directly.
     /// </summary>
     private void Quantize(Workspace ws, ReadOnlySpan<float> x, int rows, int k)
     {
         int bits = _a.ActBits;
         if (bits == 32)
             return;
-        int words = BitPacking.RowWords(k);
+        int stride = bits * BitPacking.RowWords(k);
         for (int t = 0; t < rows; t++)
-        {
-            ReadOnlySpan<float> row = x.Slice(t * k, k);
-            Span<sbyte> codes = ws.Codes.AsSpan(t * k, k);
-            ws.Scales[t] = ActivationQuantizer.QuantizeRow(row, bits, codes);
-            Span<ulong> planes = ws.Planes.AsSpan(t * bits * words, bits * words);
-            if (bits == 1)
-                BitPacking.PackSigns(codes, planes);
-            else
-                BitPacking.PackPlanes(codes, bits, planes);
-        }
+            ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride));
     }
 
     /// <summary>

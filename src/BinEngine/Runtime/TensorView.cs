@@ -13,13 +13,18 @@ internal readonly unsafe struct TensorView<T> where T : unmanaged
 {
     private readonly T* _pointer;
 
+    // A pinned array is only reachable through this view: without this reference the GC would collect
+    // it (pinning keeps an object in place, not alive) and the pointer would dangle.
+    private readonly T[]? _owner;
+
     /// <summary>Number of elements.</summary>
     public int Length { get; }
 
-    private TensorView(T* pointer, int length)
+    private TensorView(T* pointer, int length, T[]? owner = null)
     {
         _pointer = pointer;
         Length = length;
+        _owner = owner;
     }
 
     /// <summary>The elements as a span.</summary>
@@ -37,6 +42,6 @@ internal readonly unsafe struct TensorView<T> where T : unmanaged
     {
         T[] array = GC.AllocateUninitializedArray<T>(values.Length, pinned: true);
         values.CopyTo(array);
-        return OverFixedMemory(array);
+        return new TensorView<T>((T*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array)), array.Length, array);
     }
 }

@@ -26,8 +26,7 @@ internal sealed class Workspace
     public float[] Gate = [], Forget = [];          // [tokens × f]
     public float[] GateOut = [], ForgetOut = [];    // [tokens × d]
 
-    // Quantized activations of one linear layer's input: codes, one scale per row, and packed bit planes.
-    public sbyte[] Codes = [];                      // [tokens × max(d, f)]
+    // Quantized activations of one linear layer's input: one scale per row and the packed bit planes.
     public float[] Scales = [];                     // [tokens]
     public ulong[] Planes = [];                      // [tokens × planes × RowWords(max(d, f))]
     public int[] Products = [];                     // [tokens × max(d, f)] exact integer products
@@ -67,7 +66,6 @@ internal sealed class Workspace
             Forget = new float[t * f];
             GateOut = new float[t * d];
             ForgetOut = new float[t * d];
-            Codes = new sbyte[t * wide];
             Scales = new float[t];
             int planes = _a.ActBits is >= 1 and <= 8 ? _a.ActBits : 0;
             Planes = new ulong[t * planes * BitPacking.RowWords(wide)];

@@ -1,0 +1,108 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// Quantizes one activation row and packs it for the binary kernels in one pass, without the
+/// intermediate int8 codes: the per-token work that sits between two GEMMs, which at M ≈ 25 tokens
+/// costs as much as the XNOR GEMM itself when done one element and one plane at a time.
+///
+///   a = 1:      bit j = (x_j ≥ 0), scale β = mean|x|                          (one plane)
+///   2 ≤ a ≤ 8:  u_j = clamp(round_half_even(x_j / s), −m, m) + m, s = max|x| / m  (a planes of u)
+///
+/// Same float operations as <see cref="ActivationQuantizer"/> per element (x / s, round to even,
+/// clamp), so the planes are bit-identical to quantizing then <see cref="BitPacking.PackPlanes"/>;
+/// only β = mean|x| for a = 1 is summed in another order (a few ulps).
+/// Output layout: <see cref="BitPacking"/>'s, planes one after another, padding bits zero.
+/// </summary>
+internal static class ActivationPacker
+{
+    /// <summary>Packs <paramref name="x"/> (K floats) into <paramref name="planes"/> (bits · RowWords(K) words); returns the row scale.</summary>
+    public static float Pack(ReadOnlySpan<float> x, int bits, Span<ulong> planes)
+    {
+        int k = x.Length, words = BitPacking.RowWords(k);
+        planes = planes[..(bits * words)];
+        planes.Clear();
+        if (bits == 1)
+        {
+            PackSigns(x, planes);
+            return k == 0 ? 0f : TensorPrimitives.SumOfMagnitudes(x) / k;
+        }
+
+        int m = BitPacking.MaxCode(bits);
+        // MaxMagnitude returns the element of largest magnitude, sign included: take its absolute value.
+        float s = MathF.Abs(TensorPrimitives.MaxMagnitude(x)) / m;
+        if (!(s > 0f))
+        {
+            // All codes 0: u = m in every real position.
+            for (int j = 0; j < k; j++)
+                SetPlaneBits(planes, words, bits, j, (uint)m);
+            return 0f;
+        }
+        int j0 = 0;
+        if (Vector256.IsHardwareAccelerated)
+            j0 = PackPlanesVector256(x, s, m, bits, planes, words);
+        for (int j = j0; j < k; j++)
+            SetPlaneBits(planes, words, bits, j, (uint)(Code(x[j], s, m) + m));
+        return s;
+    }
+
+    /// <summary>q = clamp(round_half_even(x / s), −m, m): the scalar definition the vector path reproduces.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Code(float x, float s, int m) => (int)Math.Clamp(MathF.Round(x / s, MidpointRounding.ToEven), -m, m);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetPlaneBits(Span<ulong> planes, int words, int bits, int j, uint u)
+    {
+        ulong bit = 1UL << (j & 63);
+        for (int p = 0; p < bits; p++)
+            if (((u >> p) & 1) != 0)
+                planes[p * words + (j >> 6)] |= bit;
+    }
+
+    private static void PackSigns(ReadOnlySpan<float> x, Span<ulong> plane)
+    {
+        int k = x.Length, j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // 8 floats → 8 sign bits per compare; x ≥ 0 (and not NaN) is bit 1 = +1, sign(0) = +1.
+            for (; j + 8 <= k; j += 8)
+            {
+                uint mask = Vector256.GreaterThanOrEqual(Vector256.Create(x.Slice(j, 8)), Vector256<float>.Zero).ExtractMostSignificantBits();
+                plane[j >> 6] |= (ulong)mask << (j & 63);
+            }
+        }
+        for (; j < k; j++)
+            if (x[j] >= 0f)
+                plane[j >> 6] |= 1UL << (j & 63);
+    }
+
+    /// <summary>
+    /// 8 elements at a time: u = clamp(round(x / s)) + m as int32 lanes, then for each plane p the lanes'
+    /// bit p is shifted to the sign position and the 8 sign bits are gathered with one movemask.
+    /// Returns how many elements it packed (a multiple of 8).
+    /// </summary>
+    private static int PackPlanesVector256(ReadOnlySpan<float> x, float s, int m, int bits, Span<ulong> planes, int words)
+    {
+        int k = x.Length, j = 0;
+        Vector256<float> scale = Vector256.Create(s), lo = Vector256.Create((float)-m), hi = Vector256.Create((float)m);
+        Vector256<int> offset = Vector256.Create(m);
+        for (; j + 8 <= k; j += 8)
+        {
+            // Round: nearest, ties to even (as MathF.Round(…, ToEven)); clamp after rounding, as the scalar path.
+            Vector256<float> q = Vector256.Round(Vector256.Create(x.Slice(j, 8)) / scale);
+            q = Vector256.Min(Vector256.Max(q, lo), hi);
+            Vector256<int> u = Vector256.ConvertToInt32(q) + offset;
+            int word = j >> 6, shift = j & 63;
+            for (int p = 0; p < bits; p++)
+            {
+                uint mask = Vector256.ShiftLeft(u, 31 - p).ExtractMostSignificantBits();
+                planes[p * words + word] |= (ulong)mask << shift;
+            }
+        }
+        return j;
+    }
+}
