@@ -135,26 +135,37 @@ internal sealed class ForwardPass
     /// <summary>
     /// Softmax attention of one sample over its own <paramref name="length"/> tokens, per head:
     /// out_i = Σ_j softmax_j(Q_i·K_j / √d_h) V_j, head j owning columns [j·d_h, (j+1)·d_h).
+    /// Each head is two small GEMMs on the FP32 kernel, S = Q_h K_hᵀ and O_h = P V_h, after copying
+    /// the head's strided columns into contiguous blocks (V_h transposed, as the kernel takes its
+    /// second operand row = output): one call per head instead of one dot product per token pair.
     /// </summary>
     private void Attention(Workspace ws, int start, int length)
     {
-        int d = _a.Dim, dh = _a.HeadDim;
+        int d = _a.Dim, dh = _a.HeadDim, n = length;
         float scale = 1f / MathF.Sqrt(dh);
-        Span<float> scores = ws.Scores.AsSpan(0, length);
+        Span<float> q = ws.HeadQ.AsSpan(0, n * dh), k = ws.HeadK.AsSpan(0, n * dh);
+        Span<float> vt = ws.HeadVt.AsSpan(0, dh * n), scores = ws.Scores.AsSpan(0, n * n), output = ws.HeadOut.AsSpan(0, n * dh);
         for (int head = 0; head < _a.Heads; head++)
         {
             int c0 = head * dh;
-            for (int i = 0; i < length; i++)
+            for (int t = 0; t < n; t++)
             {
-                ReadOnlySpan<float> q = ws.Q.AsSpan((start + i) * d + c0, dh);
-                for (int j = 0; j < length; j++)
-                    scores[j] = TensorPrimitives.Dot(q, ws.K.AsSpan((start + j) * d + c0, dh)) * scale;
-                TensorPrimitives.SoftMax(scores, scores);
-                Span<float> output = ws.Attended.AsSpan((start + i) * d + c0, dh);
-                output.Clear();
-                for (int j = 0; j < length; j++)
-                    TensorPrimitives.MultiplyAdd(ws.V.AsSpan((start + j) * d + c0, dh), scores[j], output, output);
+                int row = (start + t) * d + c0;
+                ws.Q.AsSpan(row, dh).CopyTo(q.Slice(t * dh, dh));
+                ws.K.AsSpan(row, dh).CopyTo(k.Slice(t * dh, dh));
+                for (int c = 0; c < dh; c++)
+                    vt[c * n + t] = ws.V[row + c];
             }
+            _kernels.Sgemm.Multiply(q, n, k, n, dh, scores);
+            for (int i = 0; i < n; i++)
+            {
+                Span<float> si = scores.Slice(i * n, n);
+                TensorPrimitives.Multiply(si, scale, si);
+                TensorPrimitives.SoftMax(si, si);
+            }
+            _kernels.Sgemm.Multiply(scores, n, vt, dh, n, output);
+            for (int t = 0; t < n; t++)
+                output.Slice(t * dh, dh).CopyTo(ws.Attended.AsSpan((start + t) * d + c0, dh));
         }
     }
 
@@ -177,7 +188,7 @@ internal sealed class ForwardPass
     /// <summary>
     /// y = α ⊙ (B · Q(x)) + b over all rows, the product on the selected kernels.
     /// For a ≤ 8 the kernels return the exact integer B·code and y_o = (α_o · scale) · product + b_o,
-    /// the same float expression as <see cref="ReferenceForward"/>, so both agree exactly on these layers.
+    /// the formula of <see cref="ReferenceForward"/> (vectorised, so possibly fused: an ulp apart).
     /// </summary>
     private void Linear(LinearWeights w, Workspace ws, ReadOnlySpan<float> x, int rows, float[] output, int threads)
     {
@@ -215,13 +226,14 @@ internal sealed class ForwardPass
         else
             _kernels.Plane.Multiply(planes, rows, bits, w.Packed!, products, threads);
 
+        // y_o = (α_o · scale) · product_o + b_o, vectorised across the row.
+        Span<float> rowScale = ws.RowScale.AsSpan(0, n);
         for (int t = 0; t < rows; t++)
         {
-            float scale = ws.Scales[t];
             Span<float> yt = y.Slice(t * n, n);
-            ReadOnlySpan<int> pt = products.Slice(t * n, n);
-            for (int o = 0; o < n; o++)
-                yt[o] = alpha[o] * scale * pt[o] + bias[o];
+            TensorPrimitives.ConvertTruncating<int, float>(products.Slice(t * n, n), yt);
+            TensorPrimitives.Multiply(alpha, ws.Scales[t], rowScale);
+            TensorPrimitives.MultiplyAdd(yt, rowScale, bias, yt);
         }
     }
 

@@ -30,6 +30,7 @@ internal sealed class Workspace
     public float[] Scales = [];                     // [tokens]
     public ulong[] Planes = [];                      // [tokens × planes × RowWords(max(d, f))]
     public int[] Products = [];                     // [tokens × max(d, f)] exact integer products
+    public float[] RowScale = [];                   // [max(d, f)] α ⊙ one row's activation scale
 
     // Per sample. Lengths are indexed by live position during a pass (they move with compaction).
     public int[] TokenIds = [];                     // [tokens] ids of all samples, one after another
@@ -40,10 +41,12 @@ internal sealed class Workspace
     public float[] Entropies = [];                  // [samples × L]
 
     // Small per-row scratch.
-    public float[] Scores = [];                     // [T]
+    public float[] Scores = [];                     // [T × T] one head's attention scores
+    public float[] HeadQ = [], HeadK = [];          // [T × d_h] one head's columns, contiguous
+    public float[] HeadVt = [];                     // [d_h × T] one head's V, transposed
+    public float[] HeadOut = [];                    // [T × d_h]
     public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
     public float[] Probabilities = [];              // [C]
-    public int[] Ids = [];                          // [T] a tokenized text
 
     /// <summary>
     /// Makes room for <paramref name="tokens"/> rows and <paramref name="samples"/> samples, keeping the
@@ -92,10 +95,15 @@ internal sealed class Workspace
         }
         if (Scores.Length == 0)
         {
-            Scores = new float[_a.MaxLength];
+            int t = _a.MaxLength, dh = _a.HeadDim;
+            Scores = new float[t * t];
+            HeadQ = new float[t * dh];
+            HeadK = new float[t * dh];
+            HeadVt = new float[dh * t];
+            HeadOut = new float[t * dh];
             Pooled = new float[d];
+            RowScale = new float[wide];
             Probabilities = new float[_a.Classes];
-            Ids = new int[_a.MaxLength];
         }
     }
 }
