@@ -169,8 +169,10 @@ public static class ModelConverter
             {
                 string scaleName = e.Name == ModelLayout.TokenEmbedding ? ModelLayout.TokenScale : ModelLayout.PositionScale;
                 var values = Floats(e.Name, e.Shape);
-                long fp32 = values.Length * 4L;
                 int rows = e.Shape[0], d = e.Shape[1];
+                // The FP32 baseline is the unpruned model: the token table at all V rows (a pruned
+                // table's missing rows are still parameters of the FP32 model it replaces).
+                long fp32 = (e.Name == ModelLayout.TokenEmbedding ? (long)cfg.VocabSize : rows) * d * 4L;
                 if (cfg.EmbBits == 32)
                 {
                     produced[e.Name] = (values, Describe(e.Name), fp32);

@@ -70,8 +70,12 @@ public sealed class ModelFile : IDisposable
     /// <summary>File length in bytes.</summary>
     public long FileBytes => Container.FileLength;
 
-    /// <summary>The model's parameters counted at 32 bits each (derived tensors — α, scales, token map — excluded).</summary>
-    public long Fp32ParameterBytes => Container.Tensors.Where(t => ModelLayout.IsParameter(t.Name)).Sum(t => t.ElementCount * 4);
+    /// <summary>
+    /// The size of the FP32 model this file replaces: every parameter at 32 bits, the token table at
+    /// all V rows even when pruned rows were dropped (derived tensors — α, scales, token map — excluded).
+    /// </summary>
+    public long Fp32ParameterBytes => Container.Tensors.Where(t => ModelLayout.IsParameter(t.Name))
+        .Sum(t => t.Name == ModelLayout.TokenEmbedding ? (long)Config.VocabSize * Config.DModel * 4 : t.ElementCount * 4);
 
     /// <summary>Opens, maps and validates a model file.</summary>
     /// <exception cref="ModelFormatException">Any defect, named with its place.</exception>
