@@ -14,7 +14,7 @@ namespace BinEngine.Tests.ModelFileTests;
 /// </summary>
 public class FuzzTests
 {
-    private const int Iterations = 3000;
+    private const int Iterations = 2000;
 
     public static TheoryData<string> Kinds => ["raw", "restamped", "restamped-head", "truncated"];
 
