@@ -13,8 +13,8 @@ namespace BinEngine.Converter;
 /// </summary>
 public static class TorchZipReader
 {
-    /// <summary>Largest data.pkl accepted.</summary>
-    public const long MaxPickleBytes = 64 << 20;
+    /// <summary>Largest data.pkl accepted (a state_dict's pickle is a few hundred bytes per tensor).</summary>
+    public const long MaxPickleBytes = 16 << 20;
 
     /// <summary>Reads the state_dict of a torch.save zip held in memory.</summary>
     public static IReadOnlyDictionary<string, SourceTensor> Read(byte[] file, string name)
@@ -131,6 +131,11 @@ public static class TorchZipReader
     {
         if (entry.Length > limit)
             throw new ConversionException($"{name}: zip entry '{entry.FullName}' is {entry.Length} bytes; limit {limit}");
+        // torch.save stores entries uncompressed, and float weights do not compress below their
+        // size; an entry that claims more bytes than the whole archive holds is a zip bomb, so it
+        // is refused before its buffer is allocated.
+        if (entry.Length > entry.Archive.Entries.Sum(e => e.CompressedLength) + 4096)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' claims {entry.Length} bytes, more than the whole archive holds compressed; refusing a possible zip bomb");
         var buffer = new byte[entry.Length];
         using var stream = entry.Open();
         int read = 0;

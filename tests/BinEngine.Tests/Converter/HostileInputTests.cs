@@ -191,6 +191,25 @@ public class HostileInputTests
     }
 
     [Fact]
+    public void CompressedEntryThatClaimsMoreThanTheArchiveIsRefused()
+    {
+        // 8 MiB of zeros deflates to a few kB: a small file whose storage claims 8 MiB.
+        const int Floats = 2 << 20;
+        byte[] pickle = Pickle("\u0080\u0002}X\u0001\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nFloatStorage\n" +
+            "X\u0001\0\0\00X\u0003\0\0\0cpuJ\0\0\u0020\0tQK\0J\0\0\u0020\0\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRs.");
+        var output = new MemoryStream();
+        using (var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            using (var p = zip.CreateEntry("bomb/data.pkl", CompressionLevel.NoCompression).Open())
+                p.Write(pickle);
+            using var d = zip.CreateEntry("bomb/data/0", CompressionLevel.Optimal).Open();
+            d.Write(new byte[Floats * 4]);
+        }
+        Assert.True(output.Length < 100_000);
+        Assert.Contains("refusing a possible zip bomb", Fails(() => Checkpoint.Read(output.ToArray(), "bomb.pt")));
+    }
+
+    [Fact]
     public void TruncatedZip()
     {
         var pt = FixturePt;
