@@ -49,6 +49,9 @@ public sealed class ModelFile : IDisposable
         ValidateTensors();
     }
 
+    // The embedding tensors, looked up once: a per-token lookup should not hash names.
+    private TensorInfo? _tokenTable, _tokenScale, _tokenMap, _positionTable, _positionScale;
+
     /// <summary>The validated container: metadata and raw tensor access.</summary>
     public TensorFile Container { get; }
 
@@ -143,39 +146,38 @@ public sealed class ModelFile : IDisposable
 
     /// <summary>Writes the dequantized embedding of vocabulary id <paramref name="tokenId"/> (d floats): <c>code · scale</c>, or the f32 row.</summary>
     public void TokenEmbedding(int tokenId, Span<float> destination) =>
-        EmbeddingRow(ModelLayout.TokenEmbedding, ModelLayout.TokenScale, TokenRow(tokenId), destination);
+        EmbeddingRow(_tokenTable!, _tokenScale, TokenRow(tokenId), destination);
 
     /// <summary>Writes the dequantized position embedding of <paramref name="position"/> (0-based, &lt; T).</summary>
     public void PositionEmbedding(int position, Span<float> destination)
     {
         if ((uint)position >= (uint)Config.MaxLen)
             throw new ArgumentOutOfRangeException(nameof(position), position, $"positions are 0..{Config.MaxLen - 1}");
-        EmbeddingRow(ModelLayout.PositionEmbedding, ModelLayout.PositionScale, position, destination);
+        EmbeddingRow(_positionTable!, _positionScale, position, destination);
     }
 
-    private void EmbeddingRow(string table, string scales, int row, Span<float> destination)
+    private void EmbeddingRow(TensorInfo table, TensorInfo? scales, int row, Span<float> destination)
     {
         int d = Config.DModel;
         if (destination.Length != d)
             throw new ArgumentException($"destination holds {destination.Length} floats; d_model = {d}", nameof(destination));
-        var t = Container.GetTensor(table);
-        switch (t.ElementType)
+        switch (table.ElementType)
         {
             case TensorElementType.F32:
-                Container.F32(table).Slice(row * d, d).CopyTo(destination);
+                Container.Span<float>(table).Slice(row * d, d).CopyTo(destination);
                 break;
             case TensorElementType.I8:
             {
-                float s = Container.F32(scales)[row];
-                var codes = Container.I8(table).Slice(row * d, d);
+                float s = Container.Span<float>(scales!)[row];
+                var codes = Container.Span<sbyte>(table).Slice(row * d, d);
                 for (int j = 0; j < d; j++)
                     destination[j] = codes[j] * s;
                 break;
             }
             default:
             {
-                int words = PackedPlanes.RowWords(d, t.Planes);
-                PackedPlanes.DequantizeRow(Container.Bits(table).Slice(row * words, words), t.Planes, Container.F32(scales)[row], destination);
+                int words = PackedPlanes.RowWords(d, table.Planes);
+                PackedPlanes.DequantizeRow(Container.Span<ulong>(table).Slice(row * words, words), table.Planes, Container.Span<float>(scales!)[row], destination);
                 break;
             }
         }
@@ -275,6 +277,11 @@ public sealed class ModelFile : IDisposable
                         throw new ModelFormatException($"{source}: tensor '{e.Name}'[{i}] = {values[i].ToString(CultureInfo.InvariantCulture)}; scales are finite and ≥ 0");
             }
         }
+        _tokenTable = tok;
+        _tokenScale = Container.Contains(ModelLayout.TokenScale) ? Container.GetTensor(ModelLayout.TokenScale) : null;
+        _tokenMap = HasTokenMap ? Container.GetTensor(ModelLayout.TokenMap) : null;
+        _positionTable = Container.GetTensor(ModelLayout.PositionEmbedding);
+        _positionScale = Container.Contains(ModelLayout.PositionScale) ? Container.GetTensor(ModelLayout.PositionScale) : null;
         if (HasTokenMap)
         {
             var map = Container.I32(ModelLayout.TokenMap);
