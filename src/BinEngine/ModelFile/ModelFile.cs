@@ -2,10 +2,15 @@ using System.Globalization;
 
 namespace BinEngine.ModelFile;
 
-/// <summary>The tokenizer settings a model file carries.</summary>
+/// <summary>The tokenizer settings a model file carries; every special token is in the vocabulary (checked at open).</summary>
 /// <param name="Vocabulary">WordPiece tokens, index = id (V of them).</param>
 /// <param name="Lowercase">Lower-case and strip accents before WordPiece (bert-base-uncased).</param>
-public sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase);
+/// <param name="UnkToken">The unknown-word token.</param>
+/// <param name="ClsToken">The token that opens every sequence.</param>
+/// <param name="SepToken">The token that closes every sequence.</param>
+/// <param name="PadToken">The padding token.</param>
+public sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase,
+    string UnkToken = "[UNK]", string ClsToken = "[CLS]", string SepToken = "[SEP]", string PadToken = "[PAD]");
 
 /// <summary>Where a model file came from (any field may be null when the converter had no value).</summary>
 public sealed record ModelProvenance(
@@ -44,7 +49,16 @@ public sealed class ModelFile : IDisposable
         var vocab = file.GetStringArray(ModelKeys.TokenizerVocab);
         if (vocab.Count != Config.VocabSize)
             throw new ModelFormatException($"{source}: tokenizer vocabulary has {vocab.Count} tokens; 'vocab_size' = {Config.VocabSize}");
-        Tokenizer = new TokenizerSettings(vocab, file.GetBool(ModelKeys.TokenizerLowercase));
+        string Special(string key, string fallback)
+        {
+            string token = file.HasMetadata(key) ? file.GetString(key) : fallback;
+            if (!vocab.Contains(token))
+                throw new ModelFormatException($"{source}: special token '{token}' ({key}) is not in the vocabulary");
+            return token;
+        }
+        Tokenizer = new TokenizerSettings(vocab, file.GetBool(ModelKeys.TokenizerLowercase),
+            Special(ModelKeys.TokenizerUnkToken, "[UNK]"), Special(ModelKeys.TokenizerClsToken, "[CLS]"),
+            Special(ModelKeys.TokenizerSepToken, "[SEP]"), Special(ModelKeys.TokenizerPadToken, "[PAD]"));
         Provenance = ReadProvenance(file);
         ValidateTensors();
     }

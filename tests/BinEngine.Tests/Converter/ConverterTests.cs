@@ -101,6 +101,7 @@ public class ConverterTests
         Assert.Equal(File.ReadAllLines(Fixtures.VocabPath), m.Tokenizer.Vocabulary);
         Assert.Equal("café", m.Tokenizer.Vocabulary[48]);
         Assert.True(m.Tokenizer.Lowercase);
+        Assert.Equal(("[UNK]", "[CLS]", "[SEP]", "[PAD]"), (m.Tokenizer.UnkToken, m.Tokenizer.ClsToken, m.Tokenizer.SepToken, m.Tokenizer.PadToken));
         Assert.Equal("sst2", m.Provenance.Task);
         Assert.Equal("0.5", m.Provenance.Metrics["dev_accuracy"]);
         Assert.Equal("random", m.Provenance.Metrics["note"]);

@@ -241,6 +241,9 @@ public class HostileInputTests
         var config = SourceConfig.Parse(Fixtures.ConfigJson(), "cfg");
         Assert.Contains("the vocabulary has 3 tokens; config 'vocab_size' = 50",
             Fails(() => ModelConverter.ConvertToBytes(Fixtures.TinyCheckpoint, config, ["a", "b", "c"], true, "x")));
+        var noCls = File.ReadAllLines(Fixtures.VocabPath);
+        noCls[2] = "[BOS]";
+        Assert.Contains("special token '[CLS]' is not in the vocabulary", Fails(() => ModelConverter.ConvertToBytes(Fixtures.TinyCheckpoint, config, noCls, true, "x")));
     }
 
     [Fact]
