@@ -45,6 +45,9 @@ public sealed class ConversionReport
     /// <summary>FP32 bytes / file bytes: how many times smaller the model file is.</summary>
     public double Ratio => FileBytes == 0 ? 0 : (double)Fp32Bytes / FileBytes;
 
+    /// <summary>FP32 bytes / data-section bytes: the weights alone, without the metadata (vocabulary) and table.</summary>
+    public double DataRatio => DataBytes == 0 ? 0 : (double)Fp32Bytes / DataBytes;
+
     /// <summary>What the converter chose or ignored (config and vocabulary sources, ignored tensors).</summary>
     public IReadOnlyList<string> Notes { get; }
 
@@ -82,6 +85,7 @@ public sealed class ConversionReport
         w.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, "part", "fp32 bytes", "file bytes", "ratio"));
         foreach (var g in Groups)
             w.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, g.Name, B(g.Fp32Bytes), B(g.StoredBytes), R(g.Fp32Bytes, g.StoredBytes)));
-        w.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, "total", B(Fp32Bytes), B(FileBytes), R(Fp32Bytes, FileBytes)));
+        w.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, "weights (data section)", B(Fp32Bytes), B(DataBytes), R(Fp32Bytes, DataBytes)));
+        w.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, "total (file)", B(Fp32Bytes), B(FileBytes), R(Fp32Bytes, FileBytes)));
     }
 }

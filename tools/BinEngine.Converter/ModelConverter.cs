@@ -123,6 +123,9 @@ public static class ModelConverter
         var notes = new List<string>();
         if (vocabulary.Count != cfg.VocabSize)
             throw new ConversionException($"the vocabulary has {vocabulary.Count} tokens; config 'vocab_size' = {cfg.VocabSize} (wrong vocab file for this model?)");
+        foreach (string special in new[] { config.UnkToken, config.ClsToken, config.SepToken, config.PadToken })
+            if (!vocabulary.Contains(special))
+                throw new ConversionException($"special token '{special}' is not in the vocabulary (set unk_token/cls_token/sep_token/pad_token in the config if the vocabulary names them differently)");
 
         var tensors = TensorNameMap.Map(checkpoint.Tensors);
         string src = checkpoint.Path;
@@ -169,8 +172,10 @@ public static class ModelConverter
             {
                 string scaleName = e.Name == ModelLayout.TokenEmbedding ? ModelLayout.TokenScale : ModelLayout.PositionScale;
                 var values = Floats(e.Name, e.Shape);
-                long fp32 = values.Length * 4L;
                 int rows = e.Shape[0], d = e.Shape[1];
+                // The FP32 baseline is the unpruned model: the token table at all V rows (a pruned
+                // table's missing rows are still parameters of the FP32 model it replaces).
+                long fp32 = (e.Name == ModelLayout.TokenEmbedding ? (long)cfg.VocabSize : rows) * d * 4L;
                 if (cfg.EmbBits == 32)
                 {
                     produced[e.Name] = (values, Describe(e.Name), fp32);
@@ -270,6 +275,10 @@ public static class ModelConverter
         w.Add(ModelKeys.TokenizerModel, MetadataValue.FromString("wordpiece"));
         w.Add(ModelKeys.TokenizerVocab, MetadataValue.FromStringArray(vocabulary));
         w.Add(ModelKeys.TokenizerLowercase, MetadataValue.FromBool(lowercase));
+        w.Add(ModelKeys.TokenizerUnkToken, MetadataValue.FromString(config.UnkToken));
+        w.Add(ModelKeys.TokenizerClsToken, MetadataValue.FromString(config.ClsToken));
+        w.Add(ModelKeys.TokenizerSepToken, MetadataValue.FromString(config.SepToken));
+        w.Add(ModelKeys.TokenizerPadToken, MetadataValue.FromString(config.PadToken));
         w.Add(ModelKeys.SourceFile, MetadataValue.FromString(Path.GetFileName(checkpoint.Path)));
         w.Add(ModelKeys.SourceSha256, MetadataValue.FromString(checkpoint.Sha256));
         w.Add(ModelKeys.SourceFormat, MetadataValue.FromString(checkpoint.Format));

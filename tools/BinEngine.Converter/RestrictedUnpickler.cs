@@ -25,6 +25,13 @@ public static class RestrictedUnpickler
         "torch.ByteStorage", "torch.BoolStorage",
     };
 
+    /// <summary>
+    /// Most objects the stack may hold at once. A state_dict pickle batches SETITEMS by 1000
+    /// (pickle's batch size), so its stack stays in the low thousands; a pickle that pushes
+    /// millions of objects is an attack on memory, not a checkpoint.
+    /// </summary>
+    public const int MaxStackObjects = 1 << 20;
+
     /// <summary>A global named by the pickle (only allowed names are ever constructed).</summary>
     public sealed record PickledGlobal(string Module, string Name)
     {
@@ -110,6 +117,8 @@ public static class RestrictedUnpickler
             if (pos >= pickle.Length)
                 throw new ConversionException($"{Where(at)}: pickle ends without STOP (truncated)");
             byte op = pickle[pos++];
+            if (stack.Count >= MaxStackObjects)
+                throw new ConversionException($"{Where(at)}: more than {MaxStackObjects} objects on the pickle stack; not a state_dict");
             switch (op)
             {
                 case 0x80: // PROTO

@@ -11,8 +11,13 @@ namespace BinEngine.Converter;
 /// </summary>
 public sealed class SourceConfig
 {
-    private SourceConfig(ModelConfig model, bool? lowercase, string? task, string? trainData, IReadOnlyList<KeyValuePair<string, MetadataValue>> metrics, string json)
+    private SourceConfig(ModelConfig model, bool? lowercase, string? task, string? trainData, IReadOnlyList<KeyValuePair<string, MetadataValue>> metrics, string json,
+        string unk, string cls, string sep, string pad)
     {
+        UnkToken = unk;
+        ClsToken = cls;
+        SepToken = sep;
+        PadToken = pad;
         Model = model;
         Lowercase = lowercase;
         Task = task;
@@ -26,6 +31,18 @@ public sealed class SourceConfig
 
     /// <summary>"lowercase", when the config has it.</summary>
     public bool? Lowercase { get; }
+
+    /// <summary>"unk_token" (default "[UNK]").</summary>
+    public string UnkToken { get; }
+
+    /// <summary>"cls_token" (default "[CLS]").</summary>
+    public string ClsToken { get; }
+
+    /// <summary>"sep_token" (default "[SEP]").</summary>
+    public string SepToken { get; }
+
+    /// <summary>"pad_token" (default "[PAD]").</summary>
+    public string PadToken { get; }
 
     /// <summary>"task".</summary>
     public string? Task { get; }
@@ -145,7 +162,8 @@ public sealed class SourceConfig
             {
                 throw new ConversionException($"{source}: {e.Message}", e);
             }
-            return new SourceConfig(model, lowercase, Str("task"), Str("train_data"), metrics, json);
+            return new SourceConfig(model, lowercase, Str("task"), Str("train_data"), metrics, json,
+                Str("unk_token") ?? "[UNK]", Str("cls_token") ?? "[CLS]", Str("sep_token") ?? "[SEP]", Str("pad_token") ?? "[PAD]");
         }
     }
 

@@ -13,8 +13,8 @@ namespace BinEngine.Converter;
 /// </summary>
 public static class TorchZipReader
 {
-    /// <summary>Largest data.pkl accepted.</summary>
-    public const long MaxPickleBytes = 64 << 20;
+    /// <summary>Largest data.pkl accepted (a state_dict's pickle is a few hundred bytes per tensor).</summary>
+    public const long MaxPickleBytes = 16 << 20;
 
     /// <summary>Reads the state_dict of a torch.save zip held in memory.</summary>
     public static IReadOnlyDictionary<string, SourceTensor> Read(byte[] file, string name)
@@ -22,7 +22,7 @@ public static class TorchZipReader
         try
         {
             using var zip = new ZipArchive(new MemoryStream(file, writable: false), ZipArchiveMode.Read);
-            return ReadArchive(zip, name);
+            return ReadArchive(zip, name, file.Length);
         }
         catch (Exception e) when (e is InvalidDataException or IOException)
         {
@@ -30,7 +30,7 @@ public static class TorchZipReader
         }
     }
 
-    private static Dictionary<string, SourceTensor> ReadArchive(ZipArchive zip, string name)
+    private static Dictionary<string, SourceTensor> ReadArchive(ZipArchive zip, string name, long zipLength)
     {
         var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
         if (pickles.Count != 1)
@@ -68,28 +68,40 @@ public static class TorchZipReader
                 storage = ReadEntry(entry, Checkpoint.MaxFileBytes, name);
                 storages[t.Storage.Key] = storage;
             }
-            if (!tensors.TryAdd(tensorName, Materialize(tensorName, t, storage, name)))
+            if (!tensors.TryAdd(tensorName, Materialize(tensorName, t, storage, name, zipLength)))
                 throw new ConversionException($"{name}: state_dict names '{tensorName}' twice");
         }
         return tensors;
     }
 
-    private static SourceTensor Materialize(string tensorName, PickledTensor t, byte[] storage, string name)
+    private static SourceTensor Materialize(string tensorName, PickledTensor t, byte[] storage, string name, long zipLength)
     {
         string where = $"{name}: tensor '{tensorName}'";
         int size = SourceTensor.ElementSize(t.Storage.DType);
         long count = 1, maxIndex = t.StorageOffset;
-        for (int i = 0; i < t.Size.Length; i++)
+        try
         {
-            if (t.Size[i] < 0 || t.Size[i] > int.MaxValue || t.Stride[i] < 0 || t.Stride[i] > int.MaxValue)
-                throw new ConversionException($"{where}: size [{string.Join(", ", t.Size)}] / stride [{string.Join(", ", t.Stride)}] out of range");
-            count = checked(count * t.Size[i]);
-            if (t.Size[i] > 0)
-                maxIndex = checked(maxIndex + (t.Size[i] - 1) * t.Stride[i]);
+            for (int i = 0; i < t.Size.Length; i++)
+            {
+                if (t.Size[i] < 0 || t.Size[i] > int.MaxValue || t.Stride[i] < 0 || t.Stride[i] > int.MaxValue)
+                    throw new ConversionException($"{where}: size [{string.Join(", ", t.Size)}] / stride [{string.Join(", ", t.Stride)}] out of range");
+                count = checked(count * t.Size[i]);
+                if (t.Size[i] > 0)
+                    maxIndex = checked(maxIndex + (t.Size[i] - 1) * t.Stride[i]);
+            }
+            // Stride-0 views (torch's expand) are legal and larger than their storage; a bounded
+            // amplification keeps a small hostile file from asking for gigabytes.
+            long bytes = checked(count * size);
+            if (bytes > Math.Min(Array.MaxLength, 64 * Math.Max(zipLength, 1L << 20)))
+                throw new ConversionException($"{where}: size [{string.Join(", ", t.Size)}] would materialize {bytes} bytes from a {zipLength}-byte file");
+        }
+        catch (OverflowException)
+        {
+            throw new ConversionException($"{where}: size [{string.Join(", ", t.Size)}] / stride [{string.Join(", ", t.Stride)}] overflow 64 bits");
         }
         if (t.StorageOffset < 0 || (count > 0 && maxIndex >= t.Storage.ElementCount))
             throw new ConversionException($"{where}: view (offset {t.StorageOffset}, size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}]) reaches element {maxIndex} of a {t.Storage.ElementCount}-element storage");
-        byte[] data = new byte[checked(count * size)];
+        byte[] data = new byte[count * size];
         if (IsContiguous(t.Size, t.Stride))
         {
             storage.AsSpan(checked((int)(t.StorageOffset * size)), data.Length).CopyTo(data);
@@ -131,6 +143,11 @@ public static class TorchZipReader
     {
         if (entry.Length > limit)
             throw new ConversionException($"{name}: zip entry '{entry.FullName}' is {entry.Length} bytes; limit {limit}");
+        // torch.save stores entries uncompressed, and float weights do not compress below their
+        // size; an entry that claims more bytes than the whole archive holds is a zip bomb, so it
+        // is refused before its buffer is allocated.
+        if (entry.Length > entry.Archive.Entries.Sum(e => e.CompressedLength) + 4096)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' claims {entry.Length} bytes, more than the whole archive holds compressed; refusing a possible zip bomb");
         var buffer = new byte[entry.Length];
         using var stream = entry.Open();
         int read = 0;

@@ -47,7 +47,7 @@ internal static class InspectCommand
         var c = f.Config;
         var t = f.Container;
         w.WriteLine($"file         {path}");
-        w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size         {f.FileBytes:N0} bytes (header+metadata+table {t.DataOffset:N0}, data {t.DataLength:N0}); FP32 {f.Fp32ParameterBytes:N0} bytes; ratio {Ratio(f):0.00}×"));
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size         {f.FileBytes:N0} bytes (header+metadata+table {t.DataOffset:N0}, data {t.DataLength:N0}); FP32 {f.Fp32ParameterBytes:N0} bytes; ratio {Ratio(f):0.00}× (weights alone {(double)f.Fp32ParameterBytes / t.DataLength:0.00}×)"));
         w.WriteLine($"format       BEXF v{BexFormat.Version}, data checksum xxh64 0x{t.DataChecksum:x16} (verified)");
         w.WriteLine($"model        {ModelFileReader.ArchitectureName}: V={c.VocabSize} T={c.MaxLen} d={c.DModel} h={c.NHeads} L={c.NLayers} f={c.DFf} C={c.NClasses}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
         w.WriteLine();
@@ -80,6 +80,7 @@ internal static class InspectCommand
             j.WriteNumber("fp32_bytes", f.Fp32ParameterBytes);
             j.WriteNumber("file_bytes", f.FileBytes);
             j.WriteNumber("ratio", Math.Round(Ratio(f), 4));
+            j.WriteNumber("data_ratio", Math.Round((double)f.Fp32ParameterBytes / t.DataLength, 4));
             j.WriteNumber("head_bytes", t.DataOffset);
             j.WriteNumber("data_bytes", t.DataLength);
             j.WriteString("data_checksum_xxh64", $"{t.DataChecksum:x16}");

@@ -53,6 +53,11 @@ public sealed class MetadataValue
     /// <summary>A string array (copied).</summary>
     public static MetadataValue FromStringArray(IEnumerable<string> values) => new(MetadataValueType.StringArray, values.ToArray());
 
+    // The reader's arrays are fresh and never escape elsewhere: no second copy of a 30k-token vocabulary.
+    internal static MetadataValue OwningStringArray(string[] values) => new(MetadataValueType.StringArray, values);
+    internal static MetadataValue OwningInt64Array(long[] values) => new(MetadataValueType.Int64Array, values);
+    internal static MetadataValue OwningFloat64Array(double[] values) => new(MetadataValueType.Float64Array, values);
+
     /// <summary>An integer array (copied).</summary>
     public static MetadataValue FromInt64Array(IEnumerable<long> values) => new(MetadataValueType.Int64Array, values.ToArray());
 

@@ -2,10 +2,15 @@ using System.Globalization;
 
 namespace BinEngine.ModelFile;
 
-/// <summary>The tokenizer settings a model file carries.</summary>
+/// <summary>The tokenizer settings a model file carries; every special token is in the vocabulary (checked at open).</summary>
 /// <param name="Vocabulary">WordPiece tokens, index = id (V of them).</param>
 /// <param name="Lowercase">Lower-case and strip accents before WordPiece (bert-base-uncased).</param>
-public sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase);
+/// <param name="UnkToken">The unknown-word token.</param>
+/// <param name="ClsToken">The token that opens every sequence.</param>
+/// <param name="SepToken">The token that closes every sequence.</param>
+/// <param name="PadToken">The padding token.</param>
+public sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase,
+    string UnkToken = "[UNK]", string ClsToken = "[CLS]", string SepToken = "[SEP]", string PadToken = "[PAD]");
 
 /// <summary>Where a model file came from (any field may be null when the converter had no value).</summary>
 public sealed record ModelProvenance(
@@ -44,10 +49,22 @@ public sealed class ModelFile : IDisposable
         var vocab = file.GetStringArray(ModelKeys.TokenizerVocab);
         if (vocab.Count != Config.VocabSize)
             throw new ModelFormatException($"{source}: tokenizer vocabulary has {vocab.Count} tokens; 'vocab_size' = {Config.VocabSize}");
-        Tokenizer = new TokenizerSettings(vocab, file.GetBool(ModelKeys.TokenizerLowercase));
+        string Special(string key, string fallback)
+        {
+            string token = file.HasMetadata(key) ? file.GetString(key) : fallback;
+            if (!vocab.Contains(token))
+                throw new ModelFormatException($"{source}: special token '{token}' ({key}) is not in the vocabulary");
+            return token;
+        }
+        Tokenizer = new TokenizerSettings(vocab, file.GetBool(ModelKeys.TokenizerLowercase),
+            Special(ModelKeys.TokenizerUnkToken, "[UNK]"), Special(ModelKeys.TokenizerClsToken, "[CLS]"),
+            Special(ModelKeys.TokenizerSepToken, "[SEP]"), Special(ModelKeys.TokenizerPadToken, "[PAD]"));
         Provenance = ReadProvenance(file);
         ValidateTensors();
     }
+
+    // The embedding tensors, looked up once: a per-token lookup should not hash names.
+    private TensorInfo? _tokenTable, _tokenScale, _tokenMap, _positionTable, _positionScale;
 
     /// <summary>The validated container: metadata and raw tensor access.</summary>
     public TensorFile Container { get; }
@@ -70,8 +87,12 @@ public sealed class ModelFile : IDisposable
     /// <summary>File length in bytes.</summary>
     public long FileBytes => Container.FileLength;
 
-    /// <summary>The model's parameters counted at 32 bits each (derived tensors — α, scales, token map — excluded).</summary>
-    public long Fp32ParameterBytes => Container.Tensors.Where(t => ModelLayout.IsParameter(t.Name)).Sum(t => t.ElementCount * 4);
+    /// <summary>
+    /// The size of the FP32 model this file replaces: every parameter at 32 bits, the token table at
+    /// all V rows even when pruned rows were dropped (derived tensors — α, scales, token map — excluded).
+    /// </summary>
+    public long Fp32ParameterBytes => Container.Tensors.Where(t => ModelLayout.IsParameter(t.Name))
+        .Sum(t => t.Name == ModelLayout.TokenEmbedding ? (long)Config.VocabSize * Config.DModel * 4 : t.ElementCount * 4);
 
     /// <summary>Opens, maps and validates a model file.</summary>
     /// <exception cref="ModelFormatException">Any defect, named with its place.</exception>
@@ -139,39 +160,38 @@ public sealed class ModelFile : IDisposable
 
     /// <summary>Writes the dequantized embedding of vocabulary id <paramref name="tokenId"/> (d floats): <c>code · scale</c>, or the f32 row.</summary>
     public void TokenEmbedding(int tokenId, Span<float> destination) =>
-        EmbeddingRow(ModelLayout.TokenEmbedding, ModelLayout.TokenScale, TokenRow(tokenId), destination);
+        EmbeddingRow(_tokenTable!, _tokenScale, TokenRow(tokenId), destination);
 
     /// <summary>Writes the dequantized position embedding of <paramref name="position"/> (0-based, &lt; T).</summary>
     public void PositionEmbedding(int position, Span<float> destination)
     {
         if ((uint)position >= (uint)Config.MaxLen)
             throw new ArgumentOutOfRangeException(nameof(position), position, $"positions are 0..{Config.MaxLen - 1}");
-        EmbeddingRow(ModelLayout.PositionEmbedding, ModelLayout.PositionScale, position, destination);
+        EmbeddingRow(_positionTable!, _positionScale, position, destination);
     }
 
-    private void EmbeddingRow(string table, string scales, int row, Span<float> destination)
+    private void EmbeddingRow(TensorInfo table, TensorInfo? scales, int row, Span<float> destination)
     {
         int d = Config.DModel;
         if (destination.Length != d)
             throw new ArgumentException($"destination holds {destination.Length} floats; d_model = {d}", nameof(destination));
-        var t = Container.GetTensor(table);
-        switch (t.ElementType)
+        switch (table.ElementType)
         {
             case TensorElementType.F32:
-                Container.F32(table).Slice(row * d, d).CopyTo(destination);
+                Container.Span<float>(table).Slice(row * d, d).CopyTo(destination);
                 break;
             case TensorElementType.I8:
             {
-                float s = Container.F32(scales)[row];
-                var codes = Container.I8(table).Slice(row * d, d);
+                float s = Container.Span<float>(scales!)[row];
+                var codes = Container.Span<sbyte>(table).Slice(row * d, d);
                 for (int j = 0; j < d; j++)
                     destination[j] = codes[j] * s;
                 break;
             }
             default:
             {
-                int words = PackedPlanes.RowWords(d, t.Planes);
-                PackedPlanes.DequantizeRow(Container.Bits(table).Slice(row * words, words), t.Planes, Container.F32(scales)[row], destination);
+                int words = PackedPlanes.RowWords(d, table.Planes);
+                PackedPlanes.DequantizeRow(Container.Span<ulong>(table).Slice(row * words, words), table.Planes, Container.Span<float>(scales!)[row], destination);
                 break;
             }
         }
@@ -271,6 +291,11 @@ public sealed class ModelFile : IDisposable
                         throw new ModelFormatException($"{source}: tensor '{e.Name}'[{i}] = {values[i].ToString(CultureInfo.InvariantCulture)}; scales are finite and ≥ 0");
             }
         }
+        _tokenTable = tok;
+        _tokenScale = Container.Contains(ModelLayout.TokenScale) ? Container.GetTensor(ModelLayout.TokenScale) : null;
+        _tokenMap = HasTokenMap ? Container.GetTensor(ModelLayout.TokenMap) : null;
+        _positionTable = Container.GetTensor(ModelLayout.PositionEmbedding);
+        _positionScale = Container.Contains(ModelLayout.PositionScale) ? Container.GetTensor(ModelLayout.PositionScale) : null;
         if (HasTokenMap)
         {
             var map = Container.I32(ModelLayout.TokenMap);

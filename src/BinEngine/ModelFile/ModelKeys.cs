@@ -40,6 +40,14 @@ public static class ModelKeys
     public const string TokenizerVocab = "tokenizer.vocab";
     /// <summary>Bool: lower-case and strip accents (bert-base-uncased).</summary>
     public const string TokenizerLowercase = "tokenizer.lowercase";
+    /// <summary>String: the unknown-word token (default "[UNK]").</summary>
+    public const string TokenizerUnkToken = "tokenizer.unk_token";
+    /// <summary>String: the token that opens every sequence (default "[CLS]").</summary>
+    public const string TokenizerClsToken = "tokenizer.cls_token";
+    /// <summary>String: the token that closes every sequence (default "[SEP]").</summary>
+    public const string TokenizerSepToken = "tokenizer.sep_token";
+    /// <summary>String: the padding token (default "[PAD]").</summary>
+    public const string TokenizerPadToken = "tokenizer.pad_token";
 
     /// <summary>Prefix of the provenance entries.</summary>
     public const string ProvenancePrefix = "provenance.";

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace BinEngine.ModelFile;
 
 /// <summary>
@@ -75,28 +78,66 @@ public static class PackedPlanes
     /// Dequantizes one row of K codes, <c>code · scale</c> in float32 (the product the trainer's
     /// <c>Q(x) = s · q</c> forms), into <paramref name="destination"/>.
     /// </summary>
+    /// <remarks>
+    /// A row's P bits per element, read as an unsigned index u, select one of 2^P levels
+    /// <c>levels[u] = code(u) · scale</c> computed once per row (the same float32 product, so the
+    /// result is bit-identical to multiplying per element); the loop then only gathers bits. One,
+    /// two and four planes (the embedding widths) have unrolled gathers.
+    /// </remarks>
     public static void DequantizeRow(ReadOnlySpan<ulong> row, int planes, float scale, Span<float> destination)
     {
         int k = destination.Length;
         int w = TensorInfo.PackedRowWords(k);
+        if (planes is < 1 or > TensorInfo.MaxPlanes)
+            throw new ArgumentOutOfRangeException(nameof(planes), planes, $"1..{TensorInfo.MaxPlanes} planes");
         if (row.Length != w * planes)
             throw new ArgumentException($"row holds {row.Length} words; {w * planes} needed", nameof(row));
-        for (int j = 0; j < k; j++)
+        Span<float> levels = stackalloc float[1 << planes];
+        for (int u = 0; u < levels.Length; u++)
         {
-            int word = j >> 6, shift = j & 63;
-            int c;
-            if (planes == 1)
+            int code = planes == 1 ? u * 2 - 1 : u >= 1 << (planes - 1) ? u - (1 << planes) : u;
+            levels[u] = code * scale;
+        }
+        // Indexes are < 2^planes = levels.Length by construction, and j < n ≤ destination's rest,
+        // so the gathers below use unchecked refs (the bounds checks were half the loop's cost).
+        ref float lv = ref MemoryMarshal.GetReference(levels);
+        for (int word = 0, at = 0; at < k; word++, at += 64)
+        {
+            int n = Math.Min(64, k - at);
+            ref float dst = ref Unsafe.Add(ref MemoryMarshal.GetReference(destination), at);
+            switch (planes)
             {
-                c = (int)((row[word] >> shift) & 1) * 2 - 1;
+                case 1:
+                {
+                    ulong b0 = row[word];
+                    for (int j = 0; j < n; j++)
+                        Unsafe.Add(ref dst, j) = Unsafe.Add(ref lv, (int)(b0 >> j) & 1);
+                    break;
+                }
+                case 2:
+                {
+                    ulong b0 = row[word], b1 = row[w + word];
+                    for (int j = 0; j < n; j++)
+                        Unsafe.Add(ref dst, j) = Unsafe.Add(ref lv, (int)((b0 >> j) & 1 | ((b1 >> j) & 1) << 1));
+                    break;
+                }
+                case 4:
+                {
+                    ulong b0 = row[word], b1 = row[w + word], b2 = row[2 * w + word], b3 = row[3 * w + word];
+                    for (int j = 0; j < n; j++)
+                        Unsafe.Add(ref dst, j) = Unsafe.Add(ref lv, (int)((b0 >> j) & 1 | ((b1 >> j) & 1) << 1 | ((b2 >> j) & 1) << 2 | ((b3 >> j) & 1) << 3));
+                    break;
+                }
+                default:
+                    for (int j = 0; j < n; j++)
+                    {
+                        int u = 0;
+                        for (int p = 0; p < planes; p++)
+                            u |= (int)((row[p * w + word] >> j) & 1) << p;
+                        Unsafe.Add(ref dst, j) = Unsafe.Add(ref lv, u);
+                    }
+                    break;
             }
-            else
-            {
-                c = 0;
-                for (int p = 0; p < planes - 1; p++)
-                    c |= (int)((row[p * w + word] >> shift) & 1) << p;
-                c -= (int)((row[(planes - 1) * w + word] >> shift) & 1) << (planes - 1);
-            }
-            destination[j] = c * scale;
         }
     }
 

@@ -171,6 +171,13 @@ public sealed unsafe class TensorFile : IDisposable
     /// <summary>A packed-bits tensor's words: rows · planes · PackedRowWords(K), row-major.</summary>
     public ReadOnlySpan<ulong> Bits(string name) => Typed<ulong>(name, TensorElementType.Bits);
 
+    /// <summary>A tensor's bytes as <typeparamref name="T"/> without a name lookup or type check (callers hold a validated <see cref="TensorInfo"/> of this file).</summary>
+    internal ReadOnlySpan<T> Span<T>(TensorInfo t) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        return new ReadOnlySpan<T>(_region.Pointer + DataOffset + t.Offset, (int)(t.ByteLength / sizeof(T)));
+    }
+
     private ReadOnlySpan<T> Typed<T>(string name, TensorElementType expected) where T : unmanaged
     {
         var t = GetTensor(name);
@@ -211,13 +218,13 @@ public sealed unsafe class TensorFile : IDisposable
     public string GetString(string key) => Get<string>(key, MetadataValueType.String);
 
     /// <summary>A string-array metadata value.</summary>
-    public IReadOnlyList<string> GetStringArray(string key) => Get<string[]>(key, MetadataValueType.StringArray);
+    public IReadOnlyList<string> GetStringArray(string key) => Array.AsReadOnly(Get<string[]>(key, MetadataValueType.StringArray));
 
     /// <summary>An integer-array metadata value.</summary>
-    public IReadOnlyList<long> GetInt64Array(string key) => Get<long[]>(key, MetadataValueType.Int64Array);
+    public IReadOnlyList<long> GetInt64Array(string key) => Array.AsReadOnly(Get<long[]>(key, MetadataValueType.Int64Array));
 
     /// <summary>A floating-point-array metadata value.</summary>
-    public IReadOnlyList<double> GetFloat64Array(string key) => Get<double[]>(key, MetadataValueType.Float64Array);
+    public IReadOnlyList<double> GetFloat64Array(string key) => Array.AsReadOnly(Get<double[]>(key, MetadataValueType.Float64Array));
 
     private T Get<T>(string key, MetadataValueType type)
     {
@@ -318,9 +325,9 @@ public sealed unsafe class TensorFile : IDisposable
                 MetadataValueType.Float64 => MetadataValue.FromFloat64(BitConverter.UInt64BitsToDouble(c.ReadU64($"metadata '{key}'"))),
                 MetadataValueType.Bool => MetadataValue.FromBool(c.ReadBool($"metadata '{key}'")),
                 MetadataValueType.String => MetadataValue.FromString(c.ReadString(int.MaxValue, $"metadata '{key}'")),
-                MetadataValueType.StringArray => MetadataValue.FromStringArray(c.ReadStringArray($"metadata '{key}'")),
-                MetadataValueType.Int64Array => MetadataValue.FromInt64Array(c.ReadU64Array($"metadata '{key}'").Select(x => (long)x)),
-                MetadataValueType.Float64Array => MetadataValue.FromFloat64Array(c.ReadU64Array($"metadata '{key}'").Select(BitConverter.UInt64BitsToDouble)),
+                MetadataValueType.StringArray => MetadataValue.OwningStringArray(c.ReadStringArray($"metadata '{key}'")),
+                MetadataValueType.Int64Array => MetadataValue.OwningInt64Array(Array.ConvertAll(c.ReadU64Array($"metadata '{key}'"), x => (long)x)),
+                MetadataValueType.Float64Array => MetadataValue.OwningFloat64Array(Array.ConvertAll(c.ReadU64Array($"metadata '{key}'"), BitConverter.UInt64BitsToDouble)),
                 _ => throw new ModelFormatException($"{source}: metadata '{key}' (entry {i} at byte {at}) has unknown value type {type}"),
             };
             if (!map.TryAdd(key, value))
@@ -417,22 +424,30 @@ public sealed unsafe class TensorFile : IDisposable
             };
         }
 
-        public string ReadString(int maxBytes, string what)
+        public string ReadString(int maxBytes, string what, int index = -1)
         {
             int at = _position;
-            uint length = ReadU32(what + " length");
+            // Messages are built only on failure: a vocabulary is tens of thousands of strings.
+            string What() => index < 0 ? what : $"{what}[{index}]";
+            if (Remaining < 4)
+                throw new ModelFormatException($"{source}: {What()} length at byte {_position} needs 4 bytes; only {Remaining} remain before the data section");
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(_span.Slice(_position, 4));
+            _position += 4;
             if (length == 0 && maxBytes != int.MaxValue)
-                throw new ModelFormatException($"{source}: {what} at byte {at} is empty");
+                throw new ModelFormatException($"{source}: {What()} at byte {at} is empty");
             if (length > (uint)maxBytes)
-                throw new ModelFormatException($"{source}: {what} at byte {at} is {length} bytes; at most {maxBytes} allowed");
-            var bytes = Take((int)Math.Min(length, int.MaxValue), what);
+                throw new ModelFormatException($"{source}: {What()} at byte {at} is {length} bytes; at most {maxBytes} allowed");
+            if (length > (uint)Remaining)
+                throw new ModelFormatException($"{source}: {What()} at byte {at} needs {length} bytes; only {Remaining} remain before the data section");
+            var bytes = _span.Slice(_position, (int)length);
+            _position += (int)length;
             try
             {
                 return StrictUtf8.GetString(bytes);
             }
             catch (DecoderFallbackException e)
             {
-                throw new ModelFormatException($"{source}: {what} at byte {at} is not valid UTF-8", e);
+                throw new ModelFormatException($"{source}: {What()} at byte {at} is not valid UTF-8", e);
             }
         }
 
@@ -444,7 +459,7 @@ public sealed unsafe class TensorFile : IDisposable
                 throw new ModelFormatException($"{source}: {what} at byte {at} claims {count} strings; only {Remaining} bytes remain");
             var items = new string[count];
             for (int i = 0; i < items.Length; i++)
-                items[i] = ReadString(int.MaxValue, $"{what}[{i}]");
+                items[i] = ReadString(int.MaxValue, what, i);
             return items;
         }
 
@@ -456,7 +471,8 @@ public sealed unsafe class TensorFile : IDisposable
                 throw new ModelFormatException($"{source}: {what} at byte {at} claims {count} items; only {Remaining} bytes remain");
             var items = new ulong[count];
             for (int i = 0; i < items.Length; i++)
-                items[i] = ReadU64($"{what}[{i}]");
+                items[i] = BinaryPrimitives.ReadUInt64LittleEndian(_span.Slice(_position + 8 * i, 8));
+            _position += 8 * (int)count;
             return items;
         }
     }

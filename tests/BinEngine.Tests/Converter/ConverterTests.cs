@@ -25,12 +25,28 @@ public class ConverterTests
         Assert.True(st.Metadata.ContainsKey("config"));
     }
 
-    [Fact]
-    public void PtAndSafetensorsConvertToIdenticalModelData()
+    /// <summary>The fixture pair, plus every models/*/ directory holding model.pt and model.safetensors (the trainer's exports, once merged).</summary>
+    public static TheoryData<string, string> CheckpointPairs()
     {
-        var (ptFile, ptReport) = ModelConverter.ConvertToBytes(Fixtures.Pt, new ConvertOptions { ConfigPath = Fixtures.ConfigPath, VocabPath = Fixtures.VocabPath, Name = "tiny" });
-        // The safetensors file carries its config in __metadata__ and finds vocab.txt beside itself.
-        var (stFile, stReport) = ModelConverter.ConvertToBytes(Fixtures.Safetensors, new ConvertOptions { Name = "tiny" });
+        var data = new TheoryData<string, string> { { Fixtures.Pt, Fixtures.Safetensors } };
+        string models = Path.Combine(Fixtures.Directory, "..", "..", "..", "models");
+        if (Directory.Exists(models))
+            foreach (string dir in Directory.GetDirectories(models).Order(StringComparer.Ordinal))
+                if (File.Exists(Path.Combine(dir, "model.pt")) && File.Exists(Path.Combine(dir, "model.safetensors")))
+                    data.Add(Path.Combine(dir, "model.pt"), Path.Combine(dir, "model.safetensors"));
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CheckpointPairs))]
+    public void PtAndSafetensorsConvertToIdenticalModelData(string ptPath, string safetensorsPath)
+    {
+        string dir = Path.GetDirectoryName(ptPath)!;
+        string? vocab = File.Exists(Path.Combine(dir, "vocab.txt")) ? null
+            : Path.Combine(Fixtures.Directory, "..", "..", "..", "data", "vocab", "bert-base-uncased-vocab.txt");
+        var (ptFile, ptReport) = ModelConverter.ConvertToBytes(ptPath, new ConvertOptions { ConfigPath = Path.Combine(dir, "config.json"), VocabPath = vocab, Name = "m" });
+        // The safetensors file carries its config in __metadata__.
+        var (stFile, stReport) = ModelConverter.ConvertToBytes(safetensorsPath, new ConvertOptions { VocabPath = vocab, Name = "m" });
         Assert.Contains(stReport.Notes, n => n.Contains("__metadata__.config", StringComparison.Ordinal));
 
         using var a = TensorFile.Open(ptFile);
@@ -42,9 +58,10 @@ public class ConverterTests
         var ma = a.Metadata.Where(m => !m.Key.StartsWith("provenance.source_", StringComparison.Ordinal) && m.Key != ModelKeys.ConfigJson).Select(m => m.Key + "=" + m.Value.ToDisplayString(int.MaxValue));
         var mb = b.Metadata.Where(m => !m.Key.StartsWith("provenance.source_", StringComparison.Ordinal) && m.Key != ModelKeys.ConfigJson).Select(m => m.Key + "=" + m.Value.ToDisplayString(int.MaxValue));
         Assert.Equal(ma, mb);
-        Assert.Equal("tiny.pt", a.GetString(ModelKeys.SourceFile));
+        Assert.Equal(Path.GetFileName(ptPath), a.GetString(ModelKeys.SourceFile));
+        Assert.Equal("torch", a.GetString(ModelKeys.SourceFormat));
         Assert.Equal("safetensors", b.GetString(ModelKeys.SourceFormat));
-        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Fixtures.Pt))), a.GetString(ModelKeys.SourceSha256));
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(ptPath))), a.GetString(ModelKeys.SourceSha256));
         Assert.Equal(ptReport.Fp32Bytes, stReport.Fp32Bytes);
     }
 
@@ -52,8 +69,9 @@ public class ConverterTests
     public void SizeReportCountsEveryParameterAtThirtyTwoBits()
     {
         var (file, report) = Fixtures.Convert();
+        // Every float parameter at 32 bits, the pruned token table (40 of 50 rows) counted at all 50 rows.
         long floats = Fixtures.TinyCheckpoint.Tensors.Values.Where(t => t.IsFloat).Sum(t => t.ElementCount);
-        Assert.Equal(floats * 4, report.Fp32Bytes);
+        Assert.Equal((floats + (50 - 40) * 32) * 4, report.Fp32Bytes);
         Assert.Equal(file.Length, report.FileBytes);
         Assert.Equal((double)report.Fp32Bytes / file.Length, report.Ratio);
         using var m = ModelFileReader.Open(file);
@@ -83,6 +101,7 @@ public class ConverterTests
         Assert.Equal(File.ReadAllLines(Fixtures.VocabPath), m.Tokenizer.Vocabulary);
         Assert.Equal("café", m.Tokenizer.Vocabulary[48]);
         Assert.True(m.Tokenizer.Lowercase);
+        Assert.Equal(("[UNK]", "[CLS]", "[SEP]", "[PAD]"), (m.Tokenizer.UnkToken, m.Tokenizer.ClsToken, m.Tokenizer.SepToken, m.Tokenizer.PadToken));
         Assert.Equal("sst2", m.Provenance.Task);
         Assert.Equal("0.5", m.Provenance.Metrics["dev_accuracy"]);
         Assert.Equal("random", m.Provenance.Metrics["note"]);

@@ -185,9 +185,34 @@ public class HostileInputTests
             "\u0080\u0002}X\u0001\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nLongStorage\n" +
             $"X{(char)key.Length}\0\0\0{key}X\u0003\0\0\0cpuK\u0032tQK{(char)offset}K{(char)size}\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRs.");
         Assert.Equal(50, Checkpoint.Read(WithPickle(TensorPickle(0, 50)), "ok.pt").Tensors["w"].ElementCount);
+        // Stride-0 views of one element (torch's expand) with huge shapes: refused, never allocated.
+        static byte[] Expanded(string secondDim) => Pickle(
+            "\u0080\u0002}X\u0001\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nLongStorage\n" +
+            "X\u0001\0\0\00X\u0003\0\0\0cpuK\u0032tQK\0J\u00ff\u00ff\u00ff\u007f" + secondDim + "\u0086K\0K\0\u0086\u0089ccollections\nOrderedDict\n)RtRs.");
+        Assert.Contains("size [2147483647, 4] would materialize 68719476704 bytes", Fails(() => Checkpoint.Read(WithPickle(Expanded("K\u0004")), "evil.pt")));
+        Assert.Contains("overflow 64 bits", Fails(() => Checkpoint.Read(WithPickle(Expanded("J\u00ff\u00ff\u00ff\u007f")), "evil.pt")));
         Assert.Contains("reaches element 50 of a 50-element storage", Fails(() => Checkpoint.Read(WithPickle(TensorPickle(1, 50)), "evil.pt")));
         Assert.Contains("'tiny/data/99' is not in the archive", Fails(() => Checkpoint.Read(WithPickle(TensorPickle(0, 1, "99")), "evil.pt")));
         Assert.Contains("storage '1' is 5120 bytes; 50 × I64 needs 400", Fails(() => Checkpoint.Read(WithPickle(TensorPickle(0, 1, "1")), "evil.pt")));
+    }
+
+    [Fact]
+    public void CompressedEntryThatClaimsMoreThanTheArchiveIsRefused()
+    {
+        // 8 MiB of zeros deflates to a few kB: a small file whose storage claims 8 MiB.
+        const int Floats = 2 << 20;
+        byte[] pickle = Pickle("\u0080\u0002}X\u0001\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nFloatStorage\n" +
+            "X\u0001\0\0\00X\u0003\0\0\0cpuJ\0\0\u0020\0tQK\0J\0\0\u0020\0\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRs.");
+        var output = new MemoryStream();
+        using (var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            using (var p = zip.CreateEntry("bomb/data.pkl", CompressionLevel.NoCompression).Open())
+                p.Write(pickle);
+            using var d = zip.CreateEntry("bomb/data/0", CompressionLevel.Optimal).Open();
+            d.Write(new byte[Floats * 4]);
+        }
+        Assert.True(output.Length < 100_000);
+        Assert.Contains("refusing a possible zip bomb", Fails(() => Checkpoint.Read(output.ToArray(), "bomb.pt")));
     }
 
     [Fact]
@@ -222,6 +247,9 @@ public class HostileInputTests
         var config = SourceConfig.Parse(Fixtures.ConfigJson(), "cfg");
         Assert.Contains("the vocabulary has 3 tokens; config 'vocab_size' = 50",
             Fails(() => ModelConverter.ConvertToBytes(Fixtures.TinyCheckpoint, config, ["a", "b", "c"], true, "x")));
+        var noCls = File.ReadAllLines(Fixtures.VocabPath);
+        noCls[2] = "[BOS]";
+        Assert.Contains("special token '[CLS]' is not in the vocabulary", Fails(() => ModelConverter.ConvertToBytes(Fixtures.TinyCheckpoint, config, noCls, true, "x")));
     }
 
     [Fact]

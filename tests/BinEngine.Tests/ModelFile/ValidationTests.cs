@@ -223,6 +223,9 @@ public class ValidationTests
         string vocab = Fails(FileSurgery.Rewrite(t, editMetadata: (k, v) => k == ModelKeys.TokenizerVocab ? MetadataValue.FromStringArray(["a"]) : v), restamp: false);
         Assert.Contains("tokenizer vocabulary has 1 tokens; 'vocab_size' = 50", vocab);
 
+        string special = Fails(FileSurgery.Rewrite(t, editMetadata: (k, v) => k == ModelKeys.TokenizerSepToken ? MetadataValue.FromString("</s>") : v), restamp: false);
+        Assert.Contains("special token '</s>' (tokenizer.sep_token) is not in the vocabulary", special);
+
         string labels = Fails(FileSurgery.Rewrite(t, editMetadata: (k, v) => k == ModelKeys.Labels ? MetadataValue.FromStringArray(["x"]) : v), restamp: false);
         Assert.Contains("'labels' has 1 names; 'n_classes' = 2", labels);
 
