@@ -18,6 +18,7 @@ public class DifferentialTests
         "é", "É", "e\u0301", "\u0301", "\u0308", "\u0327", "\u0345", "ñ", "Å", "\u212B", "\u1E9E", "ß", "İ", "ı", "Σ", "ς", "ǅ",
         "\U0001D165", "\U0001D16D", "\u302E", "\u302F", "\U00016FF0", "\u1B44", // non-Mn marks with ccc 216/226/224/6/9
         "\u0F71", "\u0F72", "\u0F80", "\u0F73", "\u0344", // decompositions into several marks
+        "\u037E", "\u226E", "\u1FEF", "\u2260", "\u212A", "\u0385", // decompositions that yield punctuation (; < `) or letters
         "한", "글", "\u1100", "\u1161", "中", "文", "\uF900", "\U0002B820", "\U0002B920", "ひ", "カ",
         "😀", "\uD83D", "\uDE00", "\uDC00", "\0", "\u0007", "\u001F", "\u007F", "\u00AD", "\u200B", "\uFEFF", "\uFFFD", "\uE000", "\u0378",
         "\u00A0", "\u2028", "\u3000", "\u000B", "\u0085", "¿", "—", "«", "€", "$", "^", "`",
