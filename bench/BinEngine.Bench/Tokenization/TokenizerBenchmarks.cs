@@ -10,6 +10,7 @@ namespace BinEngine.Bench.Tokenization;
 /// Run: dotnet run -c Release --project bench/BinEngine.Bench -- --filter '*TokenizerBenchmarks*'
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn]
 [ShortRunJob]
 public class TokenizerBenchmarks
 {

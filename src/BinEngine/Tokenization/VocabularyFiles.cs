@@ -8,13 +8,26 @@ internal static class VocabularyFiles
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public static WordPieceTokenizer LoadVocabFile(string path, WordPieceOptions options)
+    /// <summary>Largest file accepted: real vocabularies are a few MB; anything far larger is not one.</summary>
+    public const long MaxFileBytes = 256L << 20;
+
+    private static byte[] ReadBounded(string path, string what)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{what} '{path}' does not exist.", path);
+        long length = new FileInfo(path).Length;
+        if (length > MaxFileBytes)
+            throw new InvalidDataException($"{what} '{path}' is {length} bytes, more than the {MaxFileBytes >> 20} MiB a vocabulary may be.");
+        return File.ReadAllBytes(path);
+    }
+
+    public static WordPieceTokenizer LoadVocabFile(string path, WordPieceOptions options)
+    {
+        byte[] bytes = ReadBounded(path, "Vocabulary file");
         string text;
         try
         {
-            text = StrictUtf8.GetString(File.ReadAllBytes(path));
+            text = StrictUtf8.GetString(bytes);
         }
         catch (DecoderFallbackException e)
         {
@@ -46,8 +59,7 @@ internal static class VocabularyFiles
 
     public static WordPieceTokenizer LoadTokenizerJson(string path)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = ReadBounded(path, "Tokenizer file");
         try
         {
             using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 64 });

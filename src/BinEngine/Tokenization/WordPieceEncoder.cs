@@ -282,8 +282,8 @@ internal ref struct WordPieceEncoder
             int id = -1;
             while (end > start)
             {
-                // Pieces end on code point boundaries (Python slices code points): never split a pair.
-                if (end < word.Length && char.IsLowSurrogate(word[end])) { end--; continue; }
+                // Pieces end on code point boundaries (the reference slices at char boundaries): never split a pair.
+                if (end < word.Length && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) { end--; continue; }
                 ReadOnlySpan<char> candidate = word[start..end];
                 if (first ? t.WordStartLookup.TryGetValue(candidate, out id) : t.ContinuationLookup.TryGetValue(candidate, out id))
                     break;

@@ -4,18 +4,23 @@ using System.Runtime.CompilerServices;
 namespace BinEngine.Tokenization;
 
 /// <summary>
-/// A BERT WordPiece tokenizer that gives the same ids as Hugging Face's BertTokenizer: text
-/// cleaning, CJK splitting, lower-casing and accent stripping, punctuation splitting, greedy
-/// longest-match-first WordPiece, then [CLS] … [SEP].
+/// A BERT WordPiece tokenizer that gives the same ids as Hugging Face's tokenizer for BERT
+/// (BertTokenizerFast, the tokenizers library, which AutoTokenizer loads): added tokens, text
+/// cleaning, CJK splitting, accent stripping and lower-casing, whitespace and punctuation
+/// splitting, greedy longest-match-first WordPiece, then [CLS] … [SEP].
 /// </summary>
 /// <remarks>
 /// <para>Immutable after construction and safe to use from many threads at once: each call keeps
 /// its scratch on the stack (or, for very large <see cref="WordPieceOptions.MaxInputCharsPerWord"/>,
 /// in arrays rented for the call). Encoding into a caller's span allocates nothing.</para>
+/// <para>Where the tokenizers library and Python's BertTokenizer differ, this follows the library
+/// (the reference fixture was made with it): unassigned code points are kept (they become [UNK])
+/// rather than dropped; accents are stripped before lower-casing, per code point, so Σ is always σ;
+/// cased text is not NFC-composed; CJK extension E starts at U+2B920.</para>
 /// <para>Characters are classified with tables generated from Python's unicodedata (Unicode
 /// <see cref="UnicodeVersion"/>), so results do not depend on the .NET runtime's Unicode data
-/// or globalization mode. Lone surrogates (invalid UTF-16) are category Cs, a control category,
-/// so text cleaning drops them as Python's BertTokenizer drops them from a str.</para>
+/// or globalization mode. Lone surrogates (invalid UTF-16, which the Rust library cannot even
+/// receive) are category Cs and text cleaning drops them, as Python's BertTokenizer does.</para>
 /// </remarks>
 public sealed class WordPieceTokenizer
 {

@@ -4,9 +4,12 @@ BertNormalizer/BertPreTokenizer see it, lowercase, canonical decomposition, comb
 from Python's unicodedata and str.lower() (Python 3.11: Unicode 14.0.0).
 
 Why not .NET's own data: with InvariantGlobalization (this repository's setting) string.Normalize
-does not decompose non-ASCII text, char.ToLowerInvariant leaves U+0130 alone, and .NET 10 ships a
-newer Unicode than the Python that produced the parity fixture, so characters assigned since then
-would be classified differently. The tables are a pure function of the Python it runs on.
+does not decompose non-ASCII text, char.ToLowerInvariant leaves U+0130 alone, and the runtime's
+Unicode version moves with .NET releases. The tables pin one version (Python 3.11's 14.0), so ids do
+not change under a model when the runtime is upgraded. Hugging Face's tokenizers library takes its
+categories from the unicode_categories crate and its lowercase from Rust's std, each with its own
+Unicode version; they can only disagree with these tables on characters assigned after 14.0 or
+recategorized since (tests/BinEngine.Tests/Tokenization/UnicodeTablesTests.cs measures how many).
 
 Run: /usr/bin/python3 generate_unicode_tables.py > UnicodeTables.g.cs
 """

@@ -70,6 +70,22 @@ public class BasicTokenizerTests
     }
 
     [Fact]
+    public void AccentStrippingReordersCombiningMarksCanonically()
+    {
+        // U+1D165 (ccc 216) and U+1D16D (ccc 226) are spacing marks (Mc): NFD sorts them, and they survive the Mn filter.
+        const string Stem = "\U0001D165", Dot = "\U0001D16D";
+        var t = Make(WordPieceOptions.BertUncased, "x", "x" + Stem + Dot, "##" + Stem, "##" + Dot);
+        Assert.Equal($"[CLS] x{Stem}{Dot} [SEP]", Tokens(t, "x" + Dot + Stem));
+        // A dropped Mn (U+0301, ccc 230) inside the run takes part in the sort but does not end it.
+        Assert.Equal($"[CLS] x{Stem}{Dot} [SEP]", Tokens(t, "x" + Dot + "\u0301" + Stem));
+        // COMBINING GRAPHEME JOINER is Mn with ccc 0: it ends the run, so nothing is reordered across it.
+        Assert.Equal($"[CLS] x ##{Dot} ##{Stem} [SEP]", Tokens(t, "x" + Dot + "\u034F" + Stem));
+        // Without accent stripping there is no NFD, so no reordering.
+        var cased = Make(WordPieceOptions.BertCased, "x", "x" + Stem + Dot, "##" + Stem, "##" + Dot);
+        Assert.Equal($"[CLS] x ##{Dot} ##{Stem} [SEP]", Tokens(cased, "x" + Dot + Stem));
+    }
+
+    [Fact]
     public void PunctuationIsSplitOffBothAsciiAndUnicode()
     {
         var t = Make(WordPieceOptions.BertUncased, "a", "b", "$", "¿", "—", "^", "`");
