@@ -18,6 +18,9 @@ internal sealed record CliContext(
     string BaseDirectory,
     string WorkingDirectory)
 {
+    /// <summary>True when stdin is a terminal: commands that read it say so first, instead of seeming to hang.</summary>
+    public bool StdinIsTerminal { get; init; }
+
     /// <summary>A path given on the command line, made absolute against <see cref="WorkingDirectory"/>.</summary>
     public string Resolve(string path) => Path.GetFullPath(path, WorkingDirectory);
 }

@@ -13,8 +13,9 @@ internal static class CommonOptions
 
     public static Option<int> Threads(string what) => new("--threads", "-t")
     {
-        Description = $"Threads {what} (default: all {Environment.ProcessorCount} cores)",
+        Description = $"Threads {what} (default: all cores)",
         DefaultValueFactory = _ => Environment.ProcessorCount,
+        HelpName = "N",
     };
 
     /// <summary>Validates a --threads value (at least 1).</summary>

@@ -17,16 +17,19 @@ internal sealed class PolicyOptions
 
     public Option<float?> Tau { get; } = new("--tau")
     {
+        HelpName = "TAU",
         Description = "τ of the policy (entropy_reduction: bound on the fractional entropy drop; entropy, normalized_entropy: entropy bound; confidence: probability bound); default: the model file's",
     };
 
     public Option<float?> Kappa { get; } = new("--kappa")
     {
+        HelpName = "KAPPA",
         Description = "κ of entropy_reduction: bound on the normalized entropy H/ln C (default: the model file's)",
     };
 
     public Option<int?> Patience { get; } = new("--patience")
     {
+        HelpName = "T",
         Description = "t of patience: exit once t blocks in a row agree with their predecessor (default: the model file's)",
     };
 

@@ -18,7 +18,10 @@ public static class Program
         var cx = new CliContext(Console.In, Console.Out, Console.Error,
             StderrIsTerminal: !Console.IsErrorRedirected,
             BaseDirectory: AppContext.BaseDirectory,
-            WorkingDirectory: Environment.CurrentDirectory);
+            WorkingDirectory: Environment.CurrentDirectory)
+        {
+            StdinIsTerminal = !Console.IsInputRedirected,
+        };
         int code = Run(args, cx);
         Console.Out.Flush();
         return code;

@@ -29,10 +29,11 @@ internal static class BatchCommand
         var outputFormat = new Option<string?>("--output-format") { Description = "Output format: jsonl or tsv (default: from the output's extension)", HelpName = "FORMAT" };
         var textColumn = new Option<string?>("--text-column") { Description = "TSV/CSV: the text column, a header name or a 0-based index (default: the header's text/sentence/review/… column, else column 0)", HelpName = "NAME|INDEX" };
         var textField = new Option<string>("--text-field") { Description = "JSONL: the field holding the text", DefaultValueFactory = _ => "text", HelpName = "NAME" };
-        var header = new Option<string>("--header") { Description = "TSV/CSV: is the first row a header? auto (yes when it names --text-column or a known column such as text, sentence, label), yes, no", DefaultValueFactory = _ => "auto" };
+        var header = new Option<string>("--header") { Description = "TSV/CSV: is the first row a header? auto (yes when it names --text-column or a known column such as text, sentence, label), yes, no", DefaultValueFactory = _ => "auto", HelpName = "auto|yes|no" };
+        header.AcceptOnlyFromAmong("auto", "yes", "no");
         var threads = CommonOptions.Threads("to tokenize and classify on");
-        var chunk = new Option<int>("--chunk-size") { Description = "Rows read, classified and written at a time", DefaultValueFactory = _ => 1024 };
-        var maxRowBytes = new Option<int>("--max-row-bytes") { Description = "Rows longer than this many bytes become error rows instead of being read", DefaultValueFactory = _ => 1 << 20 };
+        var chunk = new Option<int>("--chunk-size") { Description = "Rows read, classified and written at a time", DefaultValueFactory = _ => 1024, HelpName = "N" };
+        var maxRowBytes = new Option<int>("--max-row-bytes") { Description = "Rows longer than this many bytes become error rows instead of being read", DefaultValueFactory = _ => 1 << 20, HelpName = "BYTES" };
         var resume = new Option<bool>("--resume") { Description = "If OUTPUT exists, keep its complete rows, skip as many input rows and append the rest (same bytes as an uninterrupted run)" };
         var quiet = new Option<bool>("--no-progress") { Description = "Print no progress (the summary is still printed)" };
         var model = CommonOptions.Model();

@@ -32,7 +32,10 @@ internal static class ClassifyCommand
             var line = new JsonLine();
             int errors = 0;
             int index = 0;
-            foreach (string text in Inputs(parse.GetValue(texts), cx.Stdin))
+            string[]? args = parse.GetValue(texts);
+            if (args is not { Length: > 0 } && cx.StdinIsTerminal)
+                cx.Stderr.WriteLine("reading texts from stdin, one per line; end with Ctrl-D (or pass the texts as arguments)");
+            foreach (string text in Inputs(args, cx.Stdin))
             {
                 ClassificationResult? r = null;
                 string? error = null;

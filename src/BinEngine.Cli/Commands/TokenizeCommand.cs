@@ -30,6 +30,8 @@ internal static class TokenizeCommand
             WordPieceTokenizer tokenizer = Load(cx, parse.GetValue(model), parse.GetValue(vocab), parse.GetValue(tokenizerJson));
             bool withTokens = parse.GetValue(tokens);
             var line = new JsonLine();
+            if (cx.StdinIsTerminal)
+                cx.Stderr.WriteLine("reading lines from stdin; end with Ctrl-D");
             while (cx.Stdin.ReadLine() is { } text)
             {
                 int[] ids = tokenizer.Encode(text);
