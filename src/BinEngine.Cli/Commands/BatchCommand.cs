@@ -122,71 +122,103 @@ internal static class BatchCommand
         public long Skipped, New, Errors, Truncated;
     }
 
+    /// <summary>One chunk of input rows and their token ids; two alternate so reading overlaps classifying.</summary>
+    private sealed class Chunk(int capacity, int maxLength)
+    {
+        public readonly InputRow[] Rows = new InputRow[capacity];
+        public readonly int[] Ids = new int[capacity * maxLength];
+        public readonly int[] Counts = new int[capacity];
+        public readonly bool[] Truncated = new bool[capacity];
+        public readonly string?[] Errors = new string?[capacity];
+        public readonly List<ReadOnlyMemory<int>> Samples = new(capacity);
+        public int Length;
+        public long Position; // input bytes consumed after this chunk
+    }
+
     /// <summary>
-    /// The streaming loop: read a chunk of rows, tokenize the readable ones in parallel, classify them in one
-    /// batch (which spreads samples over the model's BatchThreads), write every row in input order, flush.
-    /// Memory: one chunk of texts and chunk × max_len ids, reused.
+    /// The streaming loop: while the model classifies chunk k (spreading its samples over the model's
+    /// BatchThreads), the next chunk is read and tokenized on another task; then chunk k's rows are formatted
+    /// in parallel and written in input order, and the writer is flushed. The reader is only ever used by one
+    /// task at a time (each read starts after the previous one has finished). Memory: two chunks of texts and
+    /// chunk × max_len ids, reused.
     /// </summary>
     private static void Classify(BeexModel model, ExitPolicy policy, RowReader reader, StreamWriter writer,
         ResultFormatter formatter, int chunkSize, int threads, RunCounts run, Action<long, long> report)
     {
         int t = model.Architecture.MaxLength;
-        var rows = new InputRow[chunkSize];
-        var ids = new int[chunkSize * t];
-        var counts = new int[chunkSize];
-        var truncated = new bool[chunkSize];
-        var errors = new string?[chunkSize];
-        var samples = new List<ReadOnlyMemory<int>>(chunkSize);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads };
-        while (true)
+        Chunk[] buffers = [new Chunk(chunkSize, t), new Chunk(chunkSize, t)];
+        var lines = new string[chunkSize];
+        Chunk Read(Chunk c)
         {
             int n = 0;
             long chars = 0;
             while (n < chunkSize && chars < MaxChunkChars && reader.TryRead(out InputRow row))
             {
-                rows[n++] = row;
+                c.Rows[n++] = row;
                 chars += row.Text?.Length ?? 0;
             }
-            if (n == 0) break;
-
+            c.Length = n;
+            c.Position = reader.Position;
             Parallel.For(0, n, parallel, i =>
             {
-                errors[i] = rows[i].Error;
-                truncated[i] = false;
-                if (errors[i] is not null) return;
+                c.Errors[i] = c.Rows[i].Error;
+                c.Truncated[i] = false;
+                if (c.Errors[i] is not null) return;
                 try
                 {
-                    counts[i] = model.Encode(rows[i].Text, ids.AsSpan(i * t, t), out truncated[i]);
+                    c.Counts[i] = model.Encode(c.Rows[i].Text, c.Ids.AsSpan(i * t, t), out c.Truncated[i]);
                 }
                 catch (ArgumentException e)
                 {
-                    errors[i] = e.Message;
+                    c.Errors[i] = e.Message;
                 }
             });
-            samples.Clear();
-            for (int i = 0; i < n; i++)
-                if (errors[i] is null) samples.Add(ids.AsMemory(i * t, counts[i]));
-            ClassificationResult[] results = samples.Count > 0 ? model.ClassifyBatch(samples, policy) : [];
-
-            int next = 0;
+            c.Samples.Clear();
             for (int i = 0; i < n; i++)
             {
-                long index = run.Skipped + run.New;
-                if (errors[i] is { } error)
-                {
-                    writer.WriteLine(formatter.ErrorRow(index, error));
-                    run.Errors++;
-                }
-                else
-                {
-                    writer.WriteLine(formatter.Row(index, results[next++], truncated[i]));
-                    if (truncated[i]) run.Truncated++;
-                }
-                run.New++;
-                rows[i] = default;
+                if (c.Errors[i] is null) c.Samples.Add(c.Ids.AsMemory(i * t, c.Counts[i]));
+                c.Rows[i] = default; // the texts are tokenized: let them go
             }
-            writer.Flush();
-            report(run.New, reader.Position);
+            return c;
+        }
+
+        Task<Chunk> next = Task.Run(() => Read(buffers[0]));
+        for (int k = 1; ; k++)
+        {
+            Chunk chunk = next.GetAwaiter().GetResult();
+            if (chunk.Length == 0) break;
+            next = Task.Run(() => Read(buffers[k % 2]));
+            try
+            {
+                ClassificationResult[] results = chunk.Samples.Count > 0 ? model.ClassifyBatch(chunk.Samples, policy) : [];
+
+                // Result j answers the j-th readable row: map rows to results, then format in parallel.
+                var resultOf = new int[chunk.Length];
+                for (int i = 0, j = 0; i < chunk.Length; i++)
+                    resultOf[i] = chunk.Errors[i] is null ? j++ : -1;
+                long first = run.Skipped + run.New;
+                Parallel.For(0, chunk.Length, parallel, i =>
+                    lines[i] = chunk.Errors[i] is { } error
+                        ? formatter.ErrorRow(first + i, error)
+                        : formatter.Row(first + i, results[resultOf[i]], chunk.Truncated[i]));
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    writer.WriteLine(lines[i]);
+                    lines[i] = null!;
+                    if (chunk.Errors[i] is not null) run.Errors++;
+                    else if (chunk.Truncated[i]) run.Truncated++;
+                }
+                run.New += chunk.Length;
+                writer.Flush();
+                report(run.New, chunk.Position);
+            }
+            catch
+            {
+                // Let the read in flight finish before the reader and its stream are disposed.
+                try { next.Wait(); } catch (AggregateException) { }
+                throw;
+            }
         }
     }
 }
