@@ -24,10 +24,10 @@ internal abstract class ResultFormatter
     public abstract string ErrorRow(long index, string error);
 
     /// <summary>
-    /// Reads a complete row back: its index and whether it is an error row; false when the line is not a row
-    /// of this format (then the file was not written by this command with these options).
+    /// Reads a complete row back: its index, whether it is an error row and whether its text was truncated;
+    /// false when the line is not a row of this format (then the file was not written by this command with these options).
     /// </summary>
-    public abstract bool TryParseRow(string line, out long index, out bool isError);
+    public abstract bool TryParseRow(string line, out long index, out bool isError, out bool truncated);
 
     public static OutputFormat FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {
@@ -85,10 +85,11 @@ internal sealed class JsonlResultFormatter : ResultFormatter
         return line.End();
     }
 
-    public override bool TryParseRow(string line, out long index, out bool isError)
+    public override bool TryParseRow(string line, out long index, out bool isError, out bool truncated)
     {
         index = -1;
         isError = false;
+        truncated = line.EndsWith(",\"truncated\":true}", StringComparison.Ordinal);
         // Every row starts {"row":N, followed by "error" for an error row.
         const string prefix = "{\"row\":";
         if (!line.StartsWith(prefix, StringComparison.Ordinal)) return false;
@@ -130,14 +131,16 @@ internal sealed class TsvResultFormatter(IReadOnlyList<string> labels) : ResultF
     public override string ErrorRow(long index, string error) =>
         index.ToString(CultureInfo.InvariantCulture) + new string('\t', Columns - 1) + Clean(error);
 
-    public override bool TryParseRow(string line, out long index, out bool isError)
+    public override bool TryParseRow(string line, out long index, out bool isError, out bool truncated)
     {
         index = -1;
         isError = false;
+        truncated = false;
         string[] fields = line.Split('\t');
         if (fields.Length != Columns) return false;
         if (!long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out index)) return false;
         isError = fields[^1].Length > 0;
+        truncated = fields[^2] == "true";
         return true;
     }
 

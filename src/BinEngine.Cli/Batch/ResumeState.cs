@@ -10,16 +10,16 @@ namespace BinEngine.Cli.Batch;
 internal static class ResumeState
 {
     /// <summary>
-    /// Cuts a trailing partial line off <paramref name="output"/> and counts its complete rows and error rows.
+    /// Cuts a trailing partial line off <paramref name="output"/> and counts its complete rows, error rows and truncated rows.
     /// Leaves the stream at its end. A file without one complete line (not even a TSV header) is emptied.
     /// </summary>
     /// <exception cref="CliException">The file holds something else than rows of this format in order.</exception>
-    public static (long Rows, long Errors) Prepare(FileStream output, string path, ResultFormatter formatter)
+    public static (long Rows, long Errors, long Truncated) Prepare(FileStream output, string path, ResultFormatter formatter)
     {
         long keep = EndOfLastLine(output);
         output.SetLength(keep);
         output.Position = 0;
-        long rows = 0, errors = 0;
+        long rows = 0, errors = 0, truncated = 0;
         var lines = new ByteLineReader(output, int.MaxValue - 1);
         bool expectHeader = formatter.Header is not null;
         while (lines.TryReadLine(out string line, out string? problem))
@@ -34,12 +34,13 @@ internal static class ResumeState
                 expectHeader = false;
                 continue;
             }
-            if (!formatter.TryParseRow(line, out long index, out bool isError))
+            if (!formatter.TryParseRow(line, out long index, out bool isError, out bool wasTruncated))
                 throw NotOurs($"{where} is not a row of this output format");
             if (index != rows)
                 throw NotOurs($"{where} is row {index}, expected row {rows}");
             rows++;
             if (isError) errors++;
+            if (wasTruncated) truncated++;
         }
         if (expectHeader && keep == 0 && formatter.Header is not null)
         {
@@ -47,7 +48,7 @@ internal static class ResumeState
             output.SetLength(0);
         }
         output.Seek(0, SeekOrigin.End);
-        return (rows, errors);
+        return (rows, errors, truncated);
     }
 
     /// <summary>The length of the file up to and including its last '\n' (0 when it has none).</summary>

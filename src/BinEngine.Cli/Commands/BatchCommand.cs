@@ -75,7 +75,7 @@ internal static class BatchCommand
                 outStream = new FileStream(outPath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
                 try
                 {
-                    (run.Skipped, run.Errors) = ResumeState.Prepare(outStream, outPath, formatter);
+                    (run.Skipped, run.Errors, run.Truncated) = ResumeState.Prepare(outStream, outPath, formatter);
                 }
                 catch
                 {
@@ -188,7 +188,8 @@ internal static class BatchCommand
         {
             Chunk chunk = next.GetAwaiter().GetResult();
             if (chunk.Length == 0) break;
-            next = Task.Run(() => Read(buffers[k % 2]));
+            Chunk spare = buffers[k % 2]; // taken now: the lambda must not read k, which the loop moves on
+            next = Task.Run(() => Read(spare));
             try
             {
                 ClassificationResult[] results = chunk.Samples.Count > 0 ? model.ClassifyBatch(chunk.Samples, policy) : [];

@@ -124,6 +124,12 @@ public class BatchCommandTests(CliFixture fx)
         Assert.True(rows[0].GetProperty("truncated").GetBoolean());
         Assert.Equal(48, rows[0].GetProperty("tokens").GetInt32());
         Assert.False(rows[1].GetProperty("truncated").GetBoolean());
+        Assert.Contains("(1 truncated to max_len)", r.Stderr);
+
+        // A resumed run counts the truncated rows it kept as well.
+        File.WriteAllLines(output, [File.ReadAllLines(output)[0]]);
+        var resumed = fx.RunWithModel("batch", input, "-o", output, "--resume");
+        Assert.Contains("2 rows in, 2 ok, 0 with errors (1 truncated to max_len)", resumed.Stderr);
 
         var limited = fx.RunWithModel("batch", input, "-o", output, "--max-row-bytes", "100");
         Assert.Equal(1, limited.ExitCode);
@@ -140,6 +146,10 @@ public class BatchCommandTests(CliFixture fx)
         Assert.Equal(0, fx.RunWithModel("batch", input, "-o", a, "--threads", "1", "--chunk-size", "1024").ExitCode);
         Assert.Equal(0, fx.RunWithModel("batch", input, "-o", b, "--threads", "2", "--chunk-size", "3").ExitCode);
         Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
+        // Chunks of one row: the most hand-overs between the reading task and the classifying loop.
+        string c = Path.Combine(fx.NewFolder(), "c.jsonl");
+        Assert.Equal(0, fx.RunWithModel("batch", input, "-o", c, "--threads", "2", "--chunk-size", "1").ExitCode);
+        Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(c));
     }
 
     [Theory]
@@ -163,7 +173,7 @@ public class BatchCommandTests(CliFixture fx)
             File.WriteAllBytes(partial, expected.AsSpan(0, cut).ToArray());
             var resumed = fx.RunWithModel("batch", input, "-o", partial, "--resume", "--chunk-size", "4");
             Assert.True(resumed.ExitCode == 1, $"cut {cut}: {resumed}"); // the error rows of the first part still count
-            Assert.Contains("25 rows in, 21 ok, 4 with errors", resumed.Stderr);
+            Assert.True(resumed.Stderr.Contains("25 rows in, 21 ok, 4 with errors"), $"cut {cut}: {resumed}");
             Assert.True(expected.AsSpan().SequenceEqual(File.ReadAllBytes(partial)), $"cut at {cut} of {expected.Length}");
         }
     }
