@@ -98,7 +98,7 @@ internal static class BatchCommand
             }
 
             var clock = Stopwatch.StartNew();
-            BatchProgress.Run(cx, inStream.Length, enabled: !parse.GetValue(quiet), report =>
+            BatchProgress.Run(cx, inStream.CanSeek ? inStream.Length : 0, enabled: !parse.GetValue(quiet), report =>
                 Classify(m, exitPolicy, reader, writer, formatter, chunkSize, threadCount, run, report));
             clock.Stop();
 
