@@ -43,9 +43,6 @@ internal sealed class JsonLine
 /// <summary>Fixed-format, culture-invariant numbers for output.</summary>
 internal static class Fmt
 {
-    /// <summary>A probability or fraction with 6 decimals ("0.973069").</summary>
-    public static string P6(double x) => x.ToString("0.000000", CultureInfo.InvariantCulture);
-
     /// <summary>A fraction with 3 decimals ("0.973").</summary>
     public static string P3(double x) => x.ToString("0.000", CultureInfo.InvariantCulture);
 
@@ -54,14 +51,6 @@ internal static class Fmt
     {
         string s = x.ToString(format, CultureInfo.InvariantCulture);
         return s.StartsWith("-0", StringComparison.Ordinal) && s.Trim('-', '0', '.').Length == 0 ? s[1..] : s;
-    }
-
-    /// <summary>Writes "name": number in a fixed format (null when not finite).</summary>
-    public static void WriteFixed(this Utf8JsonWriter j, string name, double x, string format = "0.000000")
-    {
-        j.WritePropertyName(name);
-        if (double.IsFinite(x)) j.WriteRawValue(FixedJson(x, format), skipInputValidation: true);
-        else j.WriteNullValue();
     }
 
     /// <summary>Writes a fixed-format number value (null when not finite).</summary>
