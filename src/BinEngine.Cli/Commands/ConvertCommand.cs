@@ -58,7 +58,7 @@ internal static class ConvertCommand
             catch (ConversionException e)
             {
                 stderr.WriteLine("error: " + e.Message);
-                return 1;
+                return ExitCodes.Usage; // an unusable checkpoint, config or vocabulary: nothing was written
             }
         });
         return command;

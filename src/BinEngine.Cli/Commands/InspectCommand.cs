@@ -34,7 +34,7 @@ internal static class InspectCommand
             catch (ModelFormatException e)
             {
                 parse.InvocationConfiguration.Error.WriteLine("error: " + e.Message);
-                return 1;
+                return ExitCodes.Usage; // an unusable model file
             }
         });
         return command;

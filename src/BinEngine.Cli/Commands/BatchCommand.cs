@@ -1,0 +1,225 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using BinEngine.Cli.Batch;
+using BinEngine.Runtime;
+
+namespace BinEngine.Cli.Commands;
+
+/// <summary>
+/// <c>binengine batch INPUT -o OUTPUT</c>: classifies every row of a TSV, CSV, JSONL or plain-text file into
+/// one output row each, in order, streaming in chunks (constant memory), on all cores.
+/// </summary>
+/// <remarks>
+/// Row policy: a row that cannot be read (not UTF-8, invalid JSON, no text field, too few columns, longer
+/// than --max-row-bytes) or holds no token (empty, only spaces) gets an error row; a text longer than the
+/// model's max_len tokens is cut to max_len (as in training) and its row says "truncated": true.
+/// </remarks>
+internal static class BatchCommand
+{
+    /// <summary>A chunk also ends when its texts reach this many characters, bounding memory on huge rows.</summary>
+    private const long MaxChunkChars = 16 << 20;
+
+    internal static Command Create(CliContext cx)
+    {
+        var input = new Argument<string>("input") { Description = "Input file: .tsv/.csv (a text column), .jsonl (a text field), or plain text (one text per line)" };
+        var output = new Option<string>("--output", "-o") { Description = "Output file: .tsv for TSV with a header, anything else JSON lines", Required = true, HelpName = "PATH" };
+        var format = new Option<string?>("--format") { Description = "Input format: lines, tsv, csv or jsonl (default: from the extension; .tsv, .csv, .jsonl/.ndjson, else lines)", HelpName = "FORMAT" };
+        var outputFormat = new Option<string?>("--output-format") { Description = "Output format: jsonl or tsv (default: from the output's extension)", HelpName = "FORMAT" };
+        var textColumn = new Option<string?>("--text-column") { Description = "TSV/CSV: the text column, a header name or a 0-based index (default: the header's text/sentence/review/… column, else column 0)", HelpName = "NAME|INDEX" };
+        var textField = new Option<string>("--text-field") { Description = "JSONL: the field holding the text", DefaultValueFactory = _ => "text", HelpName = "NAME" };
+        var header = new Option<string>("--header") { Description = "TSV/CSV: is the first row a header? auto (yes when it names --text-column or a known column such as text, sentence, label), yes, no", DefaultValueFactory = _ => "auto", HelpName = "auto|yes|no" };
+        header.AcceptOnlyFromAmong("auto", "yes", "no");
+        var threads = CommonOptions.Threads("to tokenize and classify on");
+        var chunk = new Option<int>("--chunk-size") { Description = "Rows read, classified and written at a time", DefaultValueFactory = _ => 1024, HelpName = "N" };
+        var maxRowBytes = new Option<int>("--max-row-bytes") { Description = "Rows longer than this many bytes become error rows instead of being read", DefaultValueFactory = _ => 1 << 20, HelpName = "BYTES" };
+        var resume = new Option<bool>("--resume") { Description = "If OUTPUT exists, keep its complete rows, skip as many input rows and append the rest (same bytes as an uninterrupted run)" };
+        var quiet = new Option<bool>("--no-progress") { Description = "Print no progress (the summary is still printed)" };
+        var model = CommonOptions.Model();
+        var policy = new PolicyOptions();
+        var command = new Command("batch", "Classify every row of a file into one output row each, in order (streaming, all cores, resumable)")
+        {
+            input, output, format, outputFormat, textColumn, textField, header, threads, chunk, maxRowBytes, resume, quiet, model,
+        };
+        policy.AddTo(command);
+        command.SetAction(parse =>
+        {
+            string inPath = cx.Resolve(parse.GetValue(input)!);
+            string outPath = cx.Resolve(parse.GetValue(output)!);
+            if (!File.Exists(inPath))
+                throw new CliException($"input file '{inPath}' does not exist");
+            if (string.Equals(inPath, outPath, StringComparison.Ordinal))
+                throw new CliException("the output would overwrite the input; choose another -o");
+            int chunkSize = parse.GetValue(chunk);
+            if (chunkSize < 1) throw new CliException($"--chunk-size must be at least 1, got {chunkSize}");
+            int rowLimit = parse.GetValue(maxRowBytes);
+            if (rowLimit < 1) throw new CliException($"--max-row-bytes must be at least 1, got {rowLimit}");
+            var inFormat = parse.GetValue(format) is { } f ? RowReader.ParseFormat(f) : RowReader.FormatOf(inPath);
+            var outFormat = parse.GetValue(outputFormat) is { } of ? ResultFormatter.ParseFormat(of) : ResultFormatter.FormatOf(outPath);
+            int threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));
+
+            using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model));
+            ExitPolicy exitPolicy = policy.Resolve(parse, m);
+            m.BatchThreads = threadCount;
+            var formatter = ResultFormatter.Create(outFormat, m.Labels);
+
+            using var inStream = new FileStream(inPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+            RowReader reader = RowReader.Open(inStream, inFormat,
+                new RowOptions(parse.GetValue(textColumn), parse.GetValue(textField)!, parse.GetValue(header)!, rowLimit));
+
+            var run = new RunCounts();
+            FileStream outStream;
+            if (parse.GetValue(resume) && File.Exists(outPath))
+            {
+                outStream = new FileStream(outPath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+                try
+                {
+                    (run.Skipped, run.Errors, run.Truncated) = ResumeState.Prepare(outStream, outPath, formatter);
+                }
+                catch
+                {
+                    outStream.Dispose();
+                    throw;
+                }
+            }
+            else
+            {
+                outStream = new FileStream(outPath, FileMode.Create, FileAccess.Write, FileShare.Read);
+            }
+            using var writer = new StreamWriter(outStream, new UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
+            if (outStream.Length == 0 && formatter.Header is not null)
+                writer.WriteLine(formatter.Header);
+
+            for (long i = 0; i < run.Skipped; i++)
+            {
+                if (!reader.TryRead(out _))
+                    throw new CliException($"cannot resume: '{outPath}' holds {run.Skipped:N0} rows but '{inPath}' has only {i:N0}; is it the output of another input?");
+            }
+
+            var clock = Stopwatch.StartNew();
+            BatchProgress.Run(cx, inStream.CanSeek ? inStream.Length : 0, enabled: !parse.GetValue(quiet), report =>
+                Classify(m, exitPolicy, reader, writer, formatter, chunkSize, threadCount, run, report));
+            clock.Stop();
+
+            long rowsIn = run.Skipped + run.New;
+            var c = CultureInfo.InvariantCulture;
+            cx.Stderr.WriteLine(string.Format(c,
+                "batch: {0:N0} rows in, {1:N0} ok, {2:N0} with errors{3}; {4:N0} processed in {5:0.0} s ({6:N0} rows/s) -> {7}",
+                rowsIn, rowsIn - run.Errors, run.Errors,
+                run.Truncated > 0 ? string.Format(c, " ({0:N0} truncated to max_len)", run.Truncated) : "",
+                run.New, clock.Elapsed.TotalSeconds, run.New / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), outPath));
+            if (run.Skipped > 0)
+                cx.Stderr.WriteLine(string.Format(c, "batch: resumed after the {0:N0} rows already in {1}", run.Skipped, outPath));
+            return run.Errors > 0 ? ExitCodes.RowErrors : ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>Counts over the whole output (rows kept by --resume included).</summary>
+    private sealed class RunCounts
+    {
+        public long Skipped, New, Errors, Truncated;
+    }
+
+    /// <summary>One chunk of input rows and their token ids; two alternate so reading overlaps classifying.</summary>
+    private sealed class Chunk(int capacity, int maxLength)
+    {
+        public readonly InputRow[] Rows = new InputRow[capacity];
+        public readonly int[] Ids = new int[capacity * maxLength];
+        public readonly int[] Counts = new int[capacity];
+        public readonly bool[] Truncated = new bool[capacity];
+        public readonly string?[] Errors = new string?[capacity];
+        public readonly List<ReadOnlyMemory<int>> Samples = new(capacity);
+        public int Length;
+        public long Position; // input bytes consumed after this chunk
+    }
+
+    /// <summary>
+    /// The streaming loop: while the model classifies chunk k (spreading its samples over the model's
+    /// BatchThreads), the next chunk is read and tokenized on another task; then chunk k's rows are formatted
+    /// in parallel and written in input order, and the writer is flushed. The reader is only ever used by one
+    /// task at a time (each read starts after the previous one has finished). Memory: two chunks of texts and
+    /// chunk × max_len ids, reused.
+    /// </summary>
+    private static void Classify(BeexModel model, ExitPolicy policy, RowReader reader, StreamWriter writer,
+        ResultFormatter formatter, int chunkSize, int threads, RunCounts run, Action<long, long> report)
+    {
+        int t = model.Architecture.MaxLength;
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        Chunk[] buffers = [new Chunk(chunkSize, t), new Chunk(chunkSize, t)];
+        var lines = new string[chunkSize];
+        Chunk Read(Chunk c)
+        {
+            int n = 0;
+            long chars = 0;
+            while (n < chunkSize && chars < MaxChunkChars && reader.TryRead(out InputRow row))
+            {
+                c.Rows[n++] = row;
+                chars += row.Text?.Length ?? 0;
+            }
+            c.Length = n;
+            c.Position = reader.Position;
+            Parallel.For(0, n, parallel, i =>
+            {
+                c.Errors[i] = c.Rows[i].Error;
+                c.Truncated[i] = false;
+                if (c.Errors[i] is not null) return;
+                try
+                {
+                    c.Counts[i] = model.Encode(c.Rows[i].Text, c.Ids.AsSpan(i * t, t), out c.Truncated[i]);
+                }
+                catch (ArgumentException e)
+                {
+                    c.Errors[i] = e.Message;
+                }
+            });
+            c.Samples.Clear();
+            for (int i = 0; i < n; i++)
+            {
+                if (c.Errors[i] is null) c.Samples.Add(c.Ids.AsMemory(i * t, c.Counts[i]));
+                c.Rows[i] = default; // the texts are tokenized: let them go
+            }
+            return c;
+        }
+
+        Task<Chunk> next = Task.Run(() => Read(buffers[0]));
+        for (int k = 1; ; k++)
+        {
+            Chunk chunk = next.GetAwaiter().GetResult();
+            if (chunk.Length == 0) break;
+            Chunk spare = buffers[k % 2]; // taken now: the lambda must not read k, which the loop moves on
+            next = Task.Run(() => Read(spare));
+            try
+            {
+                ClassificationResult[] results = chunk.Samples.Count > 0 ? model.ClassifyBatch(chunk.Samples, policy) : [];
+
+                // Result j answers the j-th readable row: map rows to results, then format in parallel.
+                var resultOf = new int[chunk.Length];
+                for (int i = 0, j = 0; i < chunk.Length; i++)
+                    resultOf[i] = chunk.Errors[i] is null ? j++ : -1;
+                long first = run.Skipped + run.New;
+                Parallel.For(0, chunk.Length, parallel, i =>
+                    lines[i] = chunk.Errors[i] is { } error
+                        ? formatter.ErrorRow(first + i, error)
+                        : formatter.Row(first + i, results[resultOf[i]], chunk.Truncated[i]));
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    writer.WriteLine(lines[i]);
+                    lines[i] = null!;
+                    if (chunk.Errors[i] is not null) run.Errors++;
+                    else if (chunk.Truncated[i]) run.Truncated++;
+                }
+                run.New += chunk.Length;
+                writer.Flush();
+                report(run.New, chunk.Position);
+            }
+            catch
+            {
+                // Let the read in flight finish before the reader and its stream are disposed.
+                try { next.Wait(); } catch (AggregateException) { }
+                throw;
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Text.Json;
+using BinEngine.Runtime;
+
+namespace BinEngine.Cli.Commands;
+
+/// <summary>
+/// <c>binengine classify "text" …</c> (or lines on stdin): one line per text, "label  probability  exit block/L",
+/// or a JSON object per text with --json. A text that cannot be classified (empty) gets an error line in its
+/// place and the exit code becomes 1.
+/// </summary>
+internal static class ClassifyCommand
+{
+    internal static Command Create(CliContext cx)
+    {
+        var texts = new Argument<string[]>("text")
+        {
+            Description = "Texts to classify; with none, every line of stdin is one text",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var model = CommonOptions.Model();
+        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, exit_block, blocks, tokens, truncated) instead of a line" };
+        var policy = new PolicyOptions();
+        var command = new Command("classify", "Classify texts: label, probability and the block whose exit answered") { texts, model, json };
+        policy.AddTo(command);
+        command.SetAction(parse =>
+        {
+            RejectUnknownOptions(parse);
+            using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model));
+            ExitPolicy exitPolicy = policy.Resolve(parse, m);
+            bool asJson = parse.GetValue(json);
+            var line = new JsonLine();
+            int errors = 0;
+            int index = 0;
+            string[]? args = parse.GetValue(texts);
+            if (args is not { Length: > 0 } && cx.StdinIsTerminal)
+                cx.Stderr.WriteLine("reading texts from stdin, one per line; end with Ctrl-D (or pass the texts as arguments)");
+            foreach (string text in Inputs(args, cx.Stdin))
+            {
+                ClassificationResult? r = null;
+                string? error = null;
+                try
+                {
+                    r = m.Classify(text, exitPolicy);
+                }
+                catch (ArgumentException e)
+                {
+                    error = e.Message;
+                    errors++;
+                }
+                cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error) : TextOf(r, error));
+                index++;
+            }
+            if (errors > 0)
+                cx.Stderr.WriteLine($"{errors} of {index} texts could not be classified (see the error lines)");
+            return errors > 0 ? ExitCodes.RowErrors : ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// The text argument takes any token, so a mistyped option ("--jsn") would be classified as a text; a
+    /// text that looks like an option is refused unless it comes after "--".
+    /// </summary>
+    private static void RejectUnknownOptions(ParseResult parse)
+    {
+        foreach (var token in parse.Tokens)
+        {
+            if (token.Type == System.CommandLine.Parsing.TokenType.DoubleDash) return;
+            if (token.Type == System.CommandLine.Parsing.TokenType.Argument && token.Value.Length > 1 && token.Value[0] == '-'
+                && (char.IsLetter(token.Value[1]) || token.Value[1] == '-'))
+                throw new CliException($"unknown option '{token.Value}' (see `binengine classify --help`); to classify a text that starts with '-', put it after --");
+        }
+    }
+
+    private static IEnumerable<string> Inputs(string[]? args, TextReader stdin)
+    {
+        if (args is { Length: > 0 })
+        {
+            foreach (string a in args) yield return a;
+            yield break;
+        }
+        while (stdin.ReadLine() is { } line)
+            yield return line;
+    }
+
+    /// <summary>"positive  0.973  exit 2/6" (+ "  truncated" when the text was cut to max_len tokens).</summary>
+    internal static string TextOf(ClassificationResult? r, string? error) => r is null
+        ? "error: " + error
+        : $"{r.LabelName}  {Fmt.P3(r.Probabilities[r.Label])}  exit {r.ExitBlock}/{r.Layers}{(r.Truncated ? "  truncated" : "")}";
+
+    internal static string JsonOf(JsonLine line, int index, ClassificationResult? r, string? error)
+    {
+        Utf8JsonWriter j = line.Begin();
+        j.WriteNumber("index", index);
+        if (r is null)
+        {
+            j.WriteString("error", error);
+            return line.End();
+        }
+        j.WriteNumber("label", r.Label);
+        j.WriteString("label_name", r.LabelName);
+        j.WriteStartArray("probabilities");
+        foreach (float p in r.Probabilities) j.WriteFixedValue(p);
+        j.WriteEndArray();
+        j.WriteNumber("exit_block", r.ExitBlock);
+        j.WriteNumber("blocks", r.Layers);
+        j.WriteNumber("tokens", r.TokenCount);
+        j.WriteBoolean("truncated", r.Truncated);
+        return line.End();
+    }
+}

@@ -1,0 +1,65 @@
+using System.Globalization;
+using BinEngine.Cli.Batch;
+
+namespace BinEngine.Cli.Evaluation;
+
+/// <summary>A labelled data set: texts with gold class ids, and the rows that could not be used.</summary>
+internal sealed record EvalData(string[] Texts, int[] Gold, IReadOnlyList<string> RowErrors)
+{
+    /// <summary>
+    /// Reads a GLUE-style TSV (a header, then text and label columns; no quoting). A label is a class id
+    /// 0..C−1 or a label name. A row without the columns, with an unknown label or unreadable bytes is not
+    /// used and is reported in <see cref="RowErrors"/>. Texts that hold no token are reported by the caller.
+    /// </summary>
+    public static EvalData ReadTsv(string path, string textColumn, string labelColumn, IReadOnlyList<string> labels, int limit)
+    {
+        if (!File.Exists(path))
+            throw new CliException($"data file '{path}' does not exist");
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        var lines = new ByteLineReader(stream, 1 << 20);
+        if (!lines.TryReadLine(out string header, out string? headerProblem) || headerProblem is not null)
+            throw new CliException($"'{path}' has no readable header line; expected a TSV with columns '{textColumn}' and '{labelColumn}'");
+        string[] names = header.Split('\t');
+        int Column(string name, string option)
+        {
+            if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int i) && i < names.Length) return i;
+            int c = Array.FindIndex(names, n => n.Trim().Equals(name, StringComparison.OrdinalIgnoreCase));
+            return c >= 0 ? c : throw new CliException(
+                $"'{path}' has no column '{name}' (its header: {string.Join(", ", names)}); pass {option} NAME or a 0-based INDEX");
+        }
+        int text = Column(textColumn, "--text-column");
+        int label = Column(labelColumn, "--label-column");
+
+        var texts = new List<string>();
+        var gold = new List<int>();
+        var errors = new List<string>();
+        while ((limit <= 0 || texts.Count < limit) && lines.TryReadLine(out string line, out string? problem))
+        {
+            if (problem is not null) { errors.Add(problem); continue; }
+            string[] f = line.Split('\t');
+            if (f.Length <= Math.Max(text, label))
+            {
+                errors.Add($"line {lines.LineNumber} has {f.Length} column(s); the text and label columns are {text} and {label}");
+                continue;
+            }
+            string l = f[label].Trim();
+            int id = int.TryParse(l, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) ? n
+                : IndexOf(labels, l);
+            if (id < 0 || id >= labels.Count)
+            {
+                errors.Add($"line {lines.LineNumber}: label '{l}' is neither a class id 0..{labels.Count - 1} nor a label name ({string.Join(", ", labels)})");
+                continue;
+            }
+            texts.Add(f[text]);
+            gold.Add(id);
+        }
+        return new EvalData(texts.ToArray(), gold.ToArray(), errors);
+    }
+
+    private static int IndexOf(IReadOnlyList<string> labels, string name)
+    {
+        for (int i = 0; i < labels.Count; i++)
+            if (labels[i].Equals(name, StringComparison.OrdinalIgnoreCase)) return i;
+        return -1;
+    }
+}

@@ -1,0 +1,62 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace BinEngine.Cli;
+
+/// <summary>
+/// Writes JSON objects as single lines with numbers in a fixed, culture-invariant format, so the same
+/// results always give the same bytes (batch output, --resume). Reuse one instance per thread.
+/// </summary>
+internal sealed class JsonLine
+{
+    private readonly ArrayBufferWriter<byte> _buffer = new(512);
+    private readonly Utf8JsonWriter _writer;
+
+    public JsonLine(bool indented = false) =>
+        _writer = new Utf8JsonWriter(_buffer, new JsonWriterOptions
+        {
+            Indented = indented,
+            // Keep non-ASCII text readable; the output is UTF-8 anyway.
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        });
+
+    /// <summary>Starts a new object (discarding anything written before).</summary>
+    public Utf8JsonWriter Begin()
+    {
+        _buffer.Clear();
+        _writer.Reset(_buffer);
+        _writer.WriteStartObject();
+        return _writer;
+    }
+
+    /// <summary>Closes the object and returns it as a string (no newline).</summary>
+    public string End()
+    {
+        _writer.WriteEndObject();
+        _writer.Flush();
+        return Encoding.UTF8.GetString(_buffer.WrittenSpan);
+    }
+}
+
+/// <summary>Fixed-format, culture-invariant numbers for output.</summary>
+internal static class Fmt
+{
+    /// <summary>A fraction with 3 decimals ("0.973").</summary>
+    public static string P3(double x) => x.ToString("0.000", CultureInfo.InvariantCulture);
+
+    /// <summary>A JSON number literal in <paramref name="format"/> ("-0.000000" normalized to "0.000000").</summary>
+    public static string FixedJson(double x, string format = "0.000000")
+    {
+        string s = x.ToString(format, CultureInfo.InvariantCulture);
+        return s.StartsWith("-0", StringComparison.Ordinal) && s.Trim('-', '0', '.').Length == 0 ? s[1..] : s;
+    }
+
+    /// <summary>Writes a fixed-format number value (null when not finite).</summary>
+    public static void WriteFixedValue(this Utf8JsonWriter j, double x, string format = "0.000000")
+    {
+        if (double.IsFinite(x)) j.WriteRawValue(FixedJson(x, format), skipInputValidation: true);
+        else j.WriteNullValue();
+    }
+}

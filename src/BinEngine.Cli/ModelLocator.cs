@@ -1,0 +1,67 @@
+using BinEngine.ModelFile;
+using BinEngine.Runtime;
+
+namespace BinEngine.Cli;
+
+/// <summary>
+/// Finds and loads the model a command runs: the --model path, or the default trained model shipped
+/// beside the binengine assembly (the csproj copies models/sst2-default/model.bex there) or found by
+/// walking up from the working directory (running from a checkout of the repository).
+/// </summary>
+internal static class ModelLocator
+{
+    /// <summary>Where the default model lies, relative to the assembly folder or a repository root.</summary>
+    public const string DefaultModelRelative = "models/sst2-default/model.bex";
+
+    /// <summary>Where the FP32 twin of the default model lies when it has been converted.</summary>
+    public const string DefaultFp32Relative = "models/sst2-fp32/model.bex";
+
+    /// <summary>The path of --model, or the default model; throws (exit 2) saying to pass --model when there is none.</summary>
+    public static string Locate(CliContext cx, string? modelOption)
+    {
+        if (modelOption is not null)
+            return cx.Resolve(modelOption);
+        return Find(cx, DefaultModelRelative)
+            ?? throw new CliException(
+                $"no model given and the default model ({DefaultModelRelative}) was found neither beside binengine ({cx.BaseDirectory}) " +
+                $"nor in {cx.WorkingDirectory} or a folder above it; pass --model PATH/TO/model.bex " +
+                "(convert a checkpoint with `binengine convert`)");
+    }
+
+    /// <summary>The file at <paramref name="relative"/> under the assembly folder, else under the working directory or the nearest folder above it that has it; null if none.</summary>
+    public static string? Find(CliContext cx, string relative)
+    {
+        string beside = Path.Combine(cx.BaseDirectory, relative);
+        if (File.Exists(beside)) return beside;
+        for (var dir = new DirectoryInfo(cx.WorkingDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, relative);
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+
+    /// <summary>Loads the model at <paramref name="path"/>, turning every way it can be unusable into a <see cref="CliException"/> (exit 2).</summary>
+    public static BeexModel Load(string path)
+    {
+        if (Directory.Exists(path))
+            throw new CliException($"model '{path}' is a folder; pass the model file inside it (model.bex)");
+        if (!File.Exists(path))
+            throw new CliException($"model file '{path}' does not exist; pass --model with the path of a .bex file (`binengine convert` makes one from a checkpoint)");
+        try
+        {
+            return BeexModel.Load(path);
+        }
+        catch (ModelFormatException e)
+        {
+            throw new CliException($"cannot use model '{path}': {e.Message}; convert the checkpoint again with `binengine convert`", ExitCodes.Usage, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"cannot read model '{path}': {e.Message}", ExitCodes.Usage, e);
+        }
+    }
+
+    /// <summary>Locates and loads in one step.</summary>
+    public static BeexModel LocateAndLoad(CliContext cx, string? modelOption) => Load(Locate(cx, modelOption));
+}
