@@ -36,7 +36,7 @@ internal static class QuickTable
             foreach (var kernel in KernelRegistry.All.Where(x => x.IsSupported && x.Isa != KernelIsa.Scalar))
             {
                 if (only is not null && !kernel.Name.Contains(only, StringComparison.Ordinal)) continue;
-                var runs = kernel is PlaneGemm ? new[] { 2, 4, 8 } : new[] { 0 };
+                var runs = kernel is PlaneGemm or CodeGemm ? new[] { 4, 8 } : new[] { 0 };
                 foreach (int bits in runs)
                 {
                     var r = kernel == sgemm ? baseline : KernelTiming.Measure(kernel, m, k, n, iterations, bits: bits == 0 ? 4 : bits);

@@ -19,10 +19,16 @@ public sealed class BinaryWeights
     private readonly ulong[] rowMajor;
     private readonly ulong[] interleaved;
     private readonly int[] rowSums;
+    private readonly byte[]? bits;
 
     /// <summary>Prepares <paramref name="n"/> packed rows of <paramref name="k"/> elements (MODEL.md layout).</summary>
+    /// <param name="packedRows">N rows of RowWords(K) words.</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="k">Unpadded row length.</param>
+    /// <param name="withBytes">Also keep one byte per weight (0 or 1, rows of <see cref="ByteStride"/> bytes) for the
+    /// int8 multiply-add kernels (<see cref="CodeGemm"/>): 8× the packed size.</param>
     /// <exception cref="ArgumentException">The span is too short, or a padding bit is set.</exception>
-    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k)
+    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false)
     {
         GemmValidation.Shape(0, n, k);
         int words = BitPacking.RowWords(k);
@@ -42,7 +48,23 @@ public sealed class BinaryWeights
         }
         rowSums = new int[n];
         BitPacking.RowSums(rowMajor, n, k, rowSums);
+        if (withBytes)
+        {
+            ByteStride = words * 64;
+            bits = new byte[(long)n * ByteStride];
+            for (int r = 0; r < n; r++)
+                for (int t = 0; t < k; t++) bits[(long)r * ByteStride + t] = (byte)((rowMajor[(long)r * words + (t >> 6)] >> (t & 63)) & 1);
+        }
     }
+
+    /// <summary>Bytes per row of <see cref="Bytes"/>: K padded to the 256-element block (0 without bytes).</summary>
+    public int ByteStride { get; }
+
+    /// <summary>True when <see cref="Bytes"/> was built (constructor's withBytes).</summary>
+    public bool HasBytes => bits is not null;
+
+    /// <summary>One byte per weight, b = 1 for +1 and 0 for −1, rows of <see cref="ByteStride"/> bytes, zero padded.</summary>
+    public ReadOnlySpan<byte> Bytes => bits;
 
     /// <summary>Rows (outputs).</summary>
     public int N { get; }

@@ -9,10 +9,11 @@ namespace BinEngine.Kernels;
 /// <param name="Plane">W1Ak, k = 2..8.</param>
 /// <param name="Sign">W1A32.</param>
 /// <param name="Sgemm">FP32.</param>
-public sealed record KernelSet(XnorGemm Xnor, PlaneGemm Plane, SignGemm Sign, Sgemm Sgemm)
+/// <param name="Code">W1Ak through int8 multiply-adds, k ≤ 8.</param>
+public sealed record KernelSet(XnorGemm Xnor, PlaneGemm Plane, SignGemm Sign, Sgemm Sgemm, CodeGemm Code)
 {
-    /// <summary>"xnor-avx512-nibble, plane-…, sign-…, sgemm-…".</summary>
-    public override string ToString() => $"{Xnor.Name}, {Plane.Name}, {Sign.Name}, {Sgemm.Name}";
+    /// <summary>"xnor-avx512-harleyseal, plane-…, sign-…, sgemm-…, code-…".</summary>
+    public override string ToString() => $"{Xnor.Name}, {Plane.Name}, {Sign.Name}, {Sgemm.Name}, {Code.Name}";
 }
 
 /// <summary>
@@ -41,9 +42,13 @@ public static class KernelRegistry
     public static IReadOnlyList<Sgemm> Sgemms { get; } =
         [new SgemmAvx512(), new SgemmAvx2(), new SgemmVector128(), new SgemmScalar()];
 
+    /// <summary>Int8 W1Ak implementations, best first (no portable Vector128 one: it falls back to scalar).</summary>
+    public static IReadOnlyList<CodeGemm> CodeGemms { get; } =
+        [new CodeGemmAvx512MaddUbs(), new CodeGemmAvx2MaddUbs(), new CodeGemmScalar()];
+
     /// <summary>Every implementation of every family.</summary>
     public static IEnumerable<GemmKernel> All =>
-        XnorGemms.Cast<GemmKernel>().Concat(PlaneGemms).Concat(SignGemms).Concat(Sgemms);
+        XnorGemms.Cast<GemmKernel>().Concat(PlaneGemms).Concat(SignGemms).Concat(Sgemms).Concat(CodeGemms);
 
     private static readonly Lazy<(KernelSet Set, string Note)> Chosen = new(() => ChooseFromEnvironment());
 
@@ -63,7 +68,9 @@ public static class KernelRegistry
         var p = Pick(PlaneGemms);
         var s = Pick(SignGemms);
         var f = Pick(Sgemms);
-        return x is null || p is null || s is null || f is null ? null : new KernelSet(x, p, s, f);
+        // The int8 family has no Vector128 implementation: a forced v128 set takes its scalar one.
+        var q = Pick(CodeGemms) ?? CodeGemms.First(k => k.Isa == KernelIsa.Scalar);
+        return x is null || p is null || s is null || f is null ? null : new KernelSet(x, p, s, f, q);
     }
 
     private static (KernelSet, string) ChooseFromEnvironment()
