@@ -23,6 +23,11 @@ internal static class QuickTable
         string? only = args.Length > 1 ? args[1] : null;   // substring filter on kernel names
         var inv = CultureInfo.InvariantCulture;
         double peak = KernelTiming.MeasureFmaPeakFlops(300);
+        string cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "?"
+            : "?";
+        Console.WriteLine(string.Create(inv, $"date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; cpu: {cpu}; load average: {LoadAverage()}"));
+        Console.WriteLine($"median of {iterations} calls per row, 1 thread; × best SGEMM = this kernel's MAC/s over the first-listed SGEMM's on the same shape, same process");
         Console.WriteLine(KernelRegistry.Report());
         Console.WriteLine(string.Create(inv, $"measured FP32 FMA peak, 1 thread: {peak / 1e9:F1} GFLOP/s"));
         Console.WriteLine();
@@ -48,4 +53,7 @@ internal static class QuickTable
         }
         return 0;
     }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 }
