@@ -28,6 +28,7 @@ public abstract class PlaneGemm : GemmKernel
     {
         ThrowIfUnsupported();
         GemmValidation.Shape(m, n, k);
+        GemmValidation.PlaneRowLength(k);
         BitPacking.ValidateBits(bits);
         int words = BitPacking.RowWords(k);
         BitPacking.CheckLength(aPlanes.Length, (long)m * bits * words, nameof(aPlanes));
@@ -52,6 +53,7 @@ public abstract class PlaneGemm : GemmKernel
         ArgumentNullException.ThrowIfNull(w);
         ThrowIfUnsupported();
         GemmValidation.Shape(m, w.N, w.K);
+        GemmValidation.PlaneRowLength(w.K);
         BitPacking.ValidateBits(bits);
         BitPacking.CheckLength(aPlanes.Length, (long)m * bits * w.RowWords, nameof(aPlanes));
         BitPacking.CheckLength(c.Length, (long)m * w.N, nameof(c));
