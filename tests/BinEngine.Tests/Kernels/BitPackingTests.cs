@@ -68,6 +68,16 @@ public class BitPackingTests
                 Assert.Equal(((q[j] + m) >> p) & 1, (int)((packed[p * words + j / 64] >> (j % 64)) & 1));
     }
 
+    [Fact]
+    public void PackPlanesMatrixIsRowsOfPlanes()
+    {
+        const int rows = 3, k = 70, bits = 3;
+        var q = KernelTestData.Codes(rows * k, bits, 5);
+        var packed = new ulong[rows * bits * BitPacking.RowWords(k)];
+        BitPacking.PackPlanesMatrix(q, rows, k, bits, packed);
+        Assert.Equal(KernelTestData.PackPlaneRows(q, rows, k, bits), packed);
+    }
+
     [Theory]
     [InlineData(2, 2)]
     [InlineData(4, -8)]
