@@ -83,7 +83,6 @@ internal static unsafe class BinaryGemmDriver<TBlock> where TBlock : struct, IPo
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     public static void Plane(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         int words = BitPacking.RowWords(g.K), rows = TBlock.Rows, cols = TBlock.Cols;

@@ -5,26 +5,36 @@ namespace BinEngine.Kernels;
 /// the same bits interleaved in blocks of <see cref="BlockRows"/> rows, and the row sums the plane GEMM needs.
 /// </summary>
 /// <remarks>
-/// Interleaved layout: rows are taken in blocks of 8 (the last block padded with zero rows); inside a block, word t
-/// of the 8 rows is stored side by side, Interleaved[(b·RowWords + t)·8 + l] = row (8b + l), word t. A 512-bit load
-/// then holds word t of 8 rows, one per 64-bit lane, so XOR/AND against a broadcast activation word and a per-lane
-/// popcount leave each row's count in its own lane: no horizontal sums (a 256-bit path reads the block as two
-/// 4-lane halves). The row-major copy stays for the kernels that read rows.
+/// Interleaved layout, in 32-bit words (little-endian, so 32-bit word t of a row holds elements 32t..32t+31): rows
+/// are taken in blocks of 16 (the last block padded with zero rows); inside a block, 32-bit word t of the 16 rows is
+/// stored side by side: as uint, Interleaved[(b·2·RowWords + t)·16 + l] = row (16b + l), 32-bit word t. A 512-bit
+/// load then holds word t of 16 rows, one per 32-bit lane, so XOR/AND against a broadcast activation word and a
+/// per-lane popcount leave each row's count in its own lane: no horizontal sums (a 256-bit path reads the block as
+/// two 8-lane halves). 32-bit rather than 64-bit lanes give each lane twice as many inputs per row, which halves the
+/// fixed cost per output of finishing a count (K = 768: 24 inputs instead of 12). The row-major copy stays for the
+/// kernels that read rows.
 /// </remarks>
 public sealed class BinaryWeights
 {
-    /// <summary>Rows per interleaved block: one 64-bit lane each in a 512-bit vector.</summary>
-    public const int BlockRows = 8;
+    /// <summary>Rows per interleaved block: one 32-bit lane each in a 512-bit vector.</summary>
+    public const int BlockRows = 16;
 
     private readonly ulong[] rowMajor;
     private readonly ulong[] interleaved;
     private readonly int[] rowSums;
+    private readonly byte[]? bits;
 
     /// <summary>Prepares <paramref name="n"/> packed rows of <paramref name="k"/> elements (MODEL.md layout).</summary>
+    /// <param name="packedRows">N rows of RowWords(K) words.</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="k">Unpadded row length.</param>
+    /// <param name="withBytes">Also keep one byte per weight (0 or 1, rows of <see cref="ByteStride"/> bytes) for the
+    /// int8 multiply-add kernels (<see cref="CodeGemm"/>): 8× the packed size.</param>
     /// <exception cref="ArgumentException">The span is too short, or a padding bit is set.</exception>
-    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k)
+    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false)
     {
         GemmValidation.Shape(0, n, k);
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the packed layout assumes a little-endian machine");
         int words = BitPacking.RowWords(k);
         BitPacking.CheckLength(packedRows.Length, (long)n * words, nameof(packedRows));
         if (!BitPacking.PaddingIsZero(packedRows, n, k))
@@ -35,14 +45,33 @@ public sealed class BinaryWeights
         rowMajor = packedRows[..(n * words)].ToArray();
         int blocks = (n + BlockRows - 1) / BlockRows;
         interleaved = new ulong[(long)blocks * BlockRows * words];
+        Span<uint> lanes = System.Runtime.InteropServices.MemoryMarshal.Cast<ulong, uint>(interleaved.AsSpan());
+        ReadOnlySpan<uint> rows32 = System.Runtime.InteropServices.MemoryMarshal.Cast<ulong, uint>(rowMajor.AsSpan());
+        int words32 = 2 * words;
         for (int r = 0; r < n; r++)
         {
             int b = r / BlockRows, l = r % BlockRows;
-            for (int t = 0; t < words; t++) interleaved[((long)b * words + t) * BlockRows + l] = rowMajor[(long)r * words + t];
+            for (int t = 0; t < words32; t++) lanes[(int)(((long)b * words32 + t) * BlockRows + l)] = rows32[(int)((long)r * words32 + t)];
         }
         rowSums = new int[n];
         BitPacking.RowSums(rowMajor, n, k, rowSums);
+        if (withBytes)
+        {
+            ByteStride = words * 64;
+            bits = new byte[(long)n * ByteStride];
+            for (int r = 0; r < n; r++)
+                for (int t = 0; t < k; t++) bits[(long)r * ByteStride + t] = (byte)((rowMajor[(long)r * words + (t >> 6)] >> (t & 63)) & 1);
+        }
     }
+
+    /// <summary>Bytes per row of <see cref="Bytes"/>: K padded to the 256-element block (0 without bytes).</summary>
+    public int ByteStride { get; }
+
+    /// <summary>True when <see cref="Bytes"/> was built (constructor's withBytes).</summary>
+    public bool HasBytes => bits is not null;
+
+    /// <summary>One byte per weight, b = 1 for +1 and 0 for −1, rows of <see cref="ByteStride"/> bytes, zero padded.</summary>
+    public ReadOnlySpan<byte> Bytes => bits;
 
     /// <summary>Rows (outputs).</summary>
     public int N { get; }

@@ -107,6 +107,20 @@ public static class BitPacking
         }
     }
 
+    /// <summary>
+    /// Packs a row-major matrix of codes [rows, k] as rows of <paramref name="bits"/> planes each (row r at
+    /// dst[r · bits · RowWords(k) ..]): the activation operand of <see cref="PlaneGemm"/>.
+    /// </summary>
+    public static void PackPlanesMatrix(ReadOnlySpan<sbyte> codes, int rows, int k, int bits, Span<ulong> dst)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ValidateBits(bits);
+        int rowWords = bits * RowWords(k);
+        CheckLength(codes.Length, (long)rows * k, nameof(codes));
+        CheckLength(dst.Length, (long)rows * rowWords, nameof(dst));
+        for (int r = 0; r < rows; r++) PackPlanes(codes.Slice(r * k, k), bits, dst.Slice(r * rowWords, rowWords));
+    }
+
     /// <summary>Unpacks a sign row to ±1 codes (tests, debugging).</summary>
     public static void UnpackSigns(ReadOnlySpan<ulong> src, int k, Span<sbyte> dst)
     {

@@ -35,7 +35,7 @@ public static class KernelTiming
     /// <param name="n">Weight rows.</param>
     /// <param name="iterations">Timed calls (at least 1).</param>
     /// <param name="threads">Threads per call.</param>
-    /// <param name="bits">Activation bits for a <see cref="PlaneGemm"/> (2..8).</param>
+    /// <param name="bits">Activation bits for a <see cref="PlaneGemm"/> or <see cref="CodeGemm"/> (2..8).</param>
     public static KernelTimingResult Measure(GemmKernel kernel, int m, int k, int n, int iterations = 50, int threads = 1, int bits = 4)
     {
         ArgumentNullException.ThrowIfNull(kernel);
@@ -95,6 +95,15 @@ public static class KernelTiming
                 var w = new BinaryWeights(Signs(n), n, k);
                 var c = new int[m * n];
                 return () => p.Multiply(planes, m, bits, w, c, threads);
+            }
+            case CodeGemm q:
+            {
+                int top = BitPacking.MaxCode(bits);
+                var codes = new sbyte[m * k];
+                for (int i = 0; i < codes.Length; i++) codes[i] = (sbyte)rng.Next(-top, top + 1);
+                var w = new BinaryWeights(Signs(n), n, k, withBytes: true);
+                var c = new int[m * n];
+                return () => q.Multiply(codes, m, w, c, threads);
             }
             case SignGemm s:
             {

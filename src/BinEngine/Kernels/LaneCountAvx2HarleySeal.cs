@@ -2,32 +2,31 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Vec = System.Runtime.Intrinsics.Vector256;
-using VecL = System.Runtime.Intrinsics.Vector256<ulong>;
+using VecU = System.Runtime.Intrinsics.Vector256<uint>;
 
 namespace BinEngine.Kernels;
 
 /// <summary>
 /// The AVX2 twin of <see cref="LaneCountAvx512HarleySeal"/>: the same carry-save (Harley-Seal) per-lane count over
-/// interleaved weight blocks, on 256-bit vectors, so an 8-row block is two 4-lane halves (at word offsets 0 and 4 of
-/// each 8-word group). Without vpternlog a carry-save adder is 5 operations: u = a ⊕ b, sum = u ⊕ c,
-/// carry = (a ∧ b) ∨ (u ∧ c). Popcounts are nibble lookups (vpshufb) with tables scaled by the input's weight, summed
-/// per 64-bit lane by vpsadbw. Same bounds as the AVX-512 path: eights' byte counts flushed every 31 steps, final
-/// ones + 2·twos + 4·fours ≤ 56 per byte.
+/// interleaved weight blocks, on 256-bit vectors, so a 16-row block is two 8-lane halves (at 32-bit offsets 0 and 8
+/// of each 16-word group). Without vpternlog a carry-save adder is 5 operations: u = a ⊕ b, sum = u ⊕ c,
+/// carry = (a ∧ b) ∨ (u ∧ c). Popcounts are nibble lookups (vpshufb) with tables scaled by the input's weight; bytes
+/// are summed per 32-bit lane by vpmaddubsw and vpmaddwd by one. Same byte bounds as the AVX-512 path.
 /// </summary>
 internal static unsafe class LaneCountAvx2HarleySeal
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static VecL Csa(VecL a, VecL b, VecL c, out VecL carry)
+    private static VecU Csa(VecU a, VecU b, VecU c, out VecU carry)
     {
-        VecL u = a ^ b;
+        VecU u = a ^ b;
         carry = (a & b) | (u & c);
         return u ^ c;
     }
 
-    /// <summary>Nibble tables: popcount of 0..15, times 1, 2 and 4, in both 128-bit lanes (vpshufb looks up per lane).</summary>
+    /// <summary>Nibble tables: popcount of 0..15 times 1, 2, 4 and 8, in both 128-bit lanes (vpshufb looks up per lane).</summary>
     internal readonly struct Luts
     {
-        public readonly Vector256<byte> X1, X2, X4, Low;
+        public readonly Vector256<byte> X1, X2, X4, X8, Low;
 
         public Luts(bool unused)
         {
@@ -35,82 +34,82 @@ internal static unsafe class LaneCountAvx2HarleySeal
             X1 = Vec.Create(Vector128.Create((byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
             X2 = X1 + X1;
             X4 = X2 + X2;
+            X8 = X4 + X4;
             Low = Vec.Create((byte)15);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> PopCountBytes(VecL x, Vector256<byte> table, Vector256<byte> low) =>
+    private static Vector256<byte> PopCountBytes(VecU x, Vector256<byte> table, Vector256<byte> low) =>
         Avx2.Shuffle(table, x.AsByte() & low) + Avx2.Shuffle(table, Vec.ShiftRightLogical(x, 4).AsByte() & low);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static VecL LaneSums(Vector256<byte> bytes) => Avx2.SumAbsoluteDifferences(bytes, Vector256<byte>.Zero).AsUInt64();
+    private static VecU LaneSums(Vector256<byte> bytes) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(bytes, Vec.Create((sbyte)1)), Vec.Create((short)1)).AsUInt32();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static VecL In<TOp>(ulong a, ulong* w) where TOp : struct, IBitOp =>
-        TOp.Apply(Vec.Create(a).AsByte(), Vec.Load(w).AsByte()).AsUInt64();
+    private static VecU In<TOp>(uint a, uint* w) where TOp : struct, IBitOp =>
+        TOp.Apply(Vec.Create(a).AsByte(), Vec.Load(w).AsByte()).AsUInt32();
 
-    /// <summary>Lane l = Σ_t popcount(Op(a[t], half[t·8 + l])), l &lt; 4, t &lt; words (a multiple of 4).</summary>
+    /// <summary>Lane l = Σ_t popcount(Op(a[t], half[t·16 + l])), l &lt; 8, t &lt; words32 (a multiple of 8).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static VecL Count<TOp>(ulong* a, ulong* half, int words, in Luts luts) where TOp : struct, IBitOp
+    public static VecU Count<TOp>(uint* a, uint* half, int words32, in Luts luts) where TOp : struct, IBitOp
     {
-        VecL ones = VecL.Zero, twos = VecL.Zero, fours = VecL.Zero, total = VecL.Zero;
-        Vector256<byte> eightsBytes = Vector256<byte>.Zero;
-        int steps = 0, t = 0;
-        for (; t <= words - 8; t += 8)
+        VecU ones = VecU.Zero, twos = VecU.Zero, fours = VecU.Zero, total = VecU.Zero;
+        Vector256<byte> bytes = Vector256<byte>.Zero;   // eights' counts times 8
+        int pending = 0;
+        for (int t = 0; t < words32; t += 8)
         {
-            ulong* w = half + t * 8;   // t + 8 ≤ words
-            ones = Csa(ones, In<TOp>(a[t], w), In<TOp>(a[t + 1], w + 8), out VecL twosA);
-            ones = Csa(ones, In<TOp>(a[t + 2], w + 16), In<TOp>(a[t + 3], w + 24), out VecL twosB);
-            twos = Csa(twos, twosA, twosB, out VecL foursA);
-            ones = Csa(ones, In<TOp>(a[t + 4], w + 32), In<TOp>(a[t + 5], w + 40), out twosA);
-            ones = Csa(ones, In<TOp>(a[t + 6], w + 48), In<TOp>(a[t + 7], w + 56), out twosB);
-            twos = Csa(twos, twosA, twosB, out VecL foursB);
-            fours = Csa(fours, foursA, foursB, out VecL eights);
-            eightsBytes += PopCountBytes(eights, luts.X1, luts.Low);
-            if (++steps == 31)
+            uint* w = half + t * 16;   // t + 8 ≤ words32
+            ones = Csa(ones, In<TOp>(a[t], w), In<TOp>(a[t + 1], w + 16), out VecU twosA);
+            ones = Csa(ones, In<TOp>(a[t + 2], w + 32), In<TOp>(a[t + 3], w + 48), out VecU twosB);
+            twos = Csa(twos, twosA, twosB, out VecU foursA);
+            ones = Csa(ones, In<TOp>(a[t + 4], w + 64), In<TOp>(a[t + 5], w + 80), out twosA);
+            ones = Csa(ones, In<TOp>(a[t + 6], w + 96), In<TOp>(a[t + 7], w + 112), out twosB);
+            twos = Csa(twos, twosA, twosB, out VecU foursB);
+            fours = Csa(fours, foursA, foursB, out VecU eights);
+            if (pending == 3)
             {
-                total += LaneSums(eightsBytes) << 3;
-                eightsBytes = Vector256<byte>.Zero;
-                steps = 0;
+                total += LaneSums(bytes);
+                bytes = Vector256<byte>.Zero;
+                pending = 0;
             }
+            bytes += PopCountBytes(eights, luts.X8, luts.Low);
+            pending++;
         }
-        if (t < words)
-        {
-            ulong* w = half + t * 8;   // exactly 4 words left
-            ones = Csa(ones, In<TOp>(a[t], w), In<TOp>(a[t + 1], w + 8), out VecL twosA);
-            ones = Csa(ones, In<TOp>(a[t + 2], w + 16), In<TOp>(a[t + 3], w + 24), out VecL twosB);
-            twos = Csa(twos, twosA, twosB, out VecL foursA);
-            VecL eights = fours & foursA;   // half adder
-            fours ^= foursA;
-            eightsBytes += PopCountBytes(eights, luts.X1, luts.Low);
-        }
-        total += LaneSums(eightsBytes) << 3;
-        Vector256<byte> rest = PopCountBytes(ones, luts.X1, luts.Low) + PopCountBytes(twos, luts.X2, luts.Low) + PopCountBytes(fours, luts.X4, luts.Low);
-        return total + LaneSums(rest);
+        bytes += PopCountBytes(ones, luts.X1, luts.Low) + PopCountBytes(twos, luts.X2, luts.Low) + PopCountBytes(fours, luts.X4, luts.Low);
+        return total + LaneSums(bytes);
     }
 
     /// <summary>W1A1 over prepared weights (see <see cref="LaneCountAvx512HarleySeal.Xnor"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Xnor(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
-        int words = BitPacking.RowWords(g.K);
-        ulong* a = (ulong*)g.A;
+        int words32 = 2 * BitPacking.RowWords(g.K);
+        uint* a = (uint*)g.A, lanes = (uint*)g.WInterleaved;
         int* c = (int*)g.C;
         var k = Vector256.Create(g.K);
         var luts = new Luts(true);
         for (int j = n0; j < n1; j += BinaryWeights.BlockRows)
         {
-            ulong* block = g.WInterleaved + (long)j * words;
-            int lanes = Math.Min(BinaryWeights.BlockRows, n1 - j);
+            uint* block = lanes + (long)j * words32;
+            int rows = Math.Min(BinaryWeights.BlockRows, n1 - j);
             for (int i = m0; i < m1; i++)
             {
-                ulong* ai = a + (long)i * words;
-                Vector256<int> d = Vec.Narrow(Count<XorOp>(ai, block, words, luts), Count<XorOp>(ai, block + 4, words, luts)).AsInt32();
-                Vector256<int> dot = k - (d + d);
+                uint* ai = a + (long)i * words32;
+                Vector256<int> d0 = Count<XorOp>(ai, block, words32, luts).AsInt32();
+                Vector256<int> d1 = Count<XorOp>(ai, block + 8, words32, luts).AsInt32();
+                Vector256<int> dot0 = k - (d0 + d0), dot1 = k - (d1 + d1);
                 int* ci = c + (long)i * g.N + j;
-                if (lanes == BinaryWeights.BlockRows) dot.Store(ci);
-                else for (int l = 0; l < lanes; l++) ci[l] = dot.GetElement(l);
+                if (rows == BinaryWeights.BlockRows)
+                {
+                    dot0.Store(ci);
+                    dot1.Store(ci + 8);
+                }
+                else
+                {
+                    for (int l = 0; l < rows; l++) ci[l] = l < 8 ? dot0.GetElement(l) : dot1.GetElement(l - 8);
+                }
             }
         }
     }
@@ -119,8 +118,9 @@ internal static unsafe class LaneCountAvx2HarleySeal
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Plane(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
-        int words = BitPacking.RowWords(g.K), bits = g.Bits, top = BitPacking.MaxCode(bits);
+        int words = BitPacking.RowWords(g.K), words32 = 2 * words, bits = g.Bits, top = BitPacking.MaxCode(bits);
         ulong* a = (ulong*)g.A;
+        uint* lanes = (uint*)g.WInterleaved;
         int* c = (int*)g.C;
         var luts = new Luts(true);
         long* sumU = stackalloc long[PlaneSums.RowChunk];
@@ -130,21 +130,21 @@ internal static unsafe class LaneCountAvx2HarleySeal
             for (int i = i0; i < i1; i++) sumU[i - i0] = PlaneSums.SumU(a + (long)i * bits * words, bits, words);
             for (int j = n0; j < n1; j += BinaryWeights.BlockRows)
             {
-                ulong* block = g.WInterleaved + (long)j * words;
-                int lanes = Math.Min(BinaryWeights.BlockRows, n1 - j);
+                uint* block = lanes + (long)j * words32;
+                int rows = Math.Min(BinaryWeights.BlockRows, n1 - j);
                 for (int i = i0; i < i1; i++)
                 {
-                    ulong* planes = a + (long)i * bits * words;
-                    VecL lo = VecL.Zero, hi = VecL.Zero;   // lane l: Σ_p 2^p·popcount(b_l AND P_p)
+                    uint* planes = (uint*)(a + (long)i * bits * words);
+                    VecU lo = VecU.Zero, hi = VecU.Zero;   // lane l: Σ_p 2^p·popcount(b_l AND P_p)
                     for (int p = 0; p < bits; p++)
                     {
-                        lo += Count<AndOp>(planes + p * words, block, words, luts) << p;
-                        hi += Count<AndOp>(planes + p * words, block + 4, words, luts) << p;
+                        lo += Count<AndOp>(planes + p * words32, block, words32, luts) << p;
+                        hi += Count<AndOp>(planes + p * words32, block + 8, words32, luts) << p;
                     }
                     int* ci = c + (long)i * g.N + j;
                     long u = sumU[i - i0];
-                    for (int l = 0; l < lanes; l++)
-                        ci[l] = (int)(2 * (long)(l < 4 ? lo.GetElement(l) : hi.GetElement(l - 4)) - u - (long)top * g.RowSums[j + l]);
+                    for (int l = 0; l < rows; l++)
+                        ci[l] = (int)(2 * (long)(l < 8 ? lo.GetElement(l) : hi.GetElement(l - 8)) - u - (long)top * g.RowSums[j + l]);
                 }
             }
         }

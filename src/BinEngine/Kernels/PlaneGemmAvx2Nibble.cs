@@ -14,7 +14,6 @@ public sealed class PlaneGemmAvx2Nibble : PlaneGemm
     public override bool IsSupported => Avx2.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
         BinaryGemmDriver<PopCountBlockAvx2Nibble>.Plane(g, m0, m1, n0, n1);
 }

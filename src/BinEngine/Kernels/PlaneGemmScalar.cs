@@ -14,7 +14,6 @@ public sealed class PlaneGemmScalar : PlaneGemm
     public override bool IsSupported => true;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         int words = BitPacking.RowWords(g.K), bits = g.Bits, m = BitPacking.MaxCode(bits);

@@ -14,7 +14,6 @@ public sealed class PlaneGemmVector128Nibble : PlaneGemm
     public override bool IsSupported => Vector128.IsHardwareAccelerated;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
         BinaryGemmDriver<PopCountBlockVector128Nibble>.Plane(g, m0, m1, n0, n1);
 }

@@ -56,7 +56,6 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     public static void Count<TOp>(ulong* a, nint aStride, int aRows, ulong* w, nint wStride, int wRows, int words, int* counts)
         where TOp : struct, IBitOp
     {
@@ -118,7 +117,6 @@ internal readonly unsafe struct PopCountBlockAvx2Nibble : IPopCountBlock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     public static void CountRow<TOp>(ulong* a, ulong* w, nint wStride, int wRows, int words, int* counts)
         where TOp : struct, IBitOp
     {

@@ -47,7 +47,6 @@ internal readonly unsafe struct PopCountBlockVector128Nibble : IPopCountBlock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     public static void Count<TOp>(ulong* a, nint aStride, int aRows, ulong* w, nint wStride, int wRows, int words, int* counts)
         where TOp : struct, IBitOp
     {
@@ -109,7 +108,6 @@ internal readonly unsafe struct PopCountBlockVector128Nibble : IPopCountBlock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     public static void CountRow<TOp>(ulong* a, ulong* w, nint wStride, int wRows, int words, int* counts)
         where TOp : struct, IBitOp
     {

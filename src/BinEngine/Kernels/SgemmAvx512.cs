@@ -23,7 +23,6 @@ public sealed class SgemmAvx512 : Sgemm
     public override bool IsSupported => Avx512F.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         float* a = (float*)g.A, w = (float*)g.W, c = (float*)g.C;
@@ -37,13 +36,19 @@ public sealed class SgemmAvx512 : Sgemm
             float* w2 = w + (long)(j + Math.Min(2, cols - 1)) * k;
             float* w3 = w + (long)(j + Math.Min(3, cols - 1)) * k;
             int i = m0;
-            for (; i + 4 <= m1; i += 4) Block4x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, ldc, cols);
+            if (ManyRegisters)
+            {
+                for (; i + 4 <= m1; i += 4) Block4x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, ldc, cols);
+            }
+            else
+            {
+                for (; i + 2 <= m1; i += 2) Block2x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, ldc, cols);
+            }
             for (; i < m1; i++) Block1x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, cols);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     private static unsafe void Block4x4(float* a0, int k, float* w0, float* w1, float* w2, float* w3, float* c, int ldc, int cols)
     {
         float* a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
@@ -75,8 +80,34 @@ public sealed class SgemmAvx512 : Sgemm
         Finish(Reduce4(s30, s31, s32, s33), a3, t, k, w0, w1, w2, w3, c + 3 * ldc, cols);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// True when the JIT has 32 vector registers (x86 with AVX-512 enabled, ARM64): the 4×4 block needs 21. With 16
+    /// (AVX2 only, or DOTNET_EnableAVX512=0) it spills, measured at half speed, so a 2×4 block (13 registers) runs.
+    /// </summary>
+    private static bool ManyRegisters => !System.Runtime.Intrinsics.X86.X86Base.IsSupported || System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Block2x4(float* a0, int k, float* w0, float* w1, float* w2, float* w3, float* c, int ldc, int cols)
+    {
+        float* a1 = a0 + k;
+        VecF s00 = VecF.Zero, s01 = VecF.Zero, s02 = VecF.Zero, s03 = VecF.Zero;
+        VecF s10 = VecF.Zero, s11 = VecF.Zero, s12 = VecF.Zero, s13 = VecF.Zero;
+        int t = 0;
+        for (; t <= k - VecF.Count; t += VecF.Count)
+        {
+            VecF b0 = Vec.Load(w0 + t), b1 = Vec.Load(w1 + t), b2 = Vec.Load(w2 + t), b3 = Vec.Load(w3 + t);
+            VecF x = Vec.Load(a0 + t);
+            s00 = Vec.FusedMultiplyAdd(x, b0, s00); s01 = Vec.FusedMultiplyAdd(x, b1, s01);
+            s02 = Vec.FusedMultiplyAdd(x, b2, s02); s03 = Vec.FusedMultiplyAdd(x, b3, s03);
+            x = Vec.Load(a1 + t);
+            s10 = Vec.FusedMultiplyAdd(x, b0, s10); s11 = Vec.FusedMultiplyAdd(x, b1, s11);
+            s12 = Vec.FusedMultiplyAdd(x, b2, s12); s13 = Vec.FusedMultiplyAdd(x, b3, s13);
+        }
+        Finish(Reduce4(s00, s01, s02, s03), a0, t, k, w0, w1, w2, w3, c, cols);
+        Finish(Reduce4(s10, s11, s12, s13), a1, t, k, w0, w1, w2, w3, c + ldc, cols);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Block1x4(float* a0, int k, float* w0, float* w1, float* w2, float* w3, float* c, int cols)
     {
         VecF s0 = VecF.Zero, s1 = VecF.Zero, s2 = VecF.Zero, s3 = VecF.Zero;

@@ -12,7 +12,6 @@ public sealed class SgemmScalar : Sgemm
     public override bool IsSupported => true;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         float* a = (float*)g.A, w = (float*)g.W, c = (float*)g.C;

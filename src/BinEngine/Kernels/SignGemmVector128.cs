@@ -22,7 +22,6 @@ public sealed class SignGemmVector128 : SignGemm
     public override bool IsSupported => Vector128.IsHardwareAccelerated;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         float* a = (float*)g.A, c = (float*)g.C;
@@ -36,7 +35,14 @@ public sealed class SignGemmVector128 : SignGemm
             ulong* w2 = w + (long)(j + Math.Min(2, cols - 1)) * words;
             ulong* w3 = w + (long)(j + Math.Min(3, cols - 1)) * words;
             int i = m0;
-            for (; i + 4 <= m1; i += 4) Block4x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, ldc, cols);
+            if (ManyRegisters)
+            {
+                for (; i + 4 <= m1; i += 4) Block4x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, ldc, cols);
+            }
+            else
+            {
+                for (; i + 2 <= m1; i += 2) Block2x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, ldc, cols);
+            }
             for (; i < m1; i++) Block1x4(a + (long)i * k, k, w0, w1, w2, w3, c + (long)i * ldc + j, cols);
         }
     }
@@ -61,7 +67,6 @@ public sealed class SignGemmVector128 : SignGemm
     private static unsafe float Sign(ulong* row, int t) => ((row[t >> 6] >> (t & 63)) & 1) != 0 ? 1f : -1f;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     private static unsafe void Block4x4(float* a0, int k, ulong* w0, ulong* w1, ulong* w2, ulong* w3, float* c, int ldc, int cols)
     {
         float* a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
@@ -93,8 +98,35 @@ public sealed class SignGemmVector128 : SignGemm
         Finish(Reduce4(s30, s31, s32, s33), a3, t, k, w0, w1, w2, w3, c + 3 * ldc, cols);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// True when the JIT has 32 vector registers (x86 with AVX-512 enabled, ARM64): the 4×4 block needs more than 16.
+    /// With 16 (AVX2 only, or DOTNET_EnableAVX512=0) a 2×4 block runs instead, as in the SGEMM.
+    /// </summary>
+    private static bool ManyRegisters => !System.Runtime.Intrinsics.X86.X86Base.IsSupported || System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Block2x4(float* a0, int k, ulong* w0, ulong* w1, ulong* w2, ulong* w3, float* c, int ldc, int cols)
+    {
+        float* a1 = a0 + k;
+        VecU lanes = LaneBits;
+        VecF s00 = VecF.Zero, s01 = VecF.Zero, s02 = VecF.Zero, s03 = VecF.Zero;
+        VecF s10 = VecF.Zero, s11 = VecF.Zero, s12 = VecF.Zero, s13 = VecF.Zero;
+        int t = 0;
+        for (; t <= k - VecF.Count; t += VecF.Count)
+        {
+            VecF b0 = Signs(w0, t, lanes), b1 = Signs(w1, t, lanes), b2 = Signs(w2, t, lanes), b3 = Signs(w3, t, lanes);
+            VecF x = Vec.Load(a0 + t);
+            s00 = Vec.FusedMultiplyAdd(x, b0, s00); s01 = Vec.FusedMultiplyAdd(x, b1, s01);
+            s02 = Vec.FusedMultiplyAdd(x, b2, s02); s03 = Vec.FusedMultiplyAdd(x, b3, s03);
+            x = Vec.Load(a1 + t);
+            s10 = Vec.FusedMultiplyAdd(x, b0, s10); s11 = Vec.FusedMultiplyAdd(x, b1, s11);
+            s12 = Vec.FusedMultiplyAdd(x, b2, s12); s13 = Vec.FusedMultiplyAdd(x, b3, s13);
+        }
+        Finish(Reduce4(s00, s01, s02, s03), a0, t, k, w0, w1, w2, w3, c, cols);
+        Finish(Reduce4(s10, s11, s12, s13), a1, t, k, w0, w1, w2, w3, c + ldc, cols);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Block1x4(float* a0, int k, ulong* w0, ulong* w1, ulong* w2, ulong* w3, float* c, int cols)
     {
         VecU lanes = LaneBits;

@@ -14,7 +14,6 @@ public sealed class XnorGemmAvx512Nibble : XnorGemm
     public override bool IsSupported => Avx512BW.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
         BinaryGemmDriver<PopCountBlockAvx512Nibble>.Xnor(g, m0, m1, n0, n1);
 }

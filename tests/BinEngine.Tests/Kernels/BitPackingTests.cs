@@ -68,6 +68,16 @@ public class BitPackingTests
                 Assert.Equal(((q[j] + m) >> p) & 1, (int)((packed[p * words + j / 64] >> (j % 64)) & 1));
     }
 
+    [Fact]
+    public void PackPlanesMatrixIsRowsOfPlanes()
+    {
+        const int rows = 3, k = 70, bits = 3;
+        var q = KernelTestData.Codes(rows * k, bits, 5);
+        var packed = new ulong[rows * bits * BitPacking.RowWords(k)];
+        BitPacking.PackPlanesMatrix(q, rows, k, bits, packed);
+        Assert.Equal(KernelTestData.PackPlaneRows(q, rows, k, bits), packed);
+    }
+
     [Theory]
     [InlineData(2, 2)]
     [InlineData(4, -8)]
@@ -110,16 +120,21 @@ public class BitPackingTests
     }
 
     [Fact]
-    public void BinaryWeightsInterleavesBlocksOfEightRows()
+    public void BinaryWeightsInterleavesBlocksOfSixteenRowsIn32BitWords()
     {
-        const int n = 11, k = 300;
-        int words = BitPacking.RowWords(k);
+        const int n = 19, k = 300;
+        int words = BitPacking.RowWords(k), words32 = 2 * words;
         var packed = KernelTestData.PackSignRows(KernelTestData.Signs(n * k, 9), n, k);
         var w = new BinaryWeights(packed, n, k);
-        Assert.Equal(2 * 8 * words, w.Interleaved.Length);   // 2 blocks, the second padded with zero rows
-        for (int r = 0; r < 16; r++)
-            for (int t = 0; t < words; t++)
-                Assert.Equal(r < n ? packed[r * words + t] : 0UL, w.Interleaved[((r / 8) * words + t) * 8 + r % 8]);
+        Assert.Equal(2 * 16 * words, w.Interleaved.Length);   // 2 blocks, the second padded with zero rows
+        var lanes = System.Runtime.InteropServices.MemoryMarshal.Cast<ulong, uint>(w.Interleaved);
+        for (int r = 0; r < 32; r++)
+            for (int t = 0; t < words32; t++)
+            {
+                // 32-bit word t of row r: elements 32t..32t+31, i.e. half t % 2 of 64-bit word t / 2.
+                uint expected = r < n ? (uint)(packed[r * words + t / 2] >> (32 * (t % 2))) : 0u;
+                Assert.Equal(expected, lanes[((r / 16) * words32 + t) * 16 + r % 16]);
+            }
         var sums = new int[n];
         BitPacking.RowSums(packed, n, k, sums);
         Assert.Equal(sums, w.RowSums.ToArray());

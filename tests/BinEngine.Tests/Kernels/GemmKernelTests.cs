@@ -15,6 +15,7 @@ public class GemmKernelTests
     public static TheoryData<string> PlaneNames => Names(KernelRegistry.PlaneGemms);
     public static TheoryData<string> SignNames => Names(KernelRegistry.SignGemms);
     public static TheoryData<string> SgemmNames => Names(KernelRegistry.Sgemms);
+    public static TheoryData<string> CodeNames => Names(KernelRegistry.CodeGemms);
 
     private static TheoryData<string> Names<T>(IEnumerable<T> kernels) where T : GemmKernel
     {
@@ -92,6 +93,39 @@ public class GemmKernelTests
                 AssertEqualInts(IntDot(q, m, w, n, k), c, n, $"{name} prepared bits={bits} M={m} K={k} N={n}");
             }
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(CodeNames))]
+    public void CodeGemmMatchesIntegerDot(string name)
+    {
+        var kernel = Kernel<CodeGemm>(name);
+        foreach (int bits in new[] { 2, 4, 8 })
+        {
+            foreach (var (m, k, n) in Shapes)
+            {
+                var q = Codes(m * k, bits, 45 + k + bits);
+                var w = Signs(n * k, 46 + k);
+                var c = new int[m * n];
+                kernel.Multiply(q, m, new BinaryWeights(PackSignRows(w, n, k), n, k, withBytes: true), c);
+                AssertEqualInts(IntDot(q, m, w, n, k), c, n, $"{name} bits={bits} M={m} K={k} N={n}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(CodeNames))]
+    public void CodeGemmSurvivesExtremeCodesOverLongRows(string name)
+    {
+        // K = 8192 at |q| = 127 everywhere: many 64-step flushes, the 16-bit accumulators' worst case.
+        var kernel = Kernel<CodeGemm>(name);
+        const int m = 5, k = 8192 + 33, n = 6;
+        var q = new sbyte[m * k];
+        for (int x = 0; x < q.Length; x++) q[x] = (sbyte)(x % 3 == 0 ? -127 : 127);
+        var w = Signs(n * k, 47);
+        var c = new int[m * n];
+        kernel.Multiply(q, m, new BinaryWeights(PackSignRows(w, n, k), n, k, withBytes: true), c);
+        AssertEqualInts(IntDot(q, m, w, n, k), c, n, name);
     }
 
     [Theory]
@@ -212,9 +246,11 @@ public class GemmKernelTests
         var fw = Floats(n * k, 35);
         var ci = new int[m * n];
         var cf = new float[m * n];
-        var prepared = new BinaryWeights(pw, n, k);
+        var prepared = new BinaryWeights(pw, n, k, withBytes: true);
+        var codes = Codes(m * k, bits, 36);
         void All()
         {
+            set.Code.Multiply(codes, m, prepared, ci);
             set.Xnor.Multiply(pa, m, pw, n, k, ci);
             set.Xnor.Multiply(pa, m, prepared, ci);
             set.Plane.Multiply(planes, m, bits, pw, sums, n, k, ci);
