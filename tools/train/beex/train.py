@@ -129,7 +129,7 @@ def load_config(path):
     return cfg
 
 
-def run(cfg, run_dir=None, log=print, resume=True):
+def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
     ct = cfg["train"]
     mc = dict(cfg["model"])
     dc = cfg["data"]
@@ -223,7 +223,9 @@ def run(cfg, run_dir=None, log=print, resume=True):
     seconds_before = state["train_seconds"]
     steps_at_start = state["step"]
     run_loss, run_n, run_tokens, t_last = 0.0, 0, 0, time.time()
-    while not state["stopped"] and state["epoch"] < ct["epochs"] and state["step"] < total:
+    if export_only and best_state is None:
+        raise SystemExit(f"--export-only: no checkpoint with a dev-selected state in {run_dir}")
+    while not export_only and not state["stopped"] and state["epoch"] < ct["epochs"] and state["step"] < total:
         ep = state["epoch"]
         rng = np.random.default_rng(ct["seed"] * 1000 + ep)
         batches = D.bucketed_batches(lengths, ct["batch_size"], rng)
@@ -294,8 +296,9 @@ def run(cfg, run_dir=None, log=print, resume=True):
             continue
         if state["step"] >= total:
             break
-    state["train_seconds"] = seconds_before + time.time() - t_start
-    save_ckpt()
+    if not export_only:
+        state["train_seconds"] = seconds_before + time.time() - t_start
+        save_ckpt()
     if best_state is not None:
         model.load_state_dict(best_state)
     log(f"training done: {state['step']} steps, {state['train_seconds'] / 60:.1f} min, best dev {state['best_acc']:.4f} "
