@@ -23,6 +23,8 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                     help="override a config value, e.g. --set train.epochs=1")
     ap.add_argument("--name", help="run name (default: the config's name)")
+    ap.add_argument("--export-only", action="store_true",
+                    help="no training: take the best state of the run's checkpoint, calibrate and export")
     args = ap.parse_args()
     cfg = load_config(args.config)
     for s in args.set:
@@ -39,7 +41,7 @@ def main():
         json.dump(cfg, f, indent=2)
     log = Logger(os.path.join(run_dir, "log.txt"))
     log(f"run {cfg['name']} from {args.config}")
-    run(cfg, run_dir, log)
+    run(cfg, run_dir, log, export_only=args.export_only)
 
 
 if __name__ == "__main__":

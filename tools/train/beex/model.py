@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .quant import ApproxSignFn, quantize
+from .quant import ApproxSignFn, quantize, quantize_parts
 
 MODEL_KEYS = ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff", "n_classes",
               "weight_bits", "act_bits", "emb_bits", "ln_eps")
@@ -36,15 +36,19 @@ class BinLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
 
     def quantize_input(self, x):
-        return quantize(x, self.act_bits)
+        """(codes, scale) of Q_a(x) per token; (x, None) when activations stay float."""
+        return quantize_parts(x, self.act_bits)
 
     def forward(self, xq):
+        codes, scale = xq
         if self.weight_bits == 32:
-            return F.linear(xq, self.weight, self.bias)
+            return F.linear(codes, self.weight, self.bias)
         alpha = self.weight.abs().mean(dim=1)
         signs = ApproxSignFn.apply(self.weight)
-        # alpha scales the integer-valued product B.q afterwards, as the engine does.
-        return F.linear(xq, signs) * alpha + self.bias
+        # B . codes is an exact integer (|B.q| <= 127 * K < 2^24) for quantized activations;
+        # the scales multiply afterwards, as in the engine: y = alpha * s * (B . q) + b.
+        dot = F.linear(codes, signs)
+        return dot * (alpha if scale is None else scale * alpha) + self.bias
 
 
 class Attention(nn.Module):
@@ -149,7 +153,13 @@ def entropy(logits):
 class BEExformer(nn.Module):
     def __init__(self, cfg, tok_map=None, dropout=0.0, attn_dropout=0.0):
         super().__init__()
+        missing = [k for k in MODEL_KEYS if k not in cfg]
+        if missing:
+            raise ValueError(f"model config lacks {', '.join(missing)}")
         self.cfg = {k: cfg[k] for k in MODEL_KEYS}
+        for key in ("act_bits", "emb_bits"):
+            if cfg[key] not in (1, 2, 4, 8, 32):
+                raise ValueError(f"{key} must be 1, 2, 4, 8 or 32, got {cfg[key]}")
         if cfg["weight_bits"] == 32 and cfg["act_bits"] != 32:
             raise ValueError("the FP32 twin (weight_bits 32) has act_bits 32")
         self.embed = Embedding(cfg, tok_map)
@@ -166,9 +176,9 @@ class BEExformer(nn.Module):
         if mask is None:
             mask = torch.ones_like(ids, dtype=torch.bool)
         key_pad = None if bool(mask.all()) else ~mask
-        w = mask.to(torch.float32).unsqueeze(-1)
-        count = w.sum(dim=1)
         x = self.emb_drop(self.embed(ids))
+        w = mask.to(x.dtype).unsqueeze(-1)
+        count = w.sum(dim=1)
         out = []
         for i, (block, head) in enumerate(zip(self.blocks, self.exits)):
             if n_blocks is not None and i >= n_blocks:

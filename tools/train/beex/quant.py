@@ -15,6 +15,14 @@ def sign_pm1(x):
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
+def approx_sign_poly(u):
+    """Bi-Real Net's ApproxSign: -1 (u < -1), 2u + u^2 (-1 <= u < 0), 2u - u^2 (0 <= u < 1),
+    +1 (u >= 1). Only its derivative is used (as the backward of sign); tests check it."""
+    return torch.where(u < -1, -torch.ones_like(u),
+                       torch.where(u < 0, 2 * u + u * u,
+                                   torch.where(u < 1, 2 * u - u * u, torch.ones_like(u))))
+
+
 class ApproxSignFn(torch.autograd.Function):
     """Forward sign(u) (sign(0) = +1); backward ApproxSign'(u) = max(0, 2 - 2|u|)."""
 
@@ -29,12 +37,11 @@ class ApproxSignFn(torch.autograd.Function):
         return grad * torch.clamp(2.0 - 2.0 * u.abs(), min=0.0)
 
 
-class RoundSymmetricFn(torch.autograd.Function):
-    """Q_n(x) = s * clamp(round_half_even(x / s), -m, m), s = max|x| / m per row (last dim).
-
-    Straight-through backward inside the clamp range |x| <= m * s; with s taken from the row's
-    own max every element is inside it, so the gradient is the identity (s is not learnt).
-    """
+class RoundCodesFn(torch.autograd.Function):
+    """Integer codes q = clamp(round_half_even(x / s), -m, m) and scales s = max|x| / m per row
+    (last dim); s is not learnt. Backward of q: straight-through inside the clamp range,
+    dq/dx = 1/s there (so Q = s * q passes gradients unchanged: every element is inside the
+    range because s comes from the row's own max)."""
 
     @staticmethod
     def forward(ctx, x, bits):
@@ -42,28 +49,37 @@ class RoundSymmetricFn(torch.autograd.Function):
         s = x.abs().amax(dim=-1, keepdim=True) / m
         s_safe = torch.where(s > 0, s, torch.ones_like(s))
         q = torch.clamp(torch.round(x / s_safe), -m, m)
-        ctx.save_for_backward(x, s)
+        ctx.save_for_backward(x, s, s_safe)
         ctx.m = m
-        return s * q
+        ctx.mark_non_differentiable(s)
+        return q, s
 
     @staticmethod
-    def backward(ctx, grad):
-        x, s = ctx.saved_tensors
-        inside = x.abs() <= ctx.m * s
-        return grad * inside.to(grad.dtype), None
+    def backward(ctx, grad_q, grad_s):
+        x, s, s_safe = ctx.saved_tensors
+        inside = (x.abs() <= ctx.m * s).to(grad_q.dtype)
+        return grad_q * inside / s_safe, None
+
+
+def quantize_parts(x, bits):
+    """Q_bits of docs/MODEL.md split as (codes, per-row scale), differentiably: Q = scale * codes.
+
+    bits = 32 gives (x, None). Layers multiply the integer-valued product B . codes by the scale
+    afterwards, as the engine does, so the reference's products are exact integers."""
+    if bits == 32:
+        return x, None
+    if bits == 1:
+        # beta = mean|x| keeps its ordinary gradient; the sign part uses ApproxSign.
+        return ApproxSignFn.apply(x), x.abs().mean(dim=-1, keepdim=True)
+    if 2 <= bits <= 8:
+        return RoundCodesFn.apply(x, bits)
+    raise ValueError(f"unsupported bit width {bits}: expected 1, 2, 4, 8 or 32")
 
 
 def quantize(x, bits):
     """Q_bits of docs/MODEL.md applied to each row (last dimension) of x, differentiably."""
-    if bits == 32:
-        return x
-    if bits == 1:
-        # beta = mean|x| keeps its ordinary gradient; the sign part uses ApproxSign.
-        beta = x.abs().mean(dim=-1, keepdim=True)
-        return beta * ApproxSignFn.apply(x)
-    if 2 <= bits <= 8:
-        return RoundSymmetricFn.apply(x, bits)
-    raise ValueError(f"unsupported bit width {bits}: expected 1, 2, 4, 8 or 32")
+    codes, scale = quantize_parts(x, bits)
+    return codes if scale is None else scale * codes
 
 
 def quantize_codes(x, bits):

@@ -129,7 +129,7 @@ def load_config(path):
     return cfg
 
 
-def run(cfg, run_dir=None, log=print, resume=True):
+def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
     ct = cfg["train"]
     mc = dict(cfg["model"])
     dc = cfg["data"]
@@ -144,6 +144,15 @@ def run(cfg, run_dir=None, log=print, resume=True):
         sel = np.random.RandomState(ct["seed"]).permutation(len(tr_texts))[: ct["train_limit"]]
         tr_texts = [tr_texts[i] for i in sel]
         tr_labels = [tr_labels[i] for i in sel]
+    if dc.get("holdout"):
+        # No separate dev set (TREC): hold out the last `holdout` rows of a seeded shuffle of
+        # train for selection and thresholds; data.dev is then the reported test set.
+        perm = np.random.RandomState(12345).permutation(len(tr_texts))
+        ho, keep = perm[-int(dc["holdout"]):], perm[:-int(dc["holdout"])]
+        te_texts, te_labels = dv_texts, dv_labels
+        dv_texts, dv_labels = [tr_texts[i] for i in ho], [tr_labels[i] for i in ho]
+        tr_texts, tr_labels = [tr_texts[i] for i in keep], [tr_labels[i] for i in keep]
+        cfg["_test"] = (te_texts, te_labels)
     if dc.get("dev_limit"):
         dv_texts, dv_labels = dv_texts[: dc["dev_limit"]], dv_labels[: dc["dev_limit"]]
     t0 = time.time()
@@ -214,7 +223,9 @@ def run(cfg, run_dir=None, log=print, resume=True):
     seconds_before = state["train_seconds"]
     steps_at_start = state["step"]
     run_loss, run_n, run_tokens, t_last = 0.0, 0, 0, time.time()
-    while not state["stopped"] and state["epoch"] < ct["epochs"] and state["step"] < total:
+    if export_only and best_state is None:
+        raise SystemExit(f"--export-only: no checkpoint with a dev-selected state in {run_dir}")
+    while not export_only and not state["stopped"] and state["epoch"] < ct["epochs"] and state["step"] < total:
         ep = state["epoch"]
         rng = np.random.default_rng(ct["seed"] * 1000 + ep)
         batches = D.bucketed_batches(lengths, ct["batch_size"], rng)
@@ -250,6 +261,7 @@ def run(cfg, run_dir=None, log=print, resume=True):
                 el = now - t_start
                 rate = (state["step"] - steps_at_start) / max(el, 1e-9)
                 eta = (total - state["step"]) / max(rate, 1e-9)
+                state.setdefault("loss_log", []).append([state["step"], run_loss / run_n])
                 log(f"ep {ep + 1}/{ct['epochs']} step {state['step']}/{total} loss {run_loss / run_n:.4f} "
                     f"lr {lr:.2e} {run_n / (now - t_last):.0f} samples/s {run_tokens / (now - t_last):.0f} tok/s "
                     f"ETA {eta / 60:.1f} min (train only)")
@@ -284,8 +296,9 @@ def run(cfg, run_dir=None, log=print, resume=True):
             continue
         if state["step"] >= total:
             break
-    state["train_seconds"] = seconds_before + time.time() - t_start
-    save_ckpt()
+    if not export_only:
+        state["train_seconds"] = seconds_before + time.time() - t_start
+        save_ckpt()
     if best_state is not None:
         model.load_state_dict(best_state)
     log(f"training done: {state['step']} steps, {state['train_seconds'] / 60:.1f} min, best dev {state['best_acc']:.4f} "
@@ -311,7 +324,19 @@ def finish(cfg, model, tok, dv_texts, dv_labels, dv_ids, state, sizes, run_dir, 
         policy_results[pol] = {"params": params, "acc": acc, "mean_blocks": blocks}
         log(f"policy {pol} {json.dumps(params)}: dev acc {acc:.4f}, mean blocks {blocks:.3f}")
     L = model.cfg["n_layers"]
-    metrics = {"dev_acc_per_exit": accs, "dev_acc_full": accs[-1], "policies": policy_results,
+    test_metrics = None
+    if cfg.get("_test"):
+        te_texts, te_labels = cfg.pop("_test")
+        te_logits = predict_all(model, D.encode_all(tok, te_texts, model.cfg["max_len"]), tok.pad_id)
+        te_accs = exit_accuracies(te_logits, te_labels)
+        test_metrics = {"acc_per_exit": te_accs, "acc_full": te_accs[-1], "policies": {}}
+        for pol, params in thresholds.items():
+            acc, blocks, _ = evaluate_policy(pol, params, te_logits, te_labels)
+            test_metrics["policies"][pol] = {"acc": acc, "mean_blocks": blocks}
+        log(f"test: per-exit acc {' '.join(f'{a:.4f}' for a in te_accs)}; entropy_reduction acc "
+            f"{test_metrics['policies']['entropy_reduction']['acc']:.4f}, mean blocks "
+            f"{test_metrics['policies']['entropy_reduction']['mean_blocks']:.3f}")
+    metrics = {"test": test_metrics, "dev_acc_per_exit": accs, "dev_acc_full": accs[-1], "policies": policy_results,
                "train_seconds": round(state["train_seconds"], 1), "steps": state["step"],
                "best_step": state["best_step"], "sizes": sizes,
                "block_savings_entropy_reduction": 1 - policy_results["entropy_reduction"]["mean_blocks"] / L}
