@@ -50,6 +50,36 @@ internal static class ActivationPacker
         return s;
     }
 
+    /// <summary>
+    /// Quantizes <paramref name="x"/> to int8 codes q ∈ [−m, m] (2 ≤ bits ≤ 8) for the int8 kernel
+    /// (<see cref="CodeGemm"/>); returns the scale s = max|x| / m. Same operations as <see cref="ActivationQuantizer"/>.
+    /// </summary>
+    public static float QuantizeCodes(ReadOnlySpan<float> x, int bits, Span<sbyte> codes)
+    {
+        int k = x.Length, m = BitPacking.MaxCode(bits);
+        float s = MathF.Abs(TensorPrimitives.MaxMagnitude(x)) / m;
+        if (!(s > 0f))
+        {
+            codes[..k].Clear();
+            return 0f;
+        }
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> scale = Vector256.Create(s), lo = Vector256.Create((float)-m), hi = Vector256.Create((float)m);
+            for (; j + 8 <= k; j += 8)
+            {
+                Vector256<float> q = Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(x.Slice(j, 8)) / scale), lo), hi);
+                Vector256<int> qi = Vector256.ConvertToInt32(q);
+                for (int l = 0; l < 8; l++)
+                    codes[j + l] = (sbyte)qi.GetElement(l);
+            }
+        }
+        for (; j < k; j++)
+            codes[j] = (sbyte)Code(x[j], s, m);
+        return s;
+    }
+
     /// <summary>q = clamp(round_half_even(x / s), −m, m): the scalar definition the vector path reproduces.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Code(float x, float s, int m) => (int)Math.Clamp(MathF.Round(x / s, MidpointRounding.ToEven), -m, m);

@@ -180,10 +180,23 @@ internal sealed class ForwardPass
         int bits = _a.ActBits;
         if (bits == 32)
             return;
+        if (UsesCodes(bits))
+        {
+            for (int t = 0; t < rows; t++)
+                ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k));
+            return;
+        }
         int stride = bits * BitPacking.RowWords(k);
         for (int t = 0; t < rows; t++)
             ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride));
     }
+
+    /// <summary>
+    /// Wide activations go to the int8 kernel (byte multiply-adds against ±1 bytes), narrow ones to
+    /// the bit-plane kernel whose cost grows with the plane count: the crossover measured in bench/
+    /// (bench/README.md) lies between 4 and 8 bits.
+    /// </summary>
+    internal static bool UsesCodes(int bits) => bits is > 4 and <= 8;
 
     /// <summary>
     /// y = α ⊙ (B · Q(x)) + b over all rows, the product on the selected kernels.
@@ -218,11 +231,12 @@ internal sealed class ForwardPass
             return;
         }
 
-        int words = BitPacking.RowWords(k);
         Span<int> products = ws.Products.AsSpan(0, rows * n);
-        ReadOnlySpan<ulong> planes = ws.Planes.AsSpan(0, rows * bits * words);
+        ReadOnlySpan<ulong> planes = UsesCodes(bits) ? default : ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k));
         if (bits == 1)
             _kernels.Xnor.Multiply(planes, rows, w.Packed!, products, threads);
+        else if (UsesCodes(bits))
+            _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, threads);
         else
             _kernels.Plane.Multiply(planes, rows, bits, w.Packed!, products, threads);
 

@@ -26,7 +26,9 @@ internal sealed class Workspace
     public float[] Gate = [], Forget = [];          // [tokens × f]
     public float[] GateOut = [], ForgetOut = [];    // [tokens × d]
 
-    // Quantized activations of one linear layer's input: one scale per row and the packed bit planes.
+    // Quantized activations of one linear layer's input: one scale per row, and the packed bit planes
+    // or (for the int8 kernel) the codes.
+    public sbyte[] Codes = [];                      // [tokens × max(d, f)]
     public float[] Scales = [];                     // [tokens]
     public ulong[] Planes = [];                      // [tokens × planes × RowWords(max(d, f))]
     public int[] Products = [];                     // [tokens × max(d, f)] exact integer products
@@ -70,7 +72,9 @@ internal sealed class Workspace
             GateOut = new float[t * d];
             ForgetOut = new float[t * d];
             Scales = new float[t];
-            int planes = _a.ActBits is >= 1 and <= 8 ? _a.ActBits : 0;
+            bool codes = ForwardPass.UsesCodes(_a.ActBits);
+            Codes = codes ? new sbyte[t * wide] : [];
+            int planes = _a.ActBits is >= 1 and <= 8 && !codes ? _a.ActBits : 0;
             Planes = new ulong[t * planes * BitPacking.RowWords(wide)];
             Products = new int[t * wide];
             int[] ids = new int[t];

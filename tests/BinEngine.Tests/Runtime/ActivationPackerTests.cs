@@ -3,7 +3,7 @@ using BinEngine.Runtime;
 
 namespace BinEngine.Tests.Runtime;
 
-/// <summary>The fused quantize-and-pack against the scalar definition: quantize to codes, then pack.</summary>
+/// <summary>The fused quantize-and-pack, and the vectorised int8 quantizer, against the scalar definition: quantize to codes, then pack.</summary>
 [Trait("Category", "Isa")]
 public class ActivationPackerTests
 {
@@ -39,6 +39,14 @@ public class ActivationPackerTests
                 BitPacking.PackSigns(codes, expected);
             else
                 BitPacking.PackPlanes(codes, bits, expected);
+
+            if (bits >= 2)
+            {
+                var codesFast = new sbyte[k];
+                codesFast.AsSpan().Fill(99); // stale codes must not survive
+                Assert.Equal(expectedScale, ActivationPacker.QuantizeCodes(x, bits, codesFast));
+                Assert.Equal(codes, codesFast);
+            }
 
             var actual = new ulong[bits * words];
             actual.AsSpan().Fill(ulong.MaxValue); // stale bits from an earlier row must not survive

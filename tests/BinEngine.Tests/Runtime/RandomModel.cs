@@ -50,7 +50,7 @@ internal static class RandomModel
             }
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Packed = new BinaryWeights(bits, outputs, inputs), Alpha = TensorView<float>.Pinned(alpha),
+                Out = outputs, In = inputs, Packed = new BinaryWeights(bits, outputs, inputs, withBytes: ForwardPass.UsesCodes(a.ActBits)), Alpha = TensorView<float>.Pinned(alpha),
                 Bias = bias,
             };
         }
