@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using BinEngine.Kernels;
 using BinEngine.Runtime;
 
 namespace BinEngine.Bench.EndToEnd;
@@ -40,13 +39,26 @@ public static class EndToEndHarness
         int cores = Environment.ProcessorCount;
 
         var rows = new List<Row>();
-        void Measure(string name, BeexModel model, ExitPolicy policy)
+        void Measure(string name, BeexModel model, ExitPolicy policy) =>
+            MeasureWith(name, policy, threads => { model.Threads = threads; model.BatchThreads = threads; },
+                text => model.Classify(text, policy), chunk => model.ClassifyBatch(chunk, policy));
+
+        // The random twin runs on ids from the binarized model's tokenizer, tokenized inside the timed
+        // loop as BeexModel.Classify does, so both sides pay the same.
+        int twinThreads = 1;
+        InferenceEngine? randomTwin = fp32 is null ? binary.CreateRandomFp32Twin() : null;
+        ClassificationResult TwinClassify(string text) =>
+            randomTwin!.Classify(binary.Tokenizer.Encode(text, binary.Architecture.MaxLength), ExitPolicy.Never, twinThreads);
+        void TwinBatch(string[] chunk) =>
+            randomTwin!.ClassifyBatch(chunk.Select(t => (ReadOnlyMemory<int>)binary.Tokenizer.Encode(t, binary.Architecture.MaxLength)).ToArray(),
+                ExitPolicy.Never, twinThreads);
+
+        void MeasureWith(string name, ExitPolicy policy, Action<int> setThreads, Func<string, ClassificationResult> classify, Action<string[]> batch)
         {
             foreach (int threads in new[] { 1, cores }.Distinct())
             {
-                model.Threads = threads;
-                model.BatchThreads = threads;
-                model.ClassifyBatch(texts.Take(64).ToArray(), policy); // warm-up: JIT, workspaces
+                setThreads(threads);
+                batch(texts.Take(64).ToArray()); // warm-up: JIT, workspaces
                 var p50 = new List<double>();
                 var p99 = new List<double>();
                 var batch1 = new List<double>();
@@ -60,7 +72,7 @@ public static class EndToEndHarness
                     for (int i = 0; i < texts.Length; i++)
                     {
                         long start = Stopwatch.GetTimestamp();
-                        ClassificationResult r = model.Classify(texts[i], policy);
+                        ClassificationResult r = classify(texts[i]);
                         latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                         blockSum += r.ExitBlock;
                     }
@@ -72,7 +84,7 @@ public static class EndToEndHarness
 
                     long batchStart = Stopwatch.GetTimestamp();
                     for (int i = 0; i < texts.Length; i += 64)
-                        model.ClassifyBatch(texts.AsSpan(i, Math.Min(64, texts.Length - i)).ToArray(), policy);
+                        batch(texts.AsSpan(i, Math.Min(64, texts.Length - i)).ToArray());
                     batch64.Add(texts.Length / Stopwatch.GetElapsedTime(batchStart).TotalSeconds);
                 }
                 rows.Add(new Row(name, threads, Median(p50), Median(p99), Median(batch1), Median(batch64), blocks));
@@ -85,6 +97,8 @@ public static class EndToEndHarness
         Measure($"binary W1A{binary.Architecture.ActBits}, full depth", binary, ExitPolicy.Never);
         if (fp32 is not null)
             Measure("FP32 twin, full depth", fp32, ExitPolicy.Never);
+        else
+            MeasureWith("FP32 twin (random weights), full depth", ExitPolicy.Never, t => twinThreads = t, TwinClassify, TwinBatch);
 
         string table = Render(rows, binary, fp32, modelPath, fp32Path, dataPath, texts.Length, runs);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
@@ -105,7 +119,7 @@ public static class EndToEndHarness
         sb.AppendLine();
         sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}");
         sb.AppendLine(inv, $"- kernels: {binary.Kernels}");
-        sb.AppendLine(inv, $"- model: {modelPath} (L={a.Layers}, d={a.Dim}, h={a.Heads}, f={a.FfDim}, a={a.ActBits}, e={a.EmbBits}); twin: {(fp32 is null ? "none" : fp32Path)}");
+        sb.AppendLine(inv, $"- model: {modelPath} (L={a.Layers}, d={a.Dim}, h={a.Heads}, f={a.FfDim}, a={a.ActBits}, e={a.EmbBits}); twin: {(fp32 is null ? "same shapes with random weights, FP32 SGEMM (speed only: a dense pass costs the same whatever its weights)" : fp32Path)}");
         sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, each configuration {runs} runs, medians; batch 64 = ClassifyBatch over chunks of 64");
         sb.AppendLine("- command: `dotnet run -c Release --project bench/BinEngine.Bench -- e2e`");
         sb.AppendLine();

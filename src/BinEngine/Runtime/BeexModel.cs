@@ -162,6 +162,17 @@ public sealed class BeexModel : IDisposable
     public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> ids, ExitPolicy? policy = null) =>
         _engine.ClassifyBatch(ids, policy ?? DefaultPolicy, BatchThreads);
 
+    /// <summary>
+    /// An FP32 twin of this model's shapes with random weights, on the FP32 SGEMM: what the benchmarks
+    /// time when no trained twin file is given. Speed only: a dense forward pass costs the same whatever
+    /// its weights hold; its answers mean nothing.
+    /// </summary>
+    internal InferenceEngine CreateRandomFp32Twin(int seed = 1)
+    {
+        Architecture twin = Architecture with { WeightBits = 32, ActBits = 32, EmbBits = 32 };
+        return new InferenceEngine(RandomWeights.Create(twin, seed), Kernels, Labels);
+    }
+
     /// <summary>Unmaps the model file; the model must not be used afterwards.</summary>
     public void Dispose() => _file.Dispose();
 }

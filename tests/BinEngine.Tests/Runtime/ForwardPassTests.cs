@@ -35,9 +35,9 @@ public class ForwardPassTests
     [MemberData(nameof(Precisions))]
     public void FastPassMatchesReferenceOnEveryIsa(int actBits, int weightBits)
     {
-        Architecture a = RandomModel.Shape(actBits, weightBits);
-        ModelWeights model = RandomModel.Create(a, seed: 11 + actBits);
-        int[][] texts = RandomModel.Texts(a, 12, seed: 5);
+        Architecture a = RandomWeights.Shape(actBits, weightBits);
+        ModelWeights model = RandomWeights.Create(a, seed: 11 + actBits);
+        int[][] texts = RandomWeights.Texts(a, 12, seed: 5);
         foreach (KernelIsa isa in SupportedIsas())
         {
             var engine = new InferenceEngine(model, KernelRegistry.Select(isa)!, Labels3);
@@ -61,10 +61,10 @@ public class ForwardPassTests
     [MemberData(nameof(Precisions))]
     public void BatchEqualsOneByOneExactly(int actBits, int weightBits)
     {
-        Architecture a = RandomModel.Shape(actBits, weightBits, layers: 4);
-        ModelWeights model = RandomModel.Create(a, seed: 3);
+        Architecture a = RandomWeights.Shape(actBits, weightBits, layers: 4);
+        ModelWeights model = RandomWeights.Create(a, seed: 3);
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
-        int[][] texts = RandomModel.Texts(a, 300, seed: 9);
+        int[][] texts = RandomWeights.Texts(a, 300, seed: 9);
         // A threshold in the middle of the entropy range so samples leave at every block.
         var policy = new ExitPolicy(ExitPolicyKind.NormalizedEntropy, tau: 0.5f);
 
@@ -86,18 +86,18 @@ public class ForwardPassTests
     [Fact]
     public void GemmThreadsDoNotChangeResults()
     {
-        Architecture a = RandomModel.Shape(8, dim: 96, ff: 160, heads: 4);
-        ModelWeights model = RandomModel.Create(a, seed: 21);
+        Architecture a = RandomWeights.Shape(8, dim: 96, ff: 160, heads: 4);
+        ModelWeights model = RandomWeights.Create(a, seed: 21);
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
-        foreach (int[] ids in RandomModel.Texts(a, 10, seed: 2))
+        foreach (int[] ids in RandomWeights.Texts(a, 10, seed: 2))
             Assert.Equal(engine.Classify(ids, ExitPolicy.Never, 1).Logits, engine.Classify(ids, ExitPolicy.Never, 4).Logits);
     }
 
     [Fact]
     public void BadIdsAreRejectedWithTheirPosition()
     {
-        Architecture a = RandomModel.Shape(8);
-        var engine = new InferenceEngine(RandomModel.Create(a, 1), KernelRegistry.Selected, Labels3);
+        Architecture a = RandomWeights.Shape(8);
+        var engine = new InferenceEngine(RandomWeights.Create(a, 1), KernelRegistry.Selected, Labels3);
         var outOfRange = Assert.Throws<ArgumentOutOfRangeException>(() => engine.Classify([1, 2, a.VocabSize], ExitPolicy.Never, 1));
         Assert.Contains("position 2", outOfRange.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => engine.Classify([-1], ExitPolicy.Never, 1));
@@ -111,9 +111,9 @@ public class ForwardPassTests
     [Fact]
     public void SteadyStateClassifyAllocatesOnlyTheResult()
     {
-        Architecture a = RandomModel.Shape(8);
-        var engine = new InferenceEngine(RandomModel.Create(a, 1), KernelRegistry.Selected, Labels3);
-        int[] ids = RandomModel.Texts(a, 1, 4)[0];
+        Architecture a = RandomWeights.Shape(8);
+        var engine = new InferenceEngine(RandomWeights.Create(a, 1), KernelRegistry.Selected, Labels3);
+        int[] ids = RandomWeights.Texts(a, 1, 4)[0];
         engine.Classify(ids, ExitPolicy.Never, 1); // warm: the workspace is created once
         long before = GC.GetAllocatedBytesForCurrentThread();
         ClassificationResult result = engine.Classify(ids, ExitPolicy.Never, 1);

@@ -1,14 +1,15 @@
 using BinEngine.Kernels;
-using BinEngine.Runtime;
 
-namespace BinEngine.Tests.Runtime;
+namespace BinEngine.Runtime;
 
 /// <summary>
-/// Builds in-memory models with random weights for testing the forward passes without a model file:
-/// latent floats binarized exactly as the converter does (sign, α = mean |W| per row), embeddings as
-/// random e-bit codes with per-row scales.
+/// In-memory models with random weights, no model file: the tests' models, and the FP32 twin the
+/// benchmarks time when no trained twin is at hand (the time of a dense forward pass does not depend
+/// on the values of its weights, so a random twin of the same shapes measures the same speed; it
+/// says nothing about accuracy). Latent floats are binarized as the converter does (sign, α = mean|W|
+/// per row); embeddings are random e-bit codes with per-row scales.
 /// </summary>
-internal static class RandomModel
+internal static class RandomWeights
 {
     public static Architecture Shape(int actBits, int weightBits = 1, int embBits = 4, int layers = 3, int dim = 48,
         int heads = 3, int ff = 80, int classes = 3, int vocab = 97, int maxLength = 24) =>
