@@ -12,8 +12,32 @@ from .model import BEExformer, MODEL_KEYS
 from .policies import POLICIES, entropies_np, exit_blocks
 
 
-def state_tensors(model):
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if v is not None}
+def f16_names(model):
+    """The 2-D weight tables that an F16 export stores in half precision: BinLinear weights and
+    the embedding tables (exit heads, LN, biases stay float32)."""
+    return {n for n, p in model.named_parameters() if p.dim() == 2 and not n.startswith("exits.")}
+
+
+@torch.no_grad()
+def round_weights_to_f16(model):
+    """Round the F16-stored tables to float16 and back, in place, so that the model evaluated
+    afterwards (dev metrics, thresholds, golden file) is exactly the one the file holds.
+
+    A binarized weight only matters through sign(W) and alpha = mean|W|; a weight whose half
+    rounds to +-0 would read as sign +1 (sign(-0) = +1), so it keeps its sign at the smallest
+    half subnormal instead."""
+    tiny = torch.tensor(2.0 ** -24)
+    for name, p in model.named_parameters():
+        if name in f16_names(model):
+            h = p.detach().half().float()
+            h = torch.where(h == 0, torch.where(p >= 0, tiny, -tiny), h)
+            p.copy_(h)
+
+
+def state_tensors(model, weight_dtype="F32"):
+    half = f16_names(model) if weight_dtype == "F16" else set()
+    return {k: (v.detach().cpu().half() if k in half else v.detach().cpu()).contiguous()
+            for k, v in model.state_dict().items() if v is not None}
 
 
 def size_report(model):
@@ -93,13 +117,18 @@ def pick_golden(texts, labels, n):
     return [texts[i] for i in idx], [labels[i] for i in idx]
 
 
-def export(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels):
+def export(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels, weight_dtype="F32", write_pt=True):
+    """weight_dtype "F16" stores the 2-D weight tables in half precision (call
+    round_weights_to_f16 first, so the golden file matches the stored weights)."""
+    if weight_dtype not in ("F32", "F16"):
+        raise ValueError(f"weight_dtype must be F32 or F16, got {weight_dtype}")
     os.makedirs(out_dir, exist_ok=True)
     cfg = full_config(model, extra_config)
-    tensors = state_tensors(model)
+    tensors = state_tensors(model, weight_dtype)
     safetensors_io.save(tensors, os.path.join(out_dir, "model.safetensors"),
                         metadata={"config": json.dumps(cfg, sort_keys=True)})
-    torch.save(tensors, os.path.join(out_dir, "model.pt"))
+    if write_pt:
+        torch.save(tensors, os.path.join(out_dir, "model.pt"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -9,7 +9,7 @@ import torch
 
 _DTYPES = {torch.float32: ("F32", np.float32), torch.int64: ("I64", np.int64),
            torch.int32: ("I32", np.int32), torch.float64: ("F64", np.float64),
-           torch.int8: ("I8", np.int8), torch.uint8: ("U8", np.uint8)}
+           torch.int8: ("I8", np.int8), torch.uint8: ("U8", np.uint8), torch.float16: ("F16", np.float16)}
 _BY_NAME = {v[0]: (k, v[1]) for k, v in _DTYPES.items()}
 
 

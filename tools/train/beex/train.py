@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .export import export, pick_golden, size_report
+from .export import export, pick_golden, round_weights_to_f16, size_report
 from .model import BEExformer, MODEL_KEYS, entropy
 from .policies import POLICIES, calibrate, evaluate_policy
 from .tokenizer import WordPieceTokenizer
@@ -307,6 +307,11 @@ def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
 
 
 def finish(cfg, model, tok, dv_texts, dv_labels, dv_ids, state, sizes, run_dir, log):
+    exp = cfg.get("export") or {}
+    weight_dtype = exp.get("weight_dtype", "F32")
+    if exp.get("dir") and weight_dtype == "F16":
+        round_weights_to_f16(model)
+        log("weight tables rounded to float16 (the export stores them as F16); metrics below are of the rounded model")
     logits = predict_all(model, dv_ids, tok.pad_id)
     accs = exit_accuracies(logits, dv_labels)
     thresholds, policy_results = {}, {}
@@ -351,9 +356,8 @@ def finish(cfg, model, tok, dv_texts, dv_labels, dv_ids, state, sizes, run_dir, 
     if run_dir:
         with open(os.path.join(run_dir, "result.json"), "w") as f:
             json.dump(result, f, indent=2)
-    exp = cfg.get("export")
-    if exp and exp.get("dir"):
+    if exp.get("dir"):
         gt, gl = pick_golden(dv_texts, dv_labels, int(exp.get("golden_n", 32)))
-        export(model, repo_path(exp["dir"]), extra, tok, gt, gl)
+        export(model, repo_path(exp["dir"]), extra, tok, gt, gl, weight_dtype, bool(exp.get("write_pt", True)))
         log(f"exported to {exp['dir']}")
     return model, result
