@@ -24,7 +24,7 @@ public class GoldenParityTests
     /// </summary>
     private const double LogitTolerance = 5e-3;
 
-    public static TheoryData<string> Models => new() { "models/tiny-smoke", "models/tiny-smoke-a1" };
+    public static TheoryData<string> Models => new() { "models/tiny-smoke", "models/tiny-smoke-a1", "models/sst2-default" };
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -47,6 +47,15 @@ public class GoldenParityTests
         {
             File.Delete(bex);
         }
+    }
+
+    /// <summary>The model file the CLI uses by default, as committed, against the trainer's golden outputs.</summary>
+    [Fact]
+    public void ShippedDefaultModelReproducesTheTrainersGoldenOutputs()
+    {
+        using JsonDocument golden = JsonDocument.Parse(File.ReadAllText(TestPaths.Repo("models/sst2-default/golden.json")));
+        using BeexModel model = BeexModel.Load(TestPaths.Repo("models/sst2-default/model.bex"));
+        CheckAgainstGolden(model, golden.RootElement, "shipped sst2-default");
     }
 
     internal static void CheckAgainstGolden(BeexModel model, JsonElement golden, string context)
