@@ -55,7 +55,7 @@ public class CliCommandTests
             bytes[^1] ^= 1;
             File.WriteAllBytes(model, bytes);
             (code, _, error) = Run(InspectCommand.Create(), model);
-            Assert.Equal(1, code);
+            Assert.Equal(2, code); // 2: unusable model (the CLI's exit codes)
             Assert.Contains("data checksum mismatch", error);
         }
         finally
@@ -68,7 +68,7 @@ public class CliCommandTests
     public void ConvertReportsBadInputWithoutAStackTrace()
     {
         var (code, _, error) = Run(ConvertCommand.Create(), Fixtures.VocabPath, "-o", Path.Combine(Path.GetTempPath(), "never.bex"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // 2: bad input
         Assert.StartsWith("error: ", error);
         Assert.False(File.Exists(Path.Combine(Path.GetTempPath(), "never.bex")));
     }
