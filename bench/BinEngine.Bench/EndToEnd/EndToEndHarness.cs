@@ -34,7 +34,10 @@ public static class EndToEndHarness
         string output = Arg("--out", "bench/results/end-to-end.md");
 
         string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
-        using BeexModel binary = BeexModel.Load(modelPath);
+        // --model takes a comma-separated list: every model is measured in the same run, the first one's
+        // tokenizer and shapes define the random twin when no twin file is given.
+        BeexModel[] binaries = modelPath.Split(',').Select(p => BeexModel.Load(p)).ToArray();
+        BeexModel binary = binaries[0];
         using BeexModel? fp32 = File.Exists(fp32Path) ? BeexModel.Load(fp32Path) : null;
         int cores = Environment.ProcessorCount;
 
@@ -63,10 +66,14 @@ public static class EndToEndHarness
                 var p99 = new List<double>();
                 var batch1 = new List<double>();
                 var batch64 = new List<double>();
+                var cpu = new List<double>();
                 double blocks = 0;
+                using var process = Process.GetCurrentProcess();
                 for (int run = 0; run < runs; run++)
                 {
                     var latencies = new double[texts.Length];
+                    process.Refresh();
+                    TimeSpan cpuStart = process.TotalProcessorTime;
                     long total = Stopwatch.GetTimestamp();
                     double blockSum = 0;
                     for (int i = 0; i < texts.Length; i++)
@@ -77,6 +84,8 @@ public static class EndToEndHarness
                         blockSum += r.ExitBlock;
                     }
                     batch1.Add(texts.Length / Stopwatch.GetElapsedTime(total).TotalSeconds);
+                    process.Refresh();
+                    cpu.Add((process.TotalProcessorTime - cpuStart).TotalMilliseconds / texts.Length);
                     blocks = blockSum / texts.Length;
                     Array.Sort(latencies);
                     p50.Add(Percentile(latencies, 0.50));
@@ -87,14 +96,17 @@ public static class EndToEndHarness
                         batch(texts.AsSpan(i, Math.Min(64, texts.Length - i)).ToArray());
                     batch64.Add(texts.Length / Stopwatch.GetElapsedTime(batchStart).TotalSeconds);
                 }
-                rows.Add(new Row(name, threads, Median(p50), Median(p99), Median(batch1), Median(batch64), blocks));
+                rows.Add(new Row(name, threads, Median(p50), Median(p99), Median(batch1), Median(batch64), blocks, Median(cpu)));
                 Console.Error.WriteLine($"{name,-34} threads {threads}: p50 {Median(p50):0.000} ms, p99 {Median(p99):0.000} ms, " +
-                    $"batch 1 {Median(batch1):0} sent/s, batch 64 {Median(batch64):0} sent/s, blocks {blocks:0.00}");
+                    $"batch 1 {Median(batch1):0} sent/s ({Median(cpu):0.000} ms CPU each), batch 64 {Median(batch64):0} sent/s, blocks {blocks:0.00}");
             }
         }
 
-        Measure($"binary W1A{binary.Architecture.ActBits}, exits ({binary.DefaultPolicy.Name})", binary, binary.DefaultPolicy);
-        Measure($"binary W1A{binary.Architecture.ActBits}, full depth", binary, ExitPolicy.Never);
+        foreach (BeexModel model in binaries)
+        {
+            Measure($"binary W1A{model.Architecture.ActBits}, exits ({model.DefaultPolicy.Name})", model, model.DefaultPolicy);
+            Measure($"binary W1A{model.Architecture.ActBits}, full depth", model, ExitPolicy.Never);
+        }
         if (fp32 is not null)
             Measure("FP32 twin, full depth", fp32, ExitPolicy.Never);
         else
@@ -104,10 +116,13 @@ public static class EndToEndHarness
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         File.WriteAllText(output, table);
         Console.WriteLine(table);
+        foreach (BeexModel model in binaries)
+            model.Dispose();
         return 0;
     }
 
-    private sealed record Row(string Name, int Threads, double P50, double P99, double Batch1, double Batch64, double Blocks);
+    /// <summary>CpuMs: process CPU time per sentence over the batch-1 loop; on a loaded machine the fairest single-thread figure.</summary>
+    private sealed record Row(string Name, int Threads, double P50, double P99, double Batch1, double Batch64, double Blocks, double CpuMs);
 
     private static string Render(List<Row> rows, BeexModel binary, BeexModel? fp32, string modelPath, string fp32Path,
         string dataPath, int n, int runs)
@@ -119,14 +134,14 @@ public static class EndToEndHarness
         sb.AppendLine();
         sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}");
         sb.AppendLine(inv, $"- kernels: {binary.Kernels}");
-        sb.AppendLine(inv, $"- model: {modelPath} (L={a.Layers}, d={a.Dim}, h={a.Heads}, f={a.FfDim}, a={a.ActBits}, e={a.EmbBits}); twin: {(fp32 is null ? "same shapes with random weights, FP32 SGEMM (speed only: a dense pass costs the same whatever its weights)" : fp32Path)}");
+        sb.AppendLine(inv, $"- models: {modelPath} (L={a.Layers}, d={a.Dim}, h={a.Heads}, f={a.FfDim}, e={a.EmbBits}); twin: {(fp32 is null ? "same shapes with random weights, FP32 SGEMM (speed only: a dense pass costs the same whatever its weights)" : fp32Path)}");
         sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, each configuration {runs} runs, medians; batch 64 = ClassifyBatch over chunks of 64");
         sb.AppendLine("- command: `dotnet run -c Release --project bench/BinEngine.Bench -- e2e`");
         sb.AppendLine();
-        sb.AppendLine("| configuration | threads | batch-1 p50 ms | batch-1 p99 ms | batch-1 sent/s | batch-64 sent/s | mean blocks |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| configuration | threads | batch-1 p50 ms | batch-1 p99 ms | batch-1 CPU ms/sent | batch-1 sent/s | batch-64 sent/s | mean blocks |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (Row r in rows)
-            sb.AppendLine(inv, $"| {r.Name} | {r.Threads} | {r.P50:0.000} | {r.P99:0.000} | {r.Batch1:0} | {r.Batch64:0} | {r.Blocks:0.00} |");
+            sb.AppendLine(inv, $"| {r.Name} | {r.Threads} | {r.P50:0.000} | {r.P99:0.000} | {r.CpuMs:0.000} | {r.Batch1:0} | {r.Batch64:0} | {r.Blocks:0.00} |");
 
         Row? twin = rows.FirstOrDefault(r => r.Name.StartsWith("FP32", StringComparison.Ordinal) && r.Threads == 1);
         if (twin is not null)
@@ -134,10 +149,10 @@ public static class EndToEndHarness
             sb.AppendLine();
             sb.AppendLine("Speed-up over the FP32 twin at full depth (same run, same sentences, single thread):");
             sb.AppendLine();
-            sb.AppendLine("| configuration | batch-1 latency (p50) | batch-1 throughput | batch-64 throughput |");
-            sb.AppendLine("|---|---:|---:|---:|");
+            sb.AppendLine("| configuration | batch-1 latency (p50) | batch-1 CPU time | batch-1 throughput | batch-64 throughput |");
+            sb.AppendLine("|---|---:|---:|---:|---:|");
             foreach (Row r in rows.Where(r => r.Threads == 1 && r != twin))
-                sb.AppendLine(inv, $"| {r.Name} | {twin.P50 / r.P50:0.0}× | {r.Batch1 / twin.Batch1:0.0}× | {r.Batch64 / twin.Batch64:0.0}× |");
+                sb.AppendLine(inv, $"| {r.Name} | {twin.P50 / r.P50:0.0}× | {twin.CpuMs / r.CpuMs:0.0}× | {r.Batch1 / twin.Batch1:0.0}× | {r.Batch64 / twin.Batch64:0.0}× |");
         }
         return sb.ToString();
     }
