@@ -59,4 +59,22 @@ internal static class Fmt
         if (double.IsFinite(x)) j.WriteRawValue(FixedJson(x, format), skipInputValidation: true);
         else j.WriteNullValue();
     }
+
+    /// <summary>
+    /// The fields every per-text result line carries (classify --json and batch JSONL): label, name,
+    /// probabilities (fixed decimals, so output is byte-identical across runs), exit block, depth, tokens,
+    /// truncation. The caller writes its own index field first.
+    /// </summary>
+    public static void WriteResultFields(this Utf8JsonWriter j, BinEngine.Runtime.ClassificationResult r, bool truncated)
+    {
+        j.WriteNumber("label", r.Label);
+        j.WriteString("label_name", r.LabelName);
+        j.WriteStartArray("probabilities");
+        foreach (float p in r.Probabilities) j.WriteFixedValue(p);
+        j.WriteEndArray();
+        j.WriteNumber("exit_block", r.ExitBlock);
+        j.WriteNumber("blocks", r.Layers);
+        j.WriteNumber("tokens", r.TokenCount);
+        j.WriteBoolean("truncated", truncated);
+    }
 }

@@ -64,15 +64,7 @@ internal sealed class JsonlResultFormatter : ResultFormatter
         var line = t_line ??= new JsonLine();
         Utf8JsonWriter j = line.Begin();
         j.WriteNumber("row", index);
-        j.WriteNumber("label", r.Label);
-        j.WriteString("label_name", r.LabelName);
-        j.WriteStartArray("probabilities");
-        foreach (float p in r.Probabilities) j.WriteFixedValue(p);
-        j.WriteEndArray();
-        j.WriteNumber("exit_block", r.ExitBlock);
-        j.WriteNumber("blocks", r.Layers);
-        j.WriteNumber("tokens", r.TokenCount);
-        j.WriteBoolean("truncated", truncated);
+        j.WriteResultFields(r, truncated);
         return line.End();
     }
 

@@ -98,15 +98,7 @@ internal static class ClassifyCommand
             j.WriteString("error", error);
             return line.End();
         }
-        j.WriteNumber("label", r.Label);
-        j.WriteString("label_name", r.LabelName);
-        j.WriteStartArray("probabilities");
-        foreach (float p in r.Probabilities) j.WriteFixedValue(p);
-        j.WriteEndArray();
-        j.WriteNumber("exit_block", r.ExitBlock);
-        j.WriteNumber("blocks", r.Layers);
-        j.WriteNumber("tokens", r.TokenCount);
-        j.WriteBoolean("truncated", r.Truncated);
+        j.WriteResultFields(r, r.Truncated);
         return line.End();
     }
 }
