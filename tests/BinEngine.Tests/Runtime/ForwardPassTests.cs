@@ -17,8 +17,15 @@ public class ForwardPassTests
         { 1, 1 }, { 2, 1 }, { 4, 1 }, { 8, 1 }, { 32, 1 }, { 32, 32 },
     };
 
+    /// <summary>
+    /// Every ISA this process supports, or only the one BINENGINE_ISA forces (test.sh's forced legs:
+    /// the unforced run already covers the others; a forced ISA the CPU lacks falls back to all).
+    /// </summary>
     public static IEnumerable<KernelIsa> SupportedIsas() =>
-        Enum.GetValues<KernelIsa>().Where(isa => KernelRegistry.Select(isa) is not null);
+        KernelIsaNames.TryParse(Environment.GetEnvironmentVariable(KernelRegistry.IsaVariable), out KernelIsa forced)
+            && KernelRegistry.Select(forced) is not null
+            ? [forced]
+            : Enum.GetValues<KernelIsa>().Where(isa => KernelRegistry.Select(isa) is not null);
 
     /// <summary>
     /// Tolerance: binary layers give exact integers and the fast path scales them with the same float
