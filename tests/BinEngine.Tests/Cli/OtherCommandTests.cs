@@ -60,6 +60,11 @@ public class OtherCommandTests(CliFixture fx)
         var gemms = o.GetProperty("gemm").GetProperty("results").EnumerateArray().ToArray();
         Assert.Equal(new[] { "W1A1", "W1A8", "FP32" }, gemms.Select(g => g.GetProperty("family").GetString()));
         Assert.All(gemms, g => Assert.True(g.GetProperty("median_us").GetDouble() > 0));
+        // No twin file: a random FP32 twin of the same shapes still gives a ratio.
+        var randomTwin = o.GetProperty("fp32");
+        Assert.StartsWith("random weights", randomTwin.GetProperty("model").GetString());
+        Assert.Equal("W32A32E32", randomTwin.GetProperty("model_bits").GetString());
+        Assert.True(o.GetProperty("ratio_batch1").GetDouble() > 0);
 
         var withTwin = fx.RunWithModel("bench", "--seconds", "0.3", "--fp32", fx.ModelPath);
         Assert.True(withTwin.ExitCode == 0, withTwin.ToString());
