@@ -33,8 +33,7 @@ internal static class ActivationPacker
         }
 
         int m = BitPacking.MaxCode(bits);
-        // MaxMagnitude returns the element of largest magnitude, sign included: take its absolute value.
-        float s = MathF.Abs(TensorPrimitives.MaxMagnitude(x)) / m;
+        float s = RowScale(x, m);
         if (!(s > 0f))
         {
             // All codes 0: u = m in every real position.
@@ -57,7 +56,7 @@ internal static class ActivationPacker
     public static float QuantizeCodes(ReadOnlySpan<float> x, int bits, Span<sbyte> codes)
     {
         int k = x.Length, m = BitPacking.MaxCode(bits);
-        float s = MathF.Abs(TensorPrimitives.MaxMagnitude(x)) / m;
+        float s = RowScale(x, m);
         if (!(s > 0f))
         {
             codes[..k].Clear();
@@ -66,11 +65,9 @@ internal static class ActivationPacker
         int j = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            Vector256<float> scale = Vector256.Create(s), lo = Vector256.Create((float)-m), hi = Vector256.Create((float)m);
             for (; j + 8 <= k; j += 8)
             {
-                Vector256<float> q = Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(x.Slice(j, 8)) / scale), lo), hi);
-                Vector256<int> qi = Vector256.ConvertToInt32(q);
+                Vector256<int> qi = CodeVector(x.Slice(j, 8), s, m);
                 for (int l = 0; l < 8; l++)
                     codes[j + l] = (sbyte)qi.GetElement(l);
             }
@@ -78,6 +75,20 @@ internal static class ActivationPacker
         for (; j < k; j++)
             codes[j] = (sbyte)Code(x[j], s, m);
         return s;
+    }
+
+    /// <summary>s = max|x| / m. MaxMagnitude returns the element of largest magnitude, sign included: take its absolute value.</summary>
+    private static float RowScale(ReadOnlySpan<float> x, int m) => MathF.Abs(TensorPrimitives.MaxMagnitude(x)) / m;
+
+    /// <summary>
+    /// <see cref="Code"/> on 8 lanes: round to nearest, ties to even (as MathF.Round(…, ToEven)), then clamp,
+    /// in the scalar path's order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> CodeVector(ReadOnlySpan<float> x8, float s, int m)
+    {
+        Vector256<float> q = Vector256.Round(Vector256.Create(x8) / Vector256.Create(s));
+        return Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(q, Vector256.Create((float)-m)), Vector256.Create((float)m)));
     }
 
     /// <summary>q = clamp(round_half_even(x / s), −m, m): the scalar definition the vector path reproduces.</summary>
@@ -118,14 +129,10 @@ internal static class ActivationPacker
     private static int PackPlanesVector256(ReadOnlySpan<float> x, float s, int m, int bits, Span<ulong> planes, int words)
     {
         int k = x.Length, j = 0;
-        Vector256<float> scale = Vector256.Create(s), lo = Vector256.Create((float)-m), hi = Vector256.Create((float)m);
         Vector256<int> offset = Vector256.Create(m);
         for (; j + 8 <= k; j += 8)
         {
-            // Round: nearest, ties to even (as MathF.Round(…, ToEven)); clamp after rounding, as the scalar path.
-            Vector256<float> q = Vector256.Round(Vector256.Create(x.Slice(j, 8)) / scale);
-            q = Vector256.Min(Vector256.Max(q, lo), hi);
-            Vector256<int> u = Vector256.ConvertToInt32(q) + offset;
+            Vector256<int> u = CodeVector(x.Slice(j, 8), s, m) + offset;
             int word = j >> 6, shift = j & 63;
             for (int p = 0; p < bits; p++)
             {
