@@ -42,7 +42,7 @@ internal static class ModelLocator
     }
 
     /// <summary>Loads the model at <paramref name="path"/>, turning every way it can be unusable into a <see cref="CliException"/> (exit 2).</summary>
-    public static BeexModel Load(string path)
+    public static BeexModel Load(string path, BeexModelOptions? options = null)
     {
         if (Directory.Exists(path))
             throw new CliException($"model '{path}' is a folder; pass the model file inside it (model.bex)");
@@ -50,7 +50,7 @@ internal static class ModelLocator
             throw new CliException($"model file '{path}' does not exist; pass --model with the path of a .bex file (`binengine convert` makes one from a checkpoint)");
         try
         {
-            return BeexModel.Load(path);
+            return BeexModel.Load(path, options);
         }
         catch (ModelFormatException e)
         {
@@ -63,5 +63,6 @@ internal static class ModelLocator
     }
 
     /// <summary>Locates and loads in one step.</summary>
-    public static BeexModel LocateAndLoad(CliContext cx, string? modelOption) => Load(Locate(cx, modelOption));
+    public static BeexModel LocateAndLoad(CliContext cx, string? modelOption, BeexModelOptions? options = null) =>
+        Load(Locate(cx, modelOption), options);
 }

@@ -42,9 +42,16 @@ public static class EndToEndHarness
         int cores = Environment.ProcessorCount;
 
         var rows = new List<Row>();
-        void Measure(string name, BeexModel model, ExitPolicy policy) =>
-            MeasureWith(name, policy, threads => { model.Threads = threads; model.BatchThreads = threads; },
-                text => model.Classify(text, policy), chunk => model.ClassifyBatch(chunk, policy));
+        // Threads are fixed at load (BeexModelOptions), so each thread count gets its own load of the file.
+        BeexModel? current = null;
+        void Measure(string name, BeexModel model, ExitPolicy policy, string path) =>
+            MeasureWith(name, policy,
+                threads =>
+                {
+                    current?.Dispose();
+                    current = BeexModel.Load(path, new BeexModelOptions { Threads = threads, BatchThreads = threads, Kernels = model.Kernels });
+                },
+                text => current!.Classify(text, policy), chunk => current!.ClassifyBatch(chunk, policy));
 
         // The random twin runs on ids from the binarized model's tokenizer, tokenized inside the timed
         // loop as BeexModel.Classify does, so both sides pay the same.
@@ -102,15 +109,18 @@ public static class EndToEndHarness
             }
         }
 
-        foreach (BeexModel model in binaries)
+        string[] paths = modelPath.Split(',');
+        for (int m = 0; m < binaries.Length; m++)
         {
-            Measure($"binary W1A{model.Architecture.ActBits}, exits ({model.DefaultPolicy.Name})", model, model.DefaultPolicy);
-            Measure($"binary W1A{model.Architecture.ActBits}, full depth", model, ExitPolicy.Never);
+            BeexModel model = binaries[m];
+            Measure($"binary W1A{model.Architecture.ActBits}, exits ({model.DefaultPolicy.Name})", model, model.DefaultPolicy, paths[m]);
+            Measure($"binary W1A{model.Architecture.ActBits}, full depth", model, ExitPolicy.Never, paths[m]);
         }
         if (fp32 is not null)
-            Measure("FP32 twin, full depth", fp32, ExitPolicy.Never);
+            Measure("FP32 twin, full depth", fp32, ExitPolicy.Never, fp32Path);
         else
             MeasureWith("FP32 twin (random weights), full depth", ExitPolicy.Never, t => twinThreads = t, TwinClassify, TwinBatch);
+        current?.Dispose();
 
         string table = Render(rows, binary, fp32, modelPath, fp32Path, dataPath, texts.Length, runs);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);

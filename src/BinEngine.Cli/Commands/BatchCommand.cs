@@ -59,9 +59,8 @@ internal static class BatchCommand
             var outFormat = parse.GetValue(outputFormat) is { } of ? ResultFormatter.ParseFormat(of) : ResultFormatter.FormatOf(outPath);
             int threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));
 
-            using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model));
+            using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model), new BeexModelOptions { BatchThreads = threadCount });
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
-            m.BatchThreads = threadCount;
             var formatter = ResultFormatter.Create(outFormat, m.Labels);
 
             using var inStream = new FileStream(inPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);

@@ -67,7 +67,8 @@ internal static class BenchCommand
             // Without a twin file, time an FP32 twin of the same shapes with random weights: a dense pass
             // costs the same whatever its weights hold, so the ratio is real; its answers are not.
             string twinName = twinPath ?? "random weights of the same shapes (speed only; --fp32 PATH for a trained twin)";
-            using (BeexModel m = ModelLocator.Load(modelPath))
+            var loadOptions = new BeexModelOptions { Threads = 1, BatchThreads = threadCount };
+            using (BeexModel m = ModelLocator.Load(modelPath, loadOptions))
             {
                 arch = m.Architecture;
                 binary = Measure(m, threadCount, perRun);
@@ -79,7 +80,7 @@ internal static class BenchCommand
                 }
                 else
                 {
-                    using BeexModel f = ModelLocator.Load(twinPath);
+                    using BeexModel f = ModelLocator.Load(twinPath, loadOptions);
                     twinArch = f.Architecture;
                     twinResult = Measure(f, threadCount, perRun);
                 }
@@ -116,8 +117,6 @@ internal static class BenchCommand
     /// <summary>Sentences/s at batch 1 (one thread, Classify per text) and batch 64 (ClassifyBatch on all threads), tokenization included.</summary>
     private static EndToEnd Measure(BeexModel m, int threads, double seconds)
     {
-        m.Threads = 1;
-        m.BatchThreads = threads;
         var batch = Enumerable.Range(0, 64).Select(i => Sentences[i % Sentences.Length]).ToArray();
         m.ClassifyBatch(batch); // warm-up: JIT, first touch of the mapped weights
         foreach (string s in Sentences) m.Classify(s);

@@ -41,7 +41,8 @@ internal static class EvalCommand
             if (latencyCount < 0) throw new CliException($"--latency-samples must be 0 or more, got {latencyCount}");
 
             string modelPath = ModelLocator.Locate(cx, parse.GetValue(model));
-            using BeexModel m = ModelLocator.Load(modelPath);
+            var loadOptions = new BeexModelOptions { Threads = 1, BatchThreads = threadCount };
+            using BeexModel m = ModelLocator.Load(modelPath, loadOptions);
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
             var set = EvalData.ReadTsv(dataPath, parse.GetValue(textColumn)!, parse.GetValue(labelColumn)!, m.Labels, rowLimit);
             var (texts, gold, errors) = DropEmpty(m, set);
@@ -57,7 +58,7 @@ internal static class EvalCommand
             if (parse.GetValue(fp32) is { } twinOption)
             {
                 string twinPath = cx.Resolve(twinOption);
-                using BeexModel t = ModelLocator.Load(twinPath);
+                using BeexModel t = ModelLocator.Load(twinPath, loadOptions);
                 if (!t.Labels.SequenceEqual(m.Labels))
                     throw new CliException($"the FP32 twin's labels ({string.Join(", ", t.Labels)}) differ from the model's ({string.Join(", ", m.Labels)})");
                 twin = Evaluator.Run(t, twinPath, policy.Resolve(parse, t), texts, gold, threadCount, latencyCount, sweep: false);

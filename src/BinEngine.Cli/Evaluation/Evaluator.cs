@@ -33,8 +33,8 @@ internal static class Evaluator
         int threads, int latencySamples, bool sweep)
     {
         int n = texts.Length;
-        model.BatchThreads = threads;
-        model.Threads = 1;
+        if (model.Threads != 1 || model.BatchThreads != threads)
+            throw new ArgumentException($"load the model with Threads = 1 and BatchThreads = {threads} (BeexModelOptions) for this run");
 
         // Throughput: the whole set as one batch on all threads, tokenization included, after a warm-up
         // (JIT, page faults of the mapped weights) on a few samples.

@@ -11,8 +11,30 @@ public sealed class ModelConfig
 {
     /// <summary>Largest accepted vocabulary (a sanity bound that keeps size arithmetic far from overflow).</summary>
     public const int MaxVocabSize = 1 << 24;
-    /// <summary>Largest accepted width, sequence length, inner width, head, layer or class count.</summary>
+    /// <summary>Largest accepted head or class count.</summary>
     public const int MaxDimension = 1 << 16;
+    /// <summary>
+    /// Largest max_len the engine serves: one head's attention scores are T² floats per forward pass
+    /// (64 MiB at 4,096), allocated only as long texts arrive.
+    /// </summary>
+    public const int MaxSequenceLength = 4096;
+    /// <summary>
+    /// Largest d_model and d_ff: together with <see cref="MaxMagnitude"/> this bounds every value of the
+    /// forward pass far inside float32 (the derivation is at <see cref="MaxMagnitude"/>).
+    /// </summary>
+    public const int MaxWidth = 8192;
+    /// <summary>
+    /// Largest |value| of any float tensor (LayerNorm γ and β, biases, α, embedding scales, exit heads,
+    /// FP32 weights). Why 64 cannot overflow float32 with widths K ≤ <see cref="MaxWidth"/> (B = 64):
+    /// a LayerNorm output is bounded by |γ|·√(d−1) + |β| ≤ 91.5·B (a normalized vector has no component
+    /// over √(d−1)); quantization reconstructs at most the row's largest |value|; a linear layer adds K
+    /// products: ≤ B·K·91.5·B ≈ 7.5e5·B² for Q, K, V, G1, F1; attention averages V; the output
+    /// projection gives ≤ B·K·7.5e5·B² ≈ 6.1e9·B³ ≈ 1.6e15; the SLFN product is ≤ (B·K)² ≈ 2.7e11 (its
+    /// inputs are σ and tanh); LayerNorm's variance sums K squares of at most twice that: ≤ 4·K·(1.6e15)²
+    /// ≈ 8.4e34, under float32's 3.4e38 with a margin of 4,000; attention scores are ≤ d_h·(7.5e5·B²)²
+    /// ≈ 7.7e22 and exit logits ≤ B·d·91.5·B ≈ 3.1e9. Trained weights are far smaller (γ ≈ 1, α &lt; 1).
+    /// </summary>
+    public const float MaxMagnitude = 64;
 
     /// <summary>V: ids the tokenizer can emit.</summary>
     public required int VocabSize { get; init; }
@@ -61,11 +83,11 @@ public sealed class ModelConfig
                 throw new ModelFormatException($"config '{key}' = {value}; expected one of {string.Join(", ", allowed)}");
         }
         Range("vocab_size", VocabSize, 1, MaxVocabSize);
-        Range("max_len", MaxLen, 2, MaxDimension);
-        Range("d_model", DModel, 1, MaxDimension);
+        Range("max_len", MaxLen, 2, MaxSequenceLength);
+        Range("d_model", DModel, 1, MaxWidth);
         Range("n_heads", NHeads, 1, DModel);
         Range("n_layers", NLayers, 1, 1024);
-        Range("d_ff", DFf, 1, MaxDimension);
+        Range("d_ff", DFf, 1, MaxWidth);
         Range("n_classes", NClasses, 2, MaxDimension);
         if (DModel % NHeads != 0)
             throw new ModelFormatException($"config 'd_model' = {DModel} is not a multiple of 'n_heads' = {NHeads}");

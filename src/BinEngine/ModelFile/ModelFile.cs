@@ -94,9 +94,11 @@ public sealed class ModelFile : IDisposable
     public long Fp32ParameterBytes => Container.Tensors.Where(t => ModelLayout.IsParameter(t.Name))
         .Sum(t => t.Name == ModelLayout.TokenEmbedding ? (long)Config.VocabSize * Config.DModel * 4 : t.ElementCount * 4);
 
-    /// <summary>Opens, maps and validates a model file.</summary>
+    /// <summary>Opens and validates a model file (read into memory, or mapped: see <see cref="TensorFile.Open(string, bool, bool)"/>).</summary>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
     /// <exception cref="ModelFormatException">Any defect, named with its place.</exception>
-    public static ModelFile Open(string path, bool verifyChecksum = true) => Wrap(TensorFile.Open(path, verifyChecksum));
+    public static ModelFile Open(string path, bool verifyChecksum = true, bool memoryMap = false) =>
+        Wrap(TensorFile.Open(path, verifyChecksum, memoryMap));
 
     /// <summary>Opens and validates a model file held in memory (fuzz tests, embedded resources).</summary>
     public static ModelFile Open(ReadOnlySpan<byte> bytes, bool verifyChecksum = true) => Wrap(TensorFile.Open(bytes, verifyChecksum));
@@ -283,13 +285,8 @@ public sealed class ModelFile : IDisposable
             var t = Container.GetTensor(e.Name);
             if (t.ElementType != e.ElementType || t.Planes != e.Planes || !t.Shape.SequenceEqual(e.Shape))
                 throw new ModelFormatException($"{source}: tensor '{e.Name}' is {Describe(t.ElementType, t.Planes, t.Shape)}; the config requires {Describe(e.ElementType, e.Planes, e.Shape)}");
-            if (e.Name.EndsWith(".alpha", StringComparison.Ordinal) || e.Name.EndsWith(".scale", StringComparison.Ordinal))
-            {
-                var values = Container.F32(e.Name);
-                for (int i = 0; i < values.Length; i++)
-                    if (!(values[i] >= 0 && float.IsFinite(values[i])))
-                        throw new ModelFormatException($"{source}: tensor '{e.Name}'[{i}] = {values[i].ToString(CultureInfo.InvariantCulture)}; scales are finite and ≥ 0");
-            }
+            if (t.ElementType == TensorElementType.F32)
+                CheckValues(e.Name);
         }
         _tokenTable = tok;
         _tokenScale = Container.Contains(ModelLayout.TokenScale) ? Container.GetTensor(ModelLayout.TokenScale) : null;
@@ -302,6 +299,28 @@ public sealed class ModelFile : IDisposable
             for (int i = 0; i < map.Length; i++)
                 if ((uint)map[i] >= (uint)TokenRows)
                     throw new ModelFormatException($"{source}: '{ModelLayout.TokenMap}'[{i}] = {map[i]}; rows are 0..{TokenRows - 1}");
+        }
+    }
+
+    /// <summary>
+    /// Every float finite and within ±<see cref="ModelConfig.MaxMagnitude"/> (the bound under which the
+    /// forward pass cannot overflow float32), α and scales also ≥ 0: a checksum only proves the bytes are
+    /// the ones written, and a converter bug or a hand edit would otherwise load and answer NaN.
+    /// </summary>
+    private void CheckValues(string name)
+    {
+        bool scale = name.EndsWith(".alpha", StringComparison.Ordinal) || name.EndsWith(".scale", StringComparison.Ordinal);
+        float min = scale ? 0 : -ModelConfig.MaxMagnitude;
+        ReadOnlySpan<float> values = Container.F32(name);
+        for (int i = 0; i < values.Length; i++)
+        {
+            float v = values[i];
+            // Written so that NaN fails: every comparison with NaN is false.
+            if (!(v >= min && v <= ModelConfig.MaxMagnitude))
+                throw new ModelFormatException(
+                    $"{Container.Source}: tensor '{name}'[{i}] = {v.ToString(CultureInfo.InvariantCulture)}; " +
+                    (scale ? $"α and scales are finite, in 0..{ModelConfig.MaxMagnitude}" : $"values are finite, within ±{ModelConfig.MaxMagnitude}") +
+                    " (the range in which the forward pass cannot overflow)");
         }
     }
 

@@ -7,7 +7,7 @@ namespace BinEngine.ModelFile;
 /// <summary>
 /// A model file opened at the container level: the header, typed metadata, the tensor table and
 /// the data section, all validated (docs/FORMAT.md), tensors served as spans over the mapped
-/// memory. Knows nothing of the BEExformer architecture; <see cref="ModelFile"/> adds that.
+/// memory (a private copy of the file by default, or a read-only map). Knows nothing of the BEExformer architecture; <see cref="ModelFile"/> adds that.
 /// Immutable once open and safe to read from many threads at once. Spans it returns are valid
 /// until <see cref="Dispose"/>; using one after that is a bug of the caller.
 /// </summary>
@@ -87,13 +87,19 @@ public sealed unsafe class TensorFile : IDisposable
     /// <summary>The tensor table in file order.</summary>
     public IReadOnlyList<TensorInfo> Tensors => _tensors;
 
-    /// <summary>Opens and validates a file by memory-mapping it read-only.</summary>
-    /// <param name="path">The model file.</param>
+    /// <summary>Opens and validates a file: read into private memory, or memory-mapped read-only when asked.</summary>
+    /// <param name="path">The model file (a regular file; pipes and devices are refused before they are opened).</param>
     /// <param name="verifyChecksum">Hash the data section and compare (on by default; one pass over the file).</param>
-    public static TensorFile Open(string path, bool verifyChecksum = true)
+    /// <param name="memoryMap">
+    /// Map the file instead of reading it. Shares pages between processes, but the file must then only be
+    /// replaced by rename, never rewritten or truncated in place while open (see docs/FORMAT.md, "Loading").
+    /// </param>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
+    /// <exception cref="ModelFormatException">Not a regular file, or any defect of the file, named with its place.</exception>
+    public static TensorFile Open(string path, bool verifyChecksum = true, bool memoryMap = false)
     {
         ArgumentNullException.ThrowIfNull(path);
-        var region = MemoryRegion.Map(path);
+        var region = memoryMap ? MemoryRegion.Map(path) : MemoryRegion.Snapshot(path);
         try
         {
             return new TensorFile(region, path, verifyChecksum);

@@ -1,3 +1,5 @@
+using BinEngine.ModelFile;
+
 namespace BinEngine.Runtime;
 
 /// <summary>
@@ -27,13 +29,14 @@ public sealed record Architecture(
         {
             if (!ok) throw new ArgumentException($"invalid model architecture: {what}");
         }
-        Require(VocabSize is > 0 and <= 10_000_000, $"vocab_size {VocabSize} must be in 1..10,000,000");
-        Require(MaxLength is >= 2 and <= 65_536, $"max_len {MaxLength} must be in 2..65,536 ([CLS] and [SEP] need two)");
-        Require(Dim is > 0 and <= 65_536, $"d_model {Dim} must be in 1..65,536");
+        // The bounds are ModelConfig's, so a file that opens is a model that runs.
+        Require(VocabSize is > 0 and <= ModelConfig.MaxVocabSize, $"vocab_size {VocabSize} must be in 1..{ModelConfig.MaxVocabSize}");
+        Require(MaxLength is >= 2 and <= ModelConfig.MaxSequenceLength, $"max_len {MaxLength} must be in 2..{ModelConfig.MaxSequenceLength} ([CLS] and [SEP] need two)");
+        Require(Dim is > 0 and <= ModelConfig.MaxWidth, $"d_model {Dim} must be in 1..{ModelConfig.MaxWidth}");
         Require(Heads > 0 && Dim % Heads == 0, $"n_heads {Heads} must divide d_model {Dim}");
         Require(Layers is > 0 and <= 1024, $"n_layers {Layers} must be in 1..1024");
-        Require(FfDim is > 0 and <= 1 << 20, $"d_ff {FfDim} must be in 1..1,048,576");
-        Require(Classes is >= 2 and <= 65_536, $"n_classes {Classes} must be in 2..65,536");
+        Require(FfDim is > 0 and <= ModelConfig.MaxWidth, $"d_ff {FfDim} must be in 1..{ModelConfig.MaxWidth}");
+        Require(Classes is >= 2 and <= ModelConfig.MaxDimension, $"n_classes {Classes} must be in 2..{ModelConfig.MaxDimension}");
         Require(WeightBits is 1 or 32, $"weight_bits {WeightBits} must be 1 or 32");
         Require(ActBits is 32 or (>= 1 and <= 8), $"act_bits {ActBits} must be 1..8 or 32");
         Require(EmbBits is 32 or (>= 1 and <= 8), $"emb_bits {EmbBits} must be 1..8 or 32");

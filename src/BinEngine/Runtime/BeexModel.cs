@@ -7,12 +7,14 @@ namespace BinEngine.Runtime;
 
 /// <summary>
 /// A BEExformer model loaded from its model file: text in, label out, stopping at the exit the policy
-/// chooses. Load once and share: the file is memory-mapped and the weights are used where they lie;
-/// every method is safe to call from many threads at once. Dispose it to unmap the file.
+/// chooses. Load once and share, as ONNX Runtime's InferenceSession: settings are fixed at load
+/// (<see cref="BeexModelOptions"/>), every method is safe to call from many threads at once, and
+/// <see cref="Dispose"/> is safe while other threads classify: calls in flight finish, later ones
+/// get <see cref="ObjectDisposedException"/>, and the memory goes when the last call has left.
 /// </summary>
 /// <example>
 /// <code>
-/// using var model = BeexModel.Load("models/sst2/model.bex");
+/// using var model = BeexModel.Load("models/sst2-default/model.bex", new BeexModelOptions { BatchThreads = 4 });
 /// ClassificationResult r = model.Classify("a gorgeous, witty, seductive movie.");
 /// Console.WriteLine($"{r.LabelName} {r.Probabilities[r.Label]:0.00} exit {r.ExitBlock}/{r.Layers}");
 /// </code>
@@ -22,32 +24,70 @@ public sealed class BeexModel : IDisposable
     private readonly ModelFile.ModelFile _file;
     private readonly InferenceEngine _engine;
 
-    private BeexModel(ModelFile.ModelFile file, KernelSet kernels)
+    // Calls in flight plus one for the owner (released by Dispose); the file's memory is released when
+    // this reaches 0, so a Dispose racing a Classify on another thread never frees memory under it.
+    private int _leases = 1;
+    private int _disposed;
+
+    private BeexModel(ModelFile.ModelFile file, BeexModelOptions options)
     {
         _file = file;
+        Options = options;
         ModelWeights weights = ModelBinding.Bind(file);
         Architecture = weights.Architecture;
-        _engine = new InferenceEngine(weights, kernels, file.Config.Labels);
-        Tokenizer = new WordPieceTokenizer(file.Tokenizer.Vocabulary, new WordPieceOptions { Lowercase = file.Tokenizer.Lowercase });
+        _engine = new InferenceEngine(weights, options.Kernels ?? KernelRegistry.Selected, file.Config.Labels);
+        TokenizerSettings t = file.Tokenizer;
+        Tokenizer = new WordPieceTokenizer(t.Vocabulary, new WordPieceOptions
+        {
+            Lowercase = t.Lowercase, UnkToken = t.UnkToken, ClsToken = t.ClsToken, SepToken = t.SepToken, PadToken = t.PadToken,
+        });
         DefaultPolicy = ModelBinding.PolicyFromConfig(file.Config, file.Config.Policy);
     }
 
-    /// <summary>
-    /// Opens, validates and maps a model file. <paramref name="kernels"/> overrides the kernels chosen
-    /// at start-up (<see cref="KernelRegistry.Selected"/>, itself overridable by BINENGINE_ISA).
-    /// </summary>
+    /// <summary>Opens, validates and loads a model file.</summary>
+    /// <param name="path">A regular file (pipes and devices are refused before they are opened).</param>
+    /// <param name="options">Threads, kernels, loading; the defaults when null.</param>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
     /// <exception cref="ModelFormatException">The file is not a valid model file; the message says what and where.</exception>
-    public static BeexModel Load(string path, KernelSet? kernels = null)
+    public static BeexModel Load(string path, BeexModelOptions? options = null)
     {
-        ModelFile.ModelFile file = ModelFile.ModelFile.Open(path);
+        options = Checked(options);
+        return Create(ModelFile.ModelFile.Open(path, options.VerifyChecksum, options.MemoryMap), options, path);
+    }
+
+    /// <summary>Loads a model file read from <paramref name="stream"/> to its end (an embedded resource, a download).</summary>
+    /// <exception cref="ModelFormatException">The bytes are not a valid model file.</exception>
+    public static BeexModel Load(Stream stream, BeexModelOptions? options = null)
+    {
+        options = Checked(options);
+        return Create(ModelFile.ModelFile.Open(stream, options.VerifyChecksum), options, "<stream>");
+    }
+
+    /// <summary>Loads a model file held in memory (copied; the caller may reuse <paramref name="bytes"/> afterwards).</summary>
+    /// <exception cref="ModelFormatException">The bytes are not a valid model file.</exception>
+    public static BeexModel Load(ReadOnlySpan<byte> bytes, BeexModelOptions? options = null)
+    {
+        options = Checked(options);
+        return Create(ModelFile.ModelFile.Open(bytes, options.VerifyChecksum), options, "<memory>");
+    }
+
+    private static BeexModelOptions Checked(BeexModelOptions? options)
+    {
+        options ??= BeexModelOptions.Default;
+        options.Validate(); // before the file is read: a bad option is the caller's error, not the file's
+        return options;
+    }
+
+    private static BeexModel Create(ModelFile.ModelFile file, BeexModelOptions options, string source)
+    {
         try
         {
-            return new BeexModel(file, kernels ?? KernelRegistry.Selected);
+            return new BeexModel(file, options);
         }
         catch (ArgumentException e)
         {
             file.Dispose();
-            throw new ModelFormatException($"{path}: {e.Message}", e);
+            throw new ModelFormatException($"{source}: {e.Message}", e);
         }
         catch
         {
@@ -55,6 +95,9 @@ public sealed class BeexModel : IDisposable
             throw;
         }
     }
+
+    /// <summary>The settings this model was loaded with (fixed for its lifetime).</summary>
+    public BeexModelOptions Options { get; }
 
     /// <summary>The hyper-parameters.</summary>
     public Architecture Architecture { get; }
@@ -65,23 +108,20 @@ public sealed class BeexModel : IDisposable
     /// <summary>The policy and thresholds stored in the model file.</summary>
     public ExitPolicy DefaultPolicy { get; }
 
-    /// <summary>The tokenizer built from the vocabulary and options in the model file.</summary>
+    /// <summary>The tokenizer built from the vocabulary, options and special tokens in the model file.</summary>
     public WordPieceTokenizer Tokenizer { get; }
 
-    /// <summary>The open model file: metadata, provenance, tensor table.</summary>
+    /// <summary>The open model file: metadata, provenance, tensor table (its spans are invalid after <see cref="Dispose"/>).</summary>
     public ModelFile.ModelFile File => _file;
 
     /// <summary>The kernels this model runs on.</summary>
     public KernelSet Kernels => _engine.Kernels;
 
-    /// <summary>
-    /// Threads a single <see cref="Classify(string, ExitPolicy?)"/> may split its GEMMs over (default 1:
-    /// at batch 1 the layers of a small model are too short to pay for waking threads).
-    /// </summary>
-    public int Threads { get; set; } = 1;
+    /// <summary>Threads one <see cref="Classify(string, ExitPolicy?)"/> splits its GEMMs over (<see cref="BeexModelOptions.Threads"/>).</summary>
+    public int Threads => Options.Threads;
 
-    /// <summary>Threads <see cref="ClassifyBatch(IReadOnlyList{string}, ExitPolicy?)"/> spreads chunks of samples over (default: all cores).</summary>
-    public int BatchThreads { get; set; } = Environment.ProcessorCount;
+    /// <summary>Threads a batch call spreads chunks of samples over (<see cref="BeexModelOptions.BatchThreads"/>).</summary>
+    public int BatchThreads => Options.BatchThreads;
 
     /// <summary>The named policy with the thresholds stored in the model file (override them by constructing an <see cref="ExitPolicy"/>).</summary>
     public ExitPolicy Policy(string name) => ModelBinding.PolicyFromConfig(_file.Config, name);
@@ -102,14 +142,31 @@ public sealed class BeexModel : IDisposable
     /// <summary>Classifies one text.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
     /// <exception cref="ArgumentException">The text holds no token.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public ClassificationResult Classify(string text, ExitPolicy? policy = null)
     {
         ArgumentNullException.ThrowIfNull(text);
+        return Classify(text.AsSpan(), policy);
+    }
+
+    /// <summary>Classifies one text held in a span (a slice of a larger buffer; nothing is allocated for it).</summary>
+    /// <exception cref="ArgumentException">The text holds no token.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public ClassificationResult Classify(ReadOnlySpan<char> text, ExitPolicy? policy = null)
+    {
         int[] buffer = ArrayPool<int>.Shared.Rent(Architecture.MaxLength);
         try
         {
             int count = Encode(text, buffer.AsSpan(0, Architecture.MaxLength), out bool truncated);
-            return _engine.Classify(buffer.AsSpan(0, count), policy ?? DefaultPolicy, Threads, truncated);
+            Enter();
+            try
+            {
+                return _engine.Classify(buffer.AsSpan(0, count), policy ?? DefaultPolicy, Threads, truncated);
+            }
+            finally
+            {
+                Exit();
+            }
         }
         finally
         {
@@ -119,19 +176,36 @@ public sealed class BeexModel : IDisposable
 
     /// <summary>Classifies one sequence of token ids ([CLS] … [SEP] as the tokenizer makes them, 1..max_len ids).</summary>
     /// <exception cref="ArgumentException">No ids, more than max_len, or an id outside the vocabulary.</exception>
-    public ClassificationResult Classify(ReadOnlySpan<int> ids, ExitPolicy? policy = null) =>
-        _engine.Classify(ids, policy ?? DefaultPolicy, Threads);
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public ClassificationResult Classify(ReadOnlySpan<int> ids, ExitPolicy? policy = null)
+    {
+        Enter();
+        try
+        {
+            return _engine.Classify(ids, policy ?? DefaultPolicy, Threads);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
 
     /// <summary>
     /// Classifies many texts; result i answers text i. Samples leave the batch as they exit, and the
     /// results equal those of <see cref="Classify(string, ExitPolicy?)"/> one by one, exactly.
     /// </summary>
+    /// <param name="texts">The texts.</param>
+    /// <param name="policy">The exit policy; the model's default when null.</param>
+    /// <param name="cancellationToken">Checked between chunks of samples; a cancelled call throws <see cref="OperationCanceledException"/>.</param>
+    /// <param name="progress">Receives the count of samples finished so far, after each chunk.</param>
     /// <exception cref="ArgumentException">A text holds no token; the message names its index.</exception>
-    public ClassificationResult[] ClassifyBatch(IReadOnlyList<string> texts, ExitPolicy? policy = null)
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public ClassificationResult[] ClassifyBatch(IReadOnlyList<string> texts, ExitPolicy? policy = null,
+        CancellationToken cancellationToken = default, IProgress<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(texts);
         int t = Architecture.MaxLength;
-        int[] buffer = ArrayPool<int>.Shared.Rent(Math.Max(1, texts.Count * t));
+        int[] buffer = ArrayPool<int>.Shared.Rent(Math.Max(1, checked(texts.Count * t)));
         try
         {
             var samples = new ReadOnlyMemory<int>[texts.Count];
@@ -150,7 +224,7 @@ public sealed class BeexModel : IDisposable
                 }
                 samples[i] = buffer.AsMemory(i * t, count);
             }
-            return _engine.ClassifyBatch(samples, policy ?? DefaultPolicy, BatchThreads, truncated);
+            return ClassifyIds(samples, policy, truncated, cancellationToken, progress);
         }
         finally
         {
@@ -159,8 +233,24 @@ public sealed class BeexModel : IDisposable
     }
 
     /// <summary>Classifies many id sequences; result i answers sequence i.</summary>
-    public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> ids, ExitPolicy? policy = null) =>
-        _engine.ClassifyBatch(ids, policy ?? DefaultPolicy, BatchThreads);
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> ids, ExitPolicy? policy = null,
+        CancellationToken cancellationToken = default, IProgress<int>? progress = null) =>
+        ClassifyIds(ids, policy, null, cancellationToken, progress);
+
+    private ClassificationResult[] ClassifyIds(IReadOnlyList<ReadOnlyMemory<int>> ids, ExitPolicy? policy, bool[]? truncated,
+        CancellationToken cancellationToken, IProgress<int>? progress)
+    {
+        Enter();
+        try
+        {
+            return _engine.ClassifyBatch(ids, policy ?? DefaultPolicy, BatchThreads, truncated, cancellationToken, progress);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
 
     /// <summary>
     /// An FP32 twin of this model's shapes with random weights, on the FP32 SGEMM: what the benchmarks
@@ -173,6 +263,37 @@ public sealed class BeexModel : IDisposable
         return new InferenceEngine(RandomWeights.Create(twin, seed), Kernels, Labels);
     }
 
-    /// <summary>Unmaps the model file; the model must not be used afterwards.</summary>
-    public void Dispose() => _file.Dispose();
+    /// <summary>
+    /// Releases the model's memory once the calls now in flight have finished; calls made after this
+    /// throw <see cref="ObjectDisposedException"/>. Safe to call more than once and from any thread.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            Exit();
+    }
+
+    private void Enter()
+    {
+        while (true)
+        {
+            int leases = Volatile.Read(ref _leases);
+            ObjectDisposedException.ThrowIf(leases == 0, this);
+            if (Interlocked.CompareExchange(ref _leases, leases + 1, leases) == leases)
+                break;
+        }
+        // Dispose may have run after the read above while other calls kept the count up: this call
+        // must not start then (it would run on a model its owner has let go).
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            Exit();
+            throw new ObjectDisposedException(nameof(BeexModel));
+        }
+    }
+
+    private void Exit()
+    {
+        if (Interlocked.Decrement(ref _leases) == 0)
+            _file.Dispose();
+    }
 }

@@ -161,7 +161,7 @@ internal sealed class ForwardPass
             {
                 Span<float> si = scores.Slice(i * n, n);
                 TensorPrimitives.Multiply(si, scale, si);
-                TensorPrimitives.SoftMax(si, si);
+                StableSoftmax(si, si);
             }
             _kernels.Sgemm.Multiply(scores, n, vt, dh, n, output);
             for (int t = 0; t < n; t++)
@@ -279,12 +279,25 @@ internal sealed class ForwardPass
     /// <summary>p = softmax(z) and H = −Σ p ln p, a term with p = 0 counting 0 (its limit).</summary>
     internal static float SoftmaxEntropy(ReadOnlySpan<float> logits, Span<float> p)
     {
-        TensorPrimitives.SoftMax(logits, p);
+        StableSoftmax(logits, p);
         float entropy = 0f;
         foreach (float pc in p)
             if (pc > 0f)
                 entropy -= pc * MathF.Log(pc);
         return entropy;
+    }
+
+    /// <summary>
+    /// softmax(z) = exp(z − max z) / Σ exp(z − max z). TensorPrimitives.SoftMax exponentiates z as it is,
+    /// so any z over ≈ 88 gives exp = ∞ and the row becomes ∞/∞ = NaN (found by the value fuzzer: one
+    /// α of 30 in a Q projection); shifting by the max keeps every exponent ≤ 0 and the sum ≥ 1, and
+    /// is what the reference and torch compute.
+    /// </summary>
+    internal static void StableSoftmax(ReadOnlySpan<float> z, Span<float> p)
+    {
+        float max = TensorPrimitives.Max(z);
+        TensorPrimitives.Subtract(z, max, p);
+        TensorPrimitives.SoftMax(p, p);
     }
 
     /// <summary>In place: (x − mean) / sqrt(var + eps) · γ + β with the biased variance, as torch.</summary>

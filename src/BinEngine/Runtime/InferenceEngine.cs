@@ -37,7 +37,7 @@ internal sealed class InferenceEngine
         Workspace ws = Rent();
         try
         {
-            ws.Ensure(ids.Length, 1);
+            ws.Ensure(ids.Length, 1, ids.Length);
             ids.CopyTo(ws.TokenIds);
             ws.Lengths[0] = ids.Length;
             _forward.Run(ws, 1, policy, threads);
@@ -54,8 +54,9 @@ internal sealed class InferenceEngine
     /// <paramref name="threads"/> threads, each chunk a batch whose samples leave as they exit.
     /// </summary>
     public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> samples, ExitPolicy policy, int threads,
-        IReadOnlyList<bool>? truncated = null)
+        IReadOnlyList<bool>? truncated = null, CancellationToken cancellationToken = default, IProgress<int>? progress = null)
     {
+        int finished = 0;
         for (int i = 0; i < samples.Count; i++)
             Validate(samples[i].Span, i);
         var results = new ClassificationResult[samples.Count];
@@ -66,10 +67,13 @@ internal sealed class InferenceEngine
             Workspace ws = Rent();
             try
             {
-                int tokens = 0;
+                int tokens = 0, longest = 0;
                 for (int s = 0; s < count; s++)
+                {
                     tokens += samples[first + s].Length;
-                ws.Ensure(tokens, count);
+                    longest = Math.Max(longest, samples[first + s].Length);
+                }
+                ws.Ensure(tokens, count, longest);
                 int at = 0;
                 for (int s = 0; s < count; s++)
                 {
@@ -86,13 +90,17 @@ internal sealed class InferenceEngine
             {
                 _pool.Add(ws);
             }
+            progress?.Report(Interlocked.Add(ref finished, count));
         }
 
         if (threads <= 1 || chunks <= 1)
             for (int c = 0; c < chunks; c++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
                 RunChunk(c);
+            }
         else
-            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, RunChunk);
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancellationToken }, RunChunk);
         return results;
     }
 
@@ -120,6 +128,12 @@ internal sealed class InferenceEngine
         float[] entropies = ws.Entropies.AsSpan(slot * a.Layers, exitBlock).ToArray();
         var probabilities = new float[classes];
         ForwardPass.SoftmaxEntropy(logits.AsSpan((exitBlock - 1) * classes, classes), probabilities);
+        // The load-time bounds (ModelConfig.MaxMagnitude) rule overflow out; this keeps any other route to a
+        // non-finite answer (an engine bug) from being reported as a label.
+        foreach (float p in probabilities)
+            if (!float.IsFinite(p))
+                throw new InvalidOperationException(
+                    $"the model produced a non-finite output at exit {exitBlock} (logits {string.Join(", ", logits.AsSpan((exitBlock - 1) * classes, classes).ToArray())}); no answer is given");
         int label = ExitPolicy.ArgMax(probabilities);
         int tokens = ws.SampleLengths[slot];
         return new ClassificationResult

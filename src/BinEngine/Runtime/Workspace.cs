@@ -50,33 +50,39 @@ internal sealed class Workspace
     public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
     public float[] Probabilities = [];              // [C]
 
+    /// <summary>Longest sample the per-head attention scratch holds (grows with the texts seen, up to max_len).</summary>
+    public int SequenceCapacity { get; private set; }
+
     /// <summary>
-    /// Makes room for <paramref name="tokens"/> rows and <paramref name="samples"/> samples, keeping the
-    /// ids and lengths already written (a caller may fill them while it learns how many there are).
+    /// Makes room for <paramref name="tokens"/> rows, <paramref name="samples"/> samples and samples of up
+    /// to <paramref name="longest"/> tokens, keeping the ids and lengths already written (a caller may fill
+    /// them while it learns how many there are). Sizes are computed in 64 bits and checked: the attention
+    /// scratch grows with the longest sample seen, not with max_len, so a model with a long max_len costs
+    /// memory only when long texts arrive.
     /// </summary>
-    public void Ensure(int tokens, int samples)
+    public void Ensure(int tokens, int samples, int longest)
     {
         int d = _a.Dim, f = _a.FfDim, wide = Math.Max(d, f);
         if (tokens > TokenCapacity)
         {
-            int t = Math.Max(tokens, TokenCapacity * 2);
-            X = new float[t * d];
-            Q = new float[t * d];
-            K = new float[t * d];
-            V = new float[t * d];
-            Attended = new float[t * d];
-            Projected = new float[t * d];
-            H = new float[t * d];
-            Gate = new float[t * f];
-            Forget = new float[t * f];
-            GateOut = new float[t * d];
-            ForgetOut = new float[t * d];
+            int t = (int)Math.Min(Math.Max(tokens, 2L * TokenCapacity), int.MaxValue);
+            X = new float[Size(t, d)];
+            Q = new float[Size(t, d)];
+            K = new float[Size(t, d)];
+            V = new float[Size(t, d)];
+            Attended = new float[Size(t, d)];
+            Projected = new float[Size(t, d)];
+            H = new float[Size(t, d)];
+            Gate = new float[Size(t, f)];
+            Forget = new float[Size(t, f)];
+            GateOut = new float[Size(t, d)];
+            ForgetOut = new float[Size(t, d)];
             Scales = new float[t];
             bool codes = ForwardPass.UsesCodes(_a.ActBits);
-            Codes = codes ? new sbyte[t * wide] : [];
+            Codes = codes ? new sbyte[Size(t, wide)] : [];
             int planes = _a.ActBits is >= 1 and <= 8 && !codes ? _a.ActBits : 0;
-            Planes = new ulong[t * planes * BitPacking.RowWords(wide)];
-            Products = new int[t * wide];
+            Planes = new ulong[Size(t, (long)planes * BitPacking.RowWords(wide))];
+            Products = new int[Size(t, wide)];
             int[] ids = new int[t];
             TokenIds.CopyTo(ids, 0);
             TokenIds = ids;
@@ -84,7 +90,7 @@ internal sealed class Workspace
         }
         if (samples > SampleCapacity)
         {
-            int s = Math.Max(samples, SampleCapacity * 2);
+            int s = (int)Math.Min(Math.Max(samples, 2L * SampleCapacity), int.MaxValue);
             Starts = new int[s];
             int[] lengths = new int[s];
             Lengths.CopyTo(lengths, 0);
@@ -93,21 +99,34 @@ internal sealed class Workspace
             SampleLengths = new int[s];
             Slots = new int[s];
             States = new ExitState[s];
-            Logits = new float[s * _a.Layers * _a.Classes];
-            Entropies = new float[s * _a.Layers];
+            Logits = new float[Size(s, (long)_a.Layers * _a.Classes)];
+            Entropies = new float[Size(s, _a.Layers)];
             SampleCapacity = s;
         }
-        if (Scores.Length == 0)
+        if (longest > SequenceCapacity)
         {
-            int t = _a.MaxLength, dh = _a.HeadDim;
-            Scores = new float[t * t];
-            HeadQ = new float[t * dh];
-            HeadK = new float[t * dh];
-            HeadVt = new float[dh * t];
-            HeadOut = new float[t * dh];
+            // Doubling keeps a stream of slowly growing texts from reallocating every call.
+            int t = (int)Math.Min(Math.Max(longest, 2L * SequenceCapacity), _a.MaxLength), dh = _a.HeadDim;
+            Scores = new float[Size(t, t)];
+            HeadQ = new float[Size(t, dh)];
+            HeadK = new float[Size(t, dh)];
+            HeadVt = new float[Size(dh, t)];
+            HeadOut = new float[Size(t, dh)];
+            SequenceCapacity = t;
+        }
+        if (Pooled.Length == 0)
+        {
             Pooled = new float[d];
             RowScale = new float[wide];
             Probabilities = new float[_a.Classes];
         }
+    }
+
+    /// <summary>rows · columns as an array length, or a clear error where a 32-bit product would have wrapped.</summary>
+    private static int Size(long rows, long columns)
+    {
+        long n = rows * columns; // both < 2^31: the product fits in 64 bits
+        return n <= Array.MaxLength ? (int)n
+            : throw new InsufficientMemoryException($"a workspace buffer of {rows} × {columns} elements exceeds an array's limit; classify fewer or shorter texts per call");
     }
 }

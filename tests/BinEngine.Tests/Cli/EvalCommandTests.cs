@@ -35,7 +35,15 @@ public class EvalCommandTests(CliFixture fx)
         Assert.Equal(60, confusionTotal);
         long diagonal = o.GetProperty("confusion")[0][0].GetInt64() + o.GetProperty("confusion")[1][1].GetInt64();
         Assert.Equal(accuracy, diagonal / 60.0, 9);
-        Assert.InRange(o.GetProperty("macro_f1").GetDouble(), 0, 1);
+        // Macro-F1 from the library's own predictions: F1 per class = 2·TP / (2·TP + FP + FN), averaged.
+        double macroF1 = Enumerable.Range(0, 2).Average(c =>
+        {
+            int tp = rows.Zip(results).Count(x => int.Parse(x.First[1]) == c && x.Second.Label == c);
+            int fp = rows.Zip(results).Count(x => int.Parse(x.First[1]) != c && x.Second.Label == c);
+            int fn = rows.Zip(results).Count(x => int.Parse(x.First[1]) == c && x.Second.Label != c);
+            return 2.0 * tp / (2 * tp + fp + fn);
+        });
+        Assert.Equal(macroF1, o.GetProperty("macro_f1").GetDouble(), 6);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using BinEngine.ModelFile;
 using BinEngine.Tests.ConverterTests;
+using Xunit.Abstractions;
 using ModelFileReader = BinEngine.ModelFile.ModelFile;
 
 namespace BinEngine.Tests.ModelFileTests;
@@ -12,21 +13,26 @@ namespace BinEngine.Tests.ModelFileTests;
 /// checksums), flips with the checksums re-stamped (so the parser meets hostile counts, offsets,
 /// lengths, types and strings), and truncations. Seeds are fixed, so a failure reproduces.
 /// </summary>
-public class FuzzTests
+public class FuzzTests(ITestOutputHelper output)
 {
     /// <summary>2000 per kind in the suite; set BINENGINE_FUZZ_ITERATIONS for a deeper run.</summary>
     private static readonly int Iterations =
         int.TryParse(Environment.GetEnvironmentVariable("BINENGINE_FUZZ_ITERATIONS"), out int n) && n > 0 ? n : 2000;
 
-    public static TheoryData<string> Kinds => ["raw", "restamped", "restamped-head", "truncated"];
+    /// <summary>Each kind with its fixed seed (printed, so a failure reproduces in any process).</summary>
+    public static TheoryData<string, int> Kinds => new()
+    {
+        { "raw", 12345 }, { "restamped", 23456 }, { "restamped-head", 34567 }, { "truncated", 45678 },
+    };
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void OnlyModelFormatExceptionComesOut(string kind)
+    public void OnlyModelFormatExceptionComesOut(string kind, int seed)
     {
         byte[] valid = Fixtures.TinyModel;
         int dataOffset = (int)BinaryPrimitives.ReadUInt64LittleEndian(valid.AsSpan(32));
-        var rng = new Random(kind.GetHashCode(StringComparison.Ordinal) & 0xFFFF ^ 12345);
+        output.WriteLine($"{kind}: seed {seed}, {Iterations} iterations");
+        var rng = new Random(seed);
         int opened = 0, rejected = 0;
         long allocationLimit = 32L * valid.Length + (1 << 20);
         Span<float> row = stackalloc float[32];
@@ -71,7 +77,7 @@ public class FuzzTests
             }
             catch (Exception e)
             {
-                Assert.Fail($"{kind} iteration {i}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+                Assert.Fail($"{kind} (seed {seed}) iteration {i}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
             }
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.True(allocated < allocationLimit, $"{kind} iteration {i}: open allocated {allocated} bytes for a {file.Length}-byte file");
@@ -79,6 +85,60 @@ public class FuzzTests
         Assert.Equal(Iterations, opened + rejected);
         if (kind != "restamped") // re-stamped flips in weight bytes give valid files with other weights
             Assert.True(rejected > Iterations / 2, $"{kind}: only {rejected} of {Iterations} damaged files were rejected");
+    }
+
+    /// <summary>
+    /// Valid-checksum value mutations (the class the byte fuzzers above miss: a re-stamped flip rarely
+    /// lands on a float that matters): one float of one float32 tensor is set to NaN, ±∞, a huge or a
+    /// random value, the file is re-written with fresh checksums, and the model either refuses to load
+    /// (ModelFormatException naming the tensor) or answers every text with finite probabilities.
+    /// </summary>
+    [Fact]
+    public void ValueMutationsWithValidChecksumsLoadOnlyWhenEveryAnswerIsFinite()
+    {
+        const int seed = 56789;
+        int iterations = Math.Max(300, Iterations / 4);
+        output.WriteLine($"values: seed {seed}, {iterations} iterations");
+        var rng = new Random(seed);
+        using TensorFile source = TensorFile.Open(Fixtures.TinyModel);
+        TensorInfo[] floats = source.Tensors.Where(t => t.ElementType == TensorElementType.F32).ToArray();
+        string[] texts = ["a gorgeous, witty, seductive movie.", "the plot is thin and the jokes fall flat.", "what a fine mess"];
+        int loaded = 0, refused = 0;
+        for (int i = 0; i < iterations; i++)
+        {
+            TensorInfo target = floats[rng.Next(floats.Length)];
+            float[] values = source.F32(target.Name).ToArray();
+            int index = rng.Next(values.Length);
+            values[index] = rng.Next(6) switch
+            {
+                0 => float.NaN,
+                1 => rng.Next(2) == 0 ? float.PositiveInfinity : float.NegativeInfinity,
+                2 => (rng.Next(2) == 0 ? 1 : -1) * MathF.Pow(10, rng.Next(2, 39)),
+                3 => BitConverter.Int32BitsToSingle(rng.Next()),
+                4 => (float)(rng.NextDouble() * 2 - 1) * 2 * ModelConfig.MaxMagnitude,
+                _ => (float)(rng.NextDouble() * 2 - 1), // in range: must load
+            };
+            byte[] file = FileSurgery.Rewrite(source, t => t.Name != target.Name,
+                addMore: w => w.AddF32(target.Name, target.Shape.ToArray(), values));
+            try
+            {
+                using var model = BinEngine.Runtime.BeexModel.Load(file);
+                foreach (var r in model.ClassifyBatch(texts))
+                    Assert.All(r.Probabilities, p => Assert.True(float.IsFinite(p), $"seed {seed} iteration {i}: {target.Name}[{index}] = {values[index]} answered {p}"));
+                loaded++;
+            }
+            catch (ModelFormatException e)
+            {
+                Assert.Contains($"'{target.Name}'[{index}]", e.Message);
+                refused++;
+            }
+            catch (Exception e)
+            {
+                Assert.Fail($"seed {seed} iteration {i}: {target.Name}[{index}] = {values[index]}: {e.GetType().Name}: {e.Message}");
+            }
+        }
+        output.WriteLine($"values: {loaded} loaded and answered finitely, {refused} refused naming the tensor and index");
+        Assert.True(loaded > iterations / 10 && refused > iterations / 2, $"loaded {loaded}, refused {refused}: the mutation mix no longer tests both sides");
     }
 
     /// <summary>1–4 damages in [from, to): random bytes, a flipped bit, or a random 64-bit value (lengths and counts live in u32/u64 fields).</summary>

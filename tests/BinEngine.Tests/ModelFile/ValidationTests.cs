@@ -265,9 +265,11 @@ public class ValidationTests
     }
 
     [Fact]
-    public void MissingFileIsAFormatError()
+    public void AMissingFileIsFileNotFoundAndAFolderIsNamed()
     {
-        string message = Assert.Throws<ModelFormatException>(() => ModelFileReader.Open(Path.Combine(Path.GetTempPath(), "no-such-model.bex"))).Message;
-        Assert.Contains("cannot open model file", message);
+        // .NET's own type for a missing file, so callers can tell "not there" from "not a model".
+        string missing = Path.Combine(Path.GetTempPath(), "no-such-model.bex");
+        Assert.Equal(missing, Assert.Throws<FileNotFoundException>(() => ModelFileReader.Open(missing)).FileName);
+        Assert.Contains("is a directory", Assert.Throws<ModelFormatException>(() => ModelFileReader.Open(Path.GetTempPath())).Message);
     }
 }

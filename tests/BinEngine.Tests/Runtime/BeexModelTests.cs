@@ -115,7 +115,7 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
     }
 
     [Fact]
-    public void ACorruptOrMissingModelFileIsAModelFormatException()
+    public void ACorruptModelFileIsAModelFormatException()
     {
         byte[] bytes = File.ReadAllBytes(_fixture.Path);
         string broken = Path.Combine(Path.GetTempPath(), $"broken-{Guid.NewGuid():N}.bex");
@@ -131,6 +131,5 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
         {
             File.Delete(broken);
         }
-        Assert.Contains("/no/such/model.bex", Assert.Throws<ModelFormatException>(() => BeexModel.Load("/no/such/model.bex")).Message);
     }
 }
