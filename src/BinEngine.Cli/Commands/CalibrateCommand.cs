@@ -109,11 +109,19 @@ internal static class CalibrateCommand
         w.WriteLine(string.Format(C, "test        learn-then-test, fixed sequence over {0} settings, safest first; loss = exit wrong where full depth is right;", r.Steps.Count));
         w.WriteLine(string.Format(C, "            certified while p = P(Bin({0}, {1}) <= k) <= {2}", r.N, r.MaxDrop, r.Delta));
         w.WriteLine("  setting                                          k      p_value  accuracy  mean_blocks  compute_saved");
-        foreach (var s in r.Steps)
+        // The steps up to the first non-rejection (the later ones are not tested); of a run of steps with the same
+        // losses only its first and last are printed (--json has them all).
+        int tested = Math.Min(r.Steps.Count, r.Steps.TakeWhile(s => s.Rejected).Count() + 1);
+        for (int i = 0; i < tested; i++)
         {
+            var s = r.Steps[i];
+            if (!IsEdge(r, i, tested))
+            {
+                if (IsEdge(r, i - 1, tested)) w.WriteLine("  …"); // once per elided run
+                continue;
+            }
             w.WriteLine(string.Format(C, "  {0,-45} {1,4} {2,12:0.000000}  {3,8:0.0000}  {4,11:0.00}  {5,13:0.0%}{6}",
                 PolicyOptions.Describe(s.Policy), s.Losses, s.PValue, s.Accuracy, s.MeanBlocks, s.ComputeSaved, s.Rejected ? "  certified" : "  stop"));
-            if (!s.Rejected) break; // the settings after the first non-rejection are not tested
         }
         if (r.ChosenStep is { } c && g is not null)
         {
@@ -123,6 +131,9 @@ internal static class CalibrateCommand
             w.WriteLine($"wrote       {outPath}");
         }
     }
+
+    private static bool IsEdge(CalibrationResult r, int i, int tested) =>
+        i == 0 || i == tested - 1 || r.Steps[i].Losses != r.Steps[i - 1].Losses || r.Steps[i].Losses != r.Steps[i + 1].Losses;
 
     private static void WriteJson(TextWriter w, string dataPath, string sha256, string modelPath, string? outPath,
         CalibrationResult r, ExitGuarantee? g)

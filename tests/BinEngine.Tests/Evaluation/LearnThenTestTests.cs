@@ -114,7 +114,6 @@ public class LearnThenTestTests
         Assert.Equal(0.37, copy.Config.Thresholds["entropy_reduction"]["kappa"]);   // stored as the float's shortest text
         Assert.Equal(original.Config.Thresholds["confidence"]["tau"], copy.Config.Thresholds["confidence"]["tau"]);
         Assert.Equal(g, ExitGuarantee.Read(copy.Container));
-        Assert.Null(ExitGuarantee.Read(original.Container));
         Assert.Equal(source.DataChecksum, copy.Container.DataChecksum);        // same tensors, same bytes
         string file = Path.Combine(Path.GetTempPath(), $"calibrated-{Guid.NewGuid():N}.bex");
         File.WriteAllBytes(file, bytes);
