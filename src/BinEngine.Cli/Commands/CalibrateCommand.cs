@@ -19,8 +19,8 @@ internal static class CalibrateCommand
     internal static Command Create(CliContext cx)
     {
         var data = new Argument<string>("data") { Description = "Labelled TSV with a header (GLUE format), held out from training, e.g. data/sst2/dev.tsv" };
-        var textColumn = new Option<string>("--text-column") { Description = "Text column: header name or 0-based index", DefaultValueFactory = _ => "sentence", HelpName = "NAME|INDEX" };
-        var labelColumn = new Option<string>("--label-column") { Description = "Label column: header name or 0-based index", DefaultValueFactory = _ => "label", HelpName = "NAME|INDEX" };
+        var textColumn = EvalData.TextColumnOption();
+        var labelColumn = EvalData.LabelColumnOption();
         var model = CommonOptions.Model();
         var policy = new Option<string?>("--policy") { Description = "Exit policy to calibrate: entropy_reduction, entropy, normalized_entropy, confidence or patience (default: the model file's)", HelpName = "NAME" };
         var tau = new Option<float?>("--tau") { Description = "entropy_reduction only: τ held fixed while κ is calibrated (default: the model file's)", HelpName = "TAU" };

@@ -26,8 +26,8 @@ internal static class EvalCommand
     internal static Command Create(CliContext cx)
     {
         var data = new Argument<string>("data") { Description = "Labelled TSV with a header (GLUE format, e.g. data/sst2/dev.tsv: sentence<TAB>label)" };
-        var textColumn = new Option<string>("--text-column") { Description = "Text column: header name or 0-based index", DefaultValueFactory = _ => "sentence", HelpName = "NAME|INDEX" };
-        var labelColumn = new Option<string>("--label-column") { Description = "Label column (a class id or a label name per row): header name or 0-based index", DefaultValueFactory = _ => "label", HelpName = "NAME|INDEX" };
+        var textColumn = EvalData.TextColumnOption();
+        var labelColumn = EvalData.LabelColumnOption();
         var model = CommonOptions.Model();
         var fp32 = new Option<string?>("--fp32") { Description = "Also evaluate this FP32 twin (a .bex converted from the full-precision checkpoint) and report the binary/FP32 speed ratio", HelpName = "PATH" };
         var sweep = new Option<bool>("--sweep") { Description = "Also print every policy's curve: accuracy, macro-F1, mean blocks, compute saved and ECE over its threshold grid (τ × κ for entropy_reduction, τ for entropy, normalized_entropy and confidence, t = 1..L for patience); --json always has them" };
@@ -274,15 +274,10 @@ internal static class EvalCommand
     internal static void WritePolicyParameters(Utf8JsonWriter j, string name, ExitPolicy p)
     {
         j.WriteStartObject(name);
-        switch (p.Kind)
+        foreach (var (key, value) in p.Parameters)
         {
-            case ExitPolicyKind.None: break;
-            case ExitPolicyKind.Patience: j.WriteNumber("t", p.Patience); break;
-            case ExitPolicyKind.EntropyReduction:
-                j.WriteNumber("tau", Round(p.Tau));
-                j.WriteNumber("kappa", Round(p.Kappa));
-                break;
-            default: j.WriteNumber("tau", Round(p.Tau)); break;
+            if (key == "t") j.WriteNumber(key, (long)value);
+            else j.WriteNumber(key, Round(value));
         }
         j.WriteEndObject();
     }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using BinEngine.Cli.Batch;
 using BinEngine.Runtime;
@@ -7,6 +8,18 @@ namespace BinEngine.Cli.Evaluation;
 /// <summary>A labelled data set: texts with gold class ids, and the rows that could not be used.</summary>
 internal sealed record EvalData(string[] Texts, int[] Gold, IReadOnlyList<string> RowErrors)
 {
+    /// <summary>--text-column of eval and calibrate.</summary>
+    public static Option<string> TextColumnOption() => new("--text-column")
+    {
+        Description = "Text column: header name or 0-based index", DefaultValueFactory = _ => "sentence", HelpName = "NAME|INDEX",
+    };
+
+    /// <summary>--label-column of eval and calibrate.</summary>
+    public static Option<string> LabelColumnOption() => new("--label-column")
+    {
+        Description = "Label column (a class id or a label name per row): header name or 0-based index", DefaultValueFactory = _ => "label", HelpName = "NAME|INDEX",
+    };
+
     /// <summary>
     /// Reads a GLUE-style TSV (a header, then text and label columns; no quoting). A label is a class id
     /// 0..C−1 or a label name. A row without the columns, with an unknown label or unreadable bytes is not

@@ -71,19 +71,8 @@ public sealed record ExitGuarantee(string Policy, string Method, double MaxDrop,
             w.Add(key, value);
         }
         w.Add(ModelKeys.Policy, MetadataValue.FromString(policy.Name));
-        switch (policy.Kind)
-        {
-            case ExitPolicyKind.Patience:
-                w.Add(thresholds + "t", MetadataValue.FromInt64(policy.Patience));
-                break;
-            case ExitPolicyKind.EntropyReduction:
-                w.Add(thresholds + "tau", Number(policy.Tau));
-                w.Add(thresholds + "kappa", Number(policy.Kappa));
-                break;
-            default:
-                w.Add(thresholds + "tau", Number(policy.Tau));
-                break;
-        }
+        foreach (var (name, value) in policy.Parameters)
+            w.Add(thresholds + name, name == "t" ? MetadataValue.FromInt64((long)value) : Number((float)value));
         w.Add(ModelKeys.GuaranteePolicy, MetadataValue.FromString(guarantee.Policy))
          .Add(ModelKeys.GuaranteeMethod, MetadataValue.FromString(guarantee.Method))
          .Add(ModelKeys.GuaranteeMaxDrop, MetadataValue.FromFloat64(guarantee.MaxDrop))
