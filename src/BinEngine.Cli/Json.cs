@@ -62,16 +62,31 @@ internal static class Fmt
 
     /// <summary>
     /// The fields every per-text result line carries (classify --json and batch JSONL): label, name,
-    /// probabilities (fixed decimals, so output is byte-identical across runs), exit block, depth, tokens,
+    /// probabilities (fixed decimals, so output is byte-identical across runs), entropies (and logits when asked), exit block, depth, tokens,
     /// truncation. The caller writes its own index field first.
     /// </summary>
-    public static void WriteResultFields(this Utf8JsonWriter j, BinEngine.Runtime.ClassificationResult r, bool truncated)
+    public static void WriteResultFields(this Utf8JsonWriter j, BinEngine.Runtime.ClassificationResult r, bool truncated, bool logits = false)
     {
         j.WriteNumber("label", r.Label);
         j.WriteString("label_name", r.LabelName);
         j.WriteStartArray("probabilities");
         foreach (float p in r.Probabilities) j.WriteFixedValue(p);
         j.WriteEndArray();
+        // H_i of every exit computed on the way (ExitBlock of them), and with --logits every exit's logits [ExitBlock][C].
+        j.WriteStartArray("entropies");
+        foreach (float h in r.Entropies) j.WriteFixedValue(h);
+        j.WriteEndArray();
+        if (logits)
+        {
+            j.WriteStartArray("logits");
+            for (int b = 1; b <= r.ExitBlock; b++)
+            {
+                j.WriteStartArray();
+                foreach (float z in r.LogitsOf(b)) j.WriteFixedValue(z);
+                j.WriteEndArray();
+            }
+            j.WriteEndArray();
+        }
         j.WriteNumber("exit_block", r.ExitBlock);
         j.WriteNumber("blocks", r.Layers);
         j.WriteNumber("tokens", r.TokenCount);

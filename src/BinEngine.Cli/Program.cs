@@ -88,6 +88,7 @@ public static class Program
             ClassifyCommand.Create(cx),
             BatchCommand.Create(cx),
             EvalCommand.Create(cx),
+            CalibrateCommand.Create(cx),
             BenchCommand.Create(cx),
             TokenizeCommand.Create(cx),
             IsaCommand.Create(cx),

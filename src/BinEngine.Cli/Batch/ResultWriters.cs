@@ -42,18 +42,21 @@ internal abstract class ResultFormatter
         _ => throw new CliException($"unknown output format '{name}'; use jsonl or tsv (--output-format)"),
     };
 
-    public static ResultFormatter Create(OutputFormat format, IReadOnlyList<string> labels) => format switch
+    /// <param name="format">JSONL or TSV.</param>
+    /// <param name="labels">Class names (TSV columns).</param>
+    /// <param name="logits">JSONL: also every computed exit's logits.</param>
+    public static ResultFormatter Create(OutputFormat format, IReadOnlyList<string> labels, bool logits = false) => format switch
     {
         OutputFormat.Tsv => new TsvResultFormatter(labels),
-        _ => new JsonlResultFormatter(),
+        _ => new JsonlResultFormatter(logits),
     };
 }
 
 /// <summary>
-/// {"row":0,"label":1,"label_name":"positive","probabilities":[0.026931,0.973069],"exit_block":2,"blocks":3,"tokens":9,"truncated":false}
-/// or {"row":3,"error":"…"}.
+/// {"row":0,"label":1,"label_name":"positive","probabilities":[0.026931,0.973069],"entropies":[0.45,0.12],"exit_block":2,"blocks":3,"tokens":9,"truncated":false}
+/// (with "logits":[[…],[…]] after the entropies when asked) or {"row":3,"error":"…"}.
 /// </summary>
-internal sealed class JsonlResultFormatter : ResultFormatter
+internal sealed class JsonlResultFormatter(bool logits = false) : ResultFormatter
 {
     [ThreadStatic] private static JsonLine? t_line;
 
@@ -64,7 +67,7 @@ internal sealed class JsonlResultFormatter : ResultFormatter
         var line = t_line ??= new JsonLine();
         Utf8JsonWriter j = line.Begin();
         j.WriteNumber("row", index);
-        j.WriteResultFields(r, truncated);
+        j.WriteResultFields(r, truncated, logits);
         return line.End();
     }
 

@@ -36,11 +36,12 @@ internal static class BatchCommand
         var maxRowBytes = new Option<int>("--max-row-bytes") { Description = "Rows longer than this many bytes become error rows instead of being read", DefaultValueFactory = _ => 1 << 20, HelpName = "BYTES" };
         var resume = new Option<bool>("--resume") { Description = "If OUTPUT exists, keep its complete rows, skip as many input rows and append the rest (same bytes as an uninterrupted run)" };
         var quiet = new Option<bool>("--no-progress") { Description = "Print no progress (the summary is still printed)" };
+        var logits = new Option<bool>("--logits") { Description = "JSONL: also every computed exit's logits, \"logits\": [[…C…] per block] (rows always carry \"entropies\")" };
         var model = CommonOptions.Model();
         var policy = new PolicyOptions();
         var command = new Command("batch", "Classify every row of a file into one output row each, in order (streaming, all cores, resumable)")
         {
-            input, output, format, outputFormat, textColumn, textField, header, threads, chunk, maxRowBytes, resume, quiet, model,
+            input, output, format, outputFormat, textColumn, textField, header, threads, chunk, maxRowBytes, resume, quiet, logits, model,
         };
         policy.AddTo(command);
         command.SetAction(parse =>
@@ -61,7 +62,7 @@ internal static class BatchCommand
 
             using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model), new BeexModelOptions { BatchThreads = threadCount });
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
-            var formatter = ResultFormatter.Create(outFormat, m.Labels);
+            var formatter = ResultFormatter.Create(outFormat, m.Labels, parse.GetValue(logits));
 
             using var inStream = new FileStream(inPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
             RowReader reader = RowReader.Open(inStream, inFormat,

@@ -19,16 +19,18 @@ internal static class ClassifyCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var model = CommonOptions.Model();
-        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, exit_block, blocks, tokens, truncated) instead of a line" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, entropies, exit_block, blocks, tokens, truncated) instead of a line" };
+        var logits = new Option<bool>("--logits") { Description = "With --json (implied): also every computed exit's logits, \"logits\": [[…C…] per block]" };
         var policy = new PolicyOptions();
-        var command = new Command("classify", "Classify texts: label, probability and the block whose exit answered") { texts, model, json };
+        var command = new Command("classify", "Classify texts: label, probability and the block whose exit answered") { texts, model, json, logits };
         policy.AddTo(command);
         command.SetAction(parse =>
         {
             RejectUnknownOptions(parse);
             using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model));
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
-            bool asJson = parse.GetValue(json);
+            bool withLogits = parse.GetValue(logits);
+            bool asJson = parse.GetValue(json) || withLogits;
             var line = new JsonLine();
             int errors = 0;
             int index = 0;
@@ -48,7 +50,7 @@ internal static class ClassifyCommand
                     error = e.Message;
                     errors++;
                 }
-                cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error) : TextOf(r, error));
+                cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error, withLogits) : TextOf(r, error));
                 index++;
             }
             if (errors > 0)
@@ -89,7 +91,7 @@ internal static class ClassifyCommand
         ? "error: " + error
         : $"{r.LabelName}  {Fmt.P3(r.Probabilities[r.Label])}  exit {r.ExitBlock}/{r.Layers}{(r.Truncated ? "  truncated" : "")}";
 
-    internal static string JsonOf(JsonLine line, int index, ClassificationResult? r, string? error)
+    internal static string JsonOf(JsonLine line, int index, ClassificationResult? r, string? error, bool logits = false)
     {
         Utf8JsonWriter j = line.Begin();
         j.WriteNumber("index", index);
@@ -98,7 +100,7 @@ internal static class ClassifyCommand
             j.WriteString("error", error);
             return line.End();
         }
-        j.WriteResultFields(r, r.Truncated);
+        j.WriteResultFields(r, r.Truncated, logits);
         return line.End();
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using BinEngine.Evaluation;
 using BinEngine.ModelFile;
 using ModelFileReader = BinEngine.ModelFile.ModelFile;
 
@@ -50,6 +51,9 @@ internal static class InspectCommand
         w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size         {f.FileBytes:N0} bytes (header+metadata+table {t.DataOffset:N0}, data {t.DataLength:N0}); FP32 {f.Fp32ParameterBytes:N0} bytes; ratio {Ratio(f):0.00}× (weights alone {(double)f.Fp32ParameterBytes / t.DataLength:0.00}×)"));
         w.WriteLine($"format       BEXF v{BexFormat.Version}, data checksum xxh64 0x{t.DataChecksum:x16} (verified)");
         w.WriteLine($"model        {ModelFileReader.ArchitectureName}: V={c.VocabSize} T={c.MaxLen} d={c.DModel} h={c.NHeads} L={c.NLayers} f={c.DFf} C={c.NClasses}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
+        w.WriteLine($"exits        default {PolicyOptions.Describe(BinEngine.Runtime.ModelBinding.PolicyFromConfig(c, c.Policy))}");
+        if (ExitGuarantee.Read(t) is { } g)
+            w.WriteLine($"guarantee    {g}");
         w.WriteLine();
         w.WriteLine("metadata");
         int keyWidth = t.Metadata.Max(kv => kv.Key.Length);
@@ -113,6 +117,8 @@ internal static class InspectCommand
             j.WriteEndObject();
             j.WriteBoolean("lowercase", f.Tokenizer.Lowercase);
             j.WriteEndObject();
+            if (ExitGuarantee.Read(t) is { } g)
+                EvalCommand.WriteGuarantee(j, g);
 
             j.WriteStartObject("metadata");
             foreach (var (key, value) in t.Metadata)

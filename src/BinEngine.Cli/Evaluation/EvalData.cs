@@ -1,11 +1,25 @@
+using System.CommandLine;
 using System.Globalization;
 using BinEngine.Cli.Batch;
+using BinEngine.Runtime;
 
 namespace BinEngine.Cli.Evaluation;
 
 /// <summary>A labelled data set: texts with gold class ids, and the rows that could not be used.</summary>
 internal sealed record EvalData(string[] Texts, int[] Gold, IReadOnlyList<string> RowErrors)
 {
+    /// <summary>--text-column of eval and calibrate.</summary>
+    public static Option<string> TextColumnOption() => new("--text-column")
+    {
+        Description = "Text column: header name or 0-based index", DefaultValueFactory = _ => "sentence", HelpName = "NAME|INDEX",
+    };
+
+    /// <summary>--label-column of eval and calibrate.</summary>
+    public static Option<string> LabelColumnOption() => new("--label-column")
+    {
+        Description = "Label column (a class id or a label name per row): header name or 0-based index", DefaultValueFactory = _ => "label", HelpName = "NAME|INDEX",
+    };
+
     /// <summary>
     /// Reads a GLUE-style TSV (a header, then text and label columns; no quoting). A label is a class id
     /// 0..C−1 or a label name. A row without the columns, with an unknown label or unreadable bytes is not
@@ -54,6 +68,38 @@ internal sealed record EvalData(string[] Texts, int[] Gold, IReadOnlyList<string
             gold.Add(id);
         }
         return new EvalData(texts.ToArray(), gold.ToArray(), errors);
+    }
+
+    /// <summary>
+    /// The rows the model can classify: drops texts without a token, reporting each dropped row (and the unreadable
+    /// ones) on <paramref name="stderr"/>, the first 10 of them; a usage error when no row is left.
+    /// </summary>
+    public (string[] Texts, int[] Gold, IReadOnlyList<string> Errors) Usable(BeexModel m, TextWriter stderr, string dataPath)
+    {
+        var errors = new List<string>(RowErrors);
+        var texts = new List<string>(Texts.Length);
+        var gold = new List<int>(Texts.Length);
+        var ids = new int[m.Architecture.MaxLength];
+        for (int i = 0; i < Texts.Length; i++)
+        {
+            try
+            {
+                m.Encode(Texts[i], ids, out _);
+                texts.Add(Texts[i]);
+                gold.Add(Gold[i]);
+            }
+            catch (ArgumentException e)
+            {
+                errors.Add($"usable row {i}: {e.Message}");
+            }
+        }
+        foreach (string e in errors.Take(10))
+            stderr.WriteLine("skipped: " + e);
+        if (errors.Count > 10)
+            stderr.WriteLine($"skipped: … and {errors.Count - 10} more rows");
+        if (texts.Count == 0)
+            throw new CliException($"'{dataPath}' has no usable rows");
+        return (texts.ToArray(), gold.ToArray(), errors);
     }
 
     private static int IndexOf(IReadOnlyList<string> labels, string name)

@@ -34,6 +34,30 @@ public static class ModelKeys
     /// <summary>Prefix of the thresholds: <c>exit.thresholds.{policy}.{parameter}</c>, Float64 or Int64.</summary>
     public const string ThresholdsPrefix = "exit.thresholds.";
 
+    /// <summary>
+    /// Prefix of the guarantee `binengine calibrate` certified for the default policy's thresholds
+    /// (Learn then Test; docs/FORMAT.md). Absent in files it did not write.
+    /// </summary>
+    public const string GuaranteePrefix = "exit.guarantee.";
+    /// <summary>String: the calibrated policy with its thresholds, e.g. "entropy_reduction(tau=0.5, kappa=0.62)".</summary>
+    public const string GuaranteePolicy = GuaranteePrefix + "policy";
+    /// <summary>String: how it was certified, "learn_then_test/fixed_sequence/binomial".</summary>
+    public const string GuaranteeMethod = GuaranteePrefix + "method";
+    /// <summary>Float64: ε, the accuracy drop against full depth bounded (a fraction: 0.005 = half a point).</summary>
+    public const string GuaranteeMaxDrop = GuaranteePrefix + "max_drop";
+    /// <summary>Float64: δ; the bound holds with probability at least 1 − δ.</summary>
+    public const string GuaranteeDelta = GuaranteePrefix + "delta";
+    /// <summary>Int64: calibration samples, n.</summary>
+    public const string GuaranteeSamples = GuaranteePrefix + "n";
+    /// <summary>Int64: calibration samples the exit got wrong where full depth was right, k.</summary>
+    public const string GuaranteeLosses = GuaranteePrefix + "losses";
+    /// <summary>Float64: the p-value P(Bin(n, ε) ≤ k) of the chosen thresholds.</summary>
+    public const string GuaranteePValue = GuaranteePrefix + "p_value";
+    /// <summary>String: the calibration data's file name.</summary>
+    public const string GuaranteeData = GuaranteePrefix + "data";
+    /// <summary>String: lower-case hex SHA-256 of the calibration data file.</summary>
+    public const string GuaranteeDataSha256 = GuaranteePrefix + "data_sha256";
+
     /// <summary>String: the tokenizer model, "wordpiece".</summary>
     public const string TokenizerModel = "tokenizer.model";
     /// <summary>StringArray: the vocabulary, index = token id.</summary>

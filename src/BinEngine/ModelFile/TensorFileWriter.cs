@@ -74,6 +74,14 @@ public sealed class TensorFileWriter
         return AddRaw(name, TensorElementType.Bits, planes, shape, MemoryMarshal.AsBytes(words));
     }
 
+    /// <summary>Adds a copy of <paramref name="tensor"/> of <paramref name="source"/>: same name, type, planes, shape and bytes.</summary>
+    public TensorFileWriter AddCopy(TensorFile source, TensorInfo tensor)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(tensor);
+        return AddRaw(tensor.Name, tensor.ElementType, tensor.Planes, tensor.Shape.ToArray(), source.Bytes(tensor));
+    }
+
     private TensorFileWriter AddRaw(string name, TensorElementType type, int planes, ReadOnlySpan<int> shape, ReadOnlySpan<byte> data)
     {
         ArgumentNullException.ThrowIfNull(name);

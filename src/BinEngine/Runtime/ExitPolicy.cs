@@ -104,6 +104,15 @@ public sealed record ExitPolicy
         };
     }
 
+    /// <summary>The parameters the policy reads, by their config.json names (docs/MODEL.md): tau and kappa, tau, or t; none for none.</summary>
+    public IReadOnlyList<KeyValuePair<string, double>> Parameters => Kind switch
+    {
+        ExitPolicyKind.EntropyReduction => [new("tau", Tau), new("kappa", Kappa)],
+        ExitPolicyKind.Patience => [new("t", Patience)],
+        ExitPolicyKind.None => [],
+        _ => [new("tau", Tau)],
+    };
+
     /// <summary>Index of the largest value; the first one on ties (as torch.argmax and numpy).</summary>
     public static int ArgMax(ReadOnlySpan<float> values)
     {

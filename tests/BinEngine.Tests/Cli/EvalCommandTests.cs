@@ -50,8 +50,8 @@ public class EvalCommandTests(CliFixture fx)
     public void SweepReplayAgreesWithRealRunsAtItsPoints()
     {
         string data = DevSample(50);
-        var swept = Json(fx.RunWithModel("eval", data, "--json", "--sweep", "--policy", "confidence", "--latency-samples", "0"));
-        var points = swept.GetProperty("sweep").EnumerateArray().ToArray();
+        var swept = Json(fx.RunWithModel("eval", data, "--json", "--latency-samples", "0"));
+        var points = swept.GetProperty("curves").GetProperty("confidence").EnumerateArray().ToArray();
         Assert.Equal(21, points.Length);
         // Points 0 (τ = 1/C: every text exits at block 1), 10 and 20 (τ = 1: almost none exit early), run for real.
         foreach (int i in new[] { 0, 10, 20 })
@@ -75,8 +75,34 @@ public class EvalCommandTests(CliFixture fx)
     {
         var r = fx.RunWithModel("eval", DevSample(20), "--sweep", "--latency-samples", "3");
         Assert.True(r.ExitCode == 0, r.ToString());
-        foreach (string s in new[] { "accuracy", "macro-F1", "confusion", "negative", "positive", "mean", "compute", "latency", "throughput", "sweep of entropy_reduction" })
+        foreach (string s in new[] { "accuracy", "macro-F1", "confusion", "negative", "positive", "mean", "compute", "latency", "throughput", "ECE", "static", "oracle", "front", "curve of entropy_reduction", "curve of patience" })
             Assert.Contains(s, r.Stdout);
+    }
+
+    [Fact]
+    public void JsonHasStaticDepthsOracleCurvesAndFront()
+    {
+        string data = DevSample(40);
+        var o = Json(fx.RunWithModel("eval", data, "--json", "--latency-samples", "0"));
+        var full = Json(fx.RunWithModel("eval", data, "--json", "--latency-samples", "0", "--policy", "none"));
+        var depths = o.GetProperty("static_depth").EnumerateArray().ToArray();
+        int layers = o.GetProperty("layers").GetInt32();
+        Assert.Equal(Enumerable.Range(1, layers), depths.Select(d => d.GetProperty("k").GetInt32()));
+        // Static depth L is full depth; its ECE is the full-depth run's.
+        Assert.Equal(full.GetProperty("accuracy").GetDouble(), depths[^1].GetProperty("accuracy").GetDouble(), 9);
+        Assert.Equal(full.GetProperty("ece").GetDouble(), depths[^1].GetProperty("ece").GetDouble(), 6);
+        Assert.Equal(0.0, depths[^1].GetProperty("compute_saved").GetDouble());
+        double oracle = o.GetProperty("oracle").GetProperty("accuracy").GetDouble();
+        Assert.All(depths, d => Assert.True(d.GetProperty("accuracy").GetDouble() <= oracle));
+        foreach (string policy in new[] { "entropy_reduction", "entropy", "normalized_entropy", "confidence", "patience" })
+            Assert.True(o.GetProperty("curves").GetProperty(policy).GetArrayLength() > 1, policy);
+        var front = o.GetProperty("front").EnumerateArray().ToArray();
+        // Most compute saved first, accuracy strictly rising along it.
+        for (int i = 1; i < front.Length; i++)
+        {
+            Assert.True(front[i].GetProperty("compute_saved").GetDouble() <= front[i - 1].GetProperty("compute_saved").GetDouble());
+            Assert.True(front[i].GetProperty("accuracy").GetDouble() > front[i - 1].GetProperty("accuracy").GetDouble());
+        }
     }
 
     [Fact]
