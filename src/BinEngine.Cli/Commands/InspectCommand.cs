@@ -18,7 +18,8 @@ internal static class InspectCommand
         var model = new Argument<FileInfo>("model") { Description = "Model file (.bex)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (fp32_bytes, file_bytes, ratio, config, metadata, tensors)" };
         var all = new Option<bool>("--all") { Description = $"Print long arrays (the vocabulary) in full instead of their first {ArrayPreview} items" };
-        var command = new Command("inspect", "Show a model file's metadata, tensor table, sizes and compression ratio") { model, json, all };
+        var plan = new Option<bool>("--plan") { Description = "Also load the model and print its execution plan (kernel per product, encodings, workspace, exit heads) and the load time" };
+        var command = new Command("inspect", "Show a model file's metadata, tensor table, sizes and compression ratio") { model, json, all, plan };
         command.SetAction(parse =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -30,6 +31,8 @@ internal static class InspectCommand
                     WriteJson(stdout, file, path, parse.GetValue(all));
                 else
                     WriteText(stdout, file, path, parse.GetValue(all));
+                if (parse.GetValue(plan))
+                    WritePlan(stdout, path, parse.GetValue(json));
                 return 0;
             }
             catch (ModelFormatException e)
@@ -39,6 +42,39 @@ internal static class InspectCommand
             }
         });
         return command;
+    }
+
+    /// <summary>Loads the model as classify would and prints the plan made for it, with the load's wall time.</summary>
+    private static void WritePlan(TextWriter w, string path, bool json)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var m = BinEngine.Runtime.BeexModel.Load(path);
+        double ms = clock.Elapsed.TotalMilliseconds;
+        string[] lines = m.DescribePlan().Split('\n');
+        if (json)
+        {
+            using var stream = new MemoryStream();
+            using (var j = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            {
+                j.WriteStartObject();
+                j.WriteString("kernel", m.Plan.Kernel.Name);
+                j.WriteString("activations", m.Plan.Activations.ToString().ToLowerInvariant());
+                j.WriteBoolean("vectorised_helpers", m.Plan.VectorisedHelpers);
+                j.WriteNumber("workspace_bytes_per_token", m.Plan.WorkspaceBytesPerToken);
+                j.WriteNumber("load_ms", Math.Round(ms, 1));
+                j.WriteStartArray("plan");
+                foreach (string line in lines)
+                    j.WriteStringValue(line);
+                j.WriteEndArray();
+                j.WriteEndObject();
+            }
+            w.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+            return;
+        }
+        w.WriteLine();
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"plan (made at load, {ms:0.0} ms including validation, checksum and weight preparation)"));
+        foreach (string line in lines)
+            w.WriteLine("  " + line);
     }
 
     private static double Ratio(ModelFileReader f) => (double)f.Fp32ParameterBytes / f.FileBytes;

@@ -26,6 +26,9 @@ public static class KernelRegistry
     /// <summary>The environment variable that forces an ISA.</summary>
     public const string IsaVariable = "BINENGINE_ISA";
 
+    /// <summary>Environment variable naming kernels to use in place of the chosen ones (comma-separated), applied after <see cref="IsaVariable"/>.</summary>
+    public const string KernelsVariable = "BINENGINE_KERNELS";
+
     /// <summary>W1A1 implementations, best first.</summary>
     public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
         [new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
@@ -82,7 +85,22 @@ public static class KernelRegistry
 
     private static (KernelSet, string) ChooseFromEnvironment()
     {
-        string? forced = Environment.GetEnvironmentVariable(IsaVariable);
+        var (set, note) = ChooseIsa(Environment.GetEnvironmentVariable(IsaVariable));
+        string? names = Environment.GetEnvironmentVariable(KernelsVariable);
+        if (string.IsNullOrWhiteSpace(names))
+            return (set, note);
+        try
+        {
+            return (WithKernels(set, names), $"{note}; {KernelsVariable}={names}");
+        }
+        catch (ArgumentException e)
+        {
+            return (set, $"{note}; {KernelsVariable} ignored: {e.Message}");
+        }
+    }
+
+    private static (KernelSet, string) ChooseIsa(string? forced)
+    {
         if (string.IsNullOrWhiteSpace(forced)) return (Select()!, "best supported");
         if (!KernelIsaNames.TryParse(forced, out var isa))
             return (Select()!, $"{IsaVariable}={forced} is not one of scalar|v128|avx2|avx512; using the best supported");
@@ -93,8 +111,33 @@ public static class KernelRegistry
     }
 
     /// <summary>
-    /// What `binengine isa` and `inspect` print: the chosen kernels, why, and the ISAs the runtime reports.
+    /// <paramref name="set"/> with the kernels named in <paramref name="names"/> (comma-separated, e.g.
+    /// <c>xnor-avx2-harleyseal,sgemm-avx512</c>) in place of its choice for their families: what
+    /// BINENGINE_KERNELS applies at start-up, and what a caller passes in BeexModelOptions.Kernels to pin one kernel.
     /// </summary>
+    /// <exception cref="ArgumentException">A name is unknown or its kernel is not supported by this process.</exception>
+    public static KernelSet WithKernels(KernelSet set, string names)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        foreach (string raw in (names ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            GemmKernel kernel = Find(raw)
+                ?? throw new ArgumentException($"no kernel is named '{raw}' (known: {string.Join(", ", All.Select(k => k.Name))})", nameof(names));
+            if (!kernel.IsSupported)
+                throw new ArgumentException($"kernel '{raw}' is not supported by this process", nameof(names));
+            set = kernel switch
+            {
+                XnorGemm x => set with { Xnor = x },
+                PlaneGemm p => set with { Plane = p },
+                SignGemm g => set with { Sign = g },
+                Sgemm f => set with { Sgemm = f },
+                CodeGemm q => set with { Code = q },
+                _ => throw new ArgumentException($"kernel '{raw}' belongs to no family of a kernel set", nameof(names)),
+            };
+        }
+        return set;
+    }
+
     public static string Report()
     {
         var sb = new StringBuilder();

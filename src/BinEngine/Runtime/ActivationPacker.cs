@@ -21,14 +21,14 @@ namespace BinEngine.Runtime;
 internal static class ActivationPacker
 {
     /// <summary>Packs <paramref name="x"/> (K floats) into <paramref name="planes"/> (bits · RowWords(K) words); returns the row scale.</summary>
-    public static float Pack(ReadOnlySpan<float> x, int bits, Span<ulong> planes)
+    public static float Pack(ReadOnlySpan<float> x, int bits, Span<ulong> planes, bool vectorised = true)
     {
         int k = x.Length, words = BitPacking.RowWords(k);
         planes = planes[..(bits * words)];
         planes.Clear();
         if (bits == 1)
         {
-            PackSigns(x, planes);
+            PackSigns(x, planes, vectorised);
             return k == 0 ? 0f : TensorPrimitives.SumOfMagnitudes(x) / k;
         }
 
@@ -42,7 +42,7 @@ internal static class ActivationPacker
             return 0f;
         }
         int j0 = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (vectorised && Vector256.IsHardwareAccelerated)
             j0 = PackPlanesVector256(x, s, m, bits, planes, words);
         for (int j = j0; j < k; j++)
             SetPlaneBits(planes, words, bits, j, (uint)(Code(x[j], s, m) + m));
@@ -53,7 +53,7 @@ internal static class ActivationPacker
     /// Quantizes <paramref name="x"/> to int8 codes q ∈ [−m, m] (2 ≤ bits ≤ 8) for the int8 kernel
     /// (<see cref="CodeGemm"/>); returns the scale s = max|x| / m. Same operations as <see cref="ActivationQuantizer"/>.
     /// </summary>
-    public static float QuantizeCodes(ReadOnlySpan<float> x, int bits, Span<sbyte> codes)
+    public static float QuantizeCodes(ReadOnlySpan<float> x, int bits, Span<sbyte> codes, bool vectorised = true)
     {
         int k = x.Length, m = BitPacking.MaxCode(bits);
         float s = RowScale(x, m);
@@ -63,7 +63,7 @@ internal static class ActivationPacker
             return 0f;
         }
         int j = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (vectorised && Vector256.IsHardwareAccelerated)
         {
             for (; j + 8 <= k; j += 8)
             {
@@ -104,10 +104,10 @@ internal static class ActivationPacker
                 planes[p * words + (j >> 6)] |= bit;
     }
 
-    private static void PackSigns(ReadOnlySpan<float> x, Span<ulong> plane)
+    private static void PackSigns(ReadOnlySpan<float> x, Span<ulong> plane, bool vectorised)
     {
         int k = x.Length, j = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (vectorised && Vector256.IsHardwareAccelerated)
         {
             // 8 floats → 8 sign bits per compare; x ≥ 0 (and not NaN) is bit 1 = +1, sign(0) = +1.
             for (; j + 8 <= k; j += 8)

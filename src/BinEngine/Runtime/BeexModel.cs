@@ -117,6 +117,12 @@ public sealed class BeexModel : IDisposable
     /// <summary>The kernels this model runs on.</summary>
     public KernelSet Kernels => _engine.Kernels;
 
+    /// <summary>The execution plan made at load (kernel per product, encodings, workspace, exit heads).</summary>
+    internal ExecutionPlan Plan => _engine.Plan;
+
+    /// <summary>The execution plan made at load, one decision per line (what <c>binengine inspect --plan</c> prints).</summary>
+    public string DescribePlan() => _engine.Plan.ToString();
+
     /// <summary>Threads one <see cref="Classify(string, ExitPolicy?)"/> splits its GEMMs over (<see cref="BeexModelOptions.Threads"/>).</summary>
     public int Threads => Options.Threads;
 

@@ -19,13 +19,17 @@ internal sealed class ForwardPass
 {
     private readonly ModelWeights _w;
     private readonly Architecture _a;
+    private readonly ExecutionPlan _plan;
     private readonly KernelSet _kernels;
 
-    public ForwardPass(ModelWeights weights, KernelSet kernels)
+    public ForwardPass(ModelWeights weights, ExecutionPlan plan)
     {
+        if (weights.Architecture != plan.Architecture)
+            throw new ArgumentException("the plan was made for another architecture", nameof(plan));
         _w = weights;
         _a = weights.Architecture;
-        _kernels = kernels;
+        _plan = plan;
+        _kernels = plan.Kernels;
     }
 
     /// <summary>
@@ -178,25 +182,19 @@ internal sealed class ForwardPass
     private void Quantize(Workspace ws, ReadOnlySpan<float> x, int rows, int k)
     {
         int bits = _a.ActBits;
-        if (bits == 32)
-            return;
-        if (UsesCodes(bits))
+        switch (_plan.Activations)
         {
-            for (int t = 0; t < rows; t++)
-                ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k));
-            return;
+            case ActivationEncoding.Codes:
+                for (int t = 0; t < rows; t++)
+                    ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k), _plan.VectorisedHelpers);
+                return;
+            case ActivationEncoding.Planes:
+                int stride = bits * BitPacking.RowWords(k);
+                for (int t = 0; t < rows; t++)
+                    ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.VectorisedHelpers);
+                return;
         }
-        int stride = bits * BitPacking.RowWords(k);
-        for (int t = 0; t < rows; t++)
-            ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride));
     }
-
-    /// <summary>
-    /// Wide activations go to the int8 kernel (byte multiply-adds against ±1 bytes), narrow ones to
-    /// the bit-plane kernel whose cost grows with the plane count: the crossover measured in bench/
-    /// (bench/README.md) lies between 4 and 8 bits.
-    /// </summary>
-    internal static bool UsesCodes(int bits) => bits is > 4 and <= 8;
 
     /// <summary>
     /// y = α ⊙ (B · Q(x)) + b over all rows, the product on the selected kernels.
@@ -219,7 +217,7 @@ internal sealed class ForwardPass
 
         ReadOnlySpan<float> alpha = w.Alpha.Span;
         int bits = _a.ActBits;
-        if (bits == 32)
+        if (_plan.Activations == ActivationEncoding.Float)
         {
             // y_o = α_o · Σ_i ±x_i + b_o
             _kernels.Sign.Multiply(x[..(rows * k)], rows, w.Packed!.RowMajor, n, k, y, threads);
@@ -232,13 +230,12 @@ internal sealed class ForwardPass
         }
 
         Span<int> products = ws.Products.AsSpan(0, rows * n);
-        ReadOnlySpan<ulong> planes = UsesCodes(bits) ? default : ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k));
-        if (bits == 1)
-            _kernels.Xnor.Multiply(planes, rows, w.Packed!, products, threads);
-        else if (UsesCodes(bits))
+        if (_plan.Activations == ActivationEncoding.Codes)
             _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, threads);
+        else if (bits == 1)
+            _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, products, threads);
         else
-            _kernels.Plane.Multiply(planes, rows, bits, w.Packed!, products, threads);
+            _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, threads);
 
         // y_o = (α_o · scale) · product_o + b_o, vectorised across the row.
         Span<float> rowScale = ws.RowScale.AsSpan(0, n);

@@ -21,7 +21,8 @@ internal sealed class InferenceEngine
     {
         Architecture = weights.Architecture;
         Kernels = kernels;
-        _forward = new ForwardPass(weights, kernels);
+        Plan = ExecutionPlan.Create(Architecture, kernels);
+        _forward = new ForwardPass(weights, Plan);
         _labels = labels.ToArray();
         if (_labels.Length != Architecture.Classes)
             throw new ArgumentException($"the model has {Architecture.Classes} classes but {_labels.Length} label names");
@@ -29,6 +30,9 @@ internal sealed class InferenceEngine
 
     public Architecture Architecture { get; }
     public KernelSet Kernels { get; }
+
+    /// <summary>The decisions made for this model at load; the forward pass only executes them.</summary>
+    public ExecutionPlan Plan { get; }
 
     /// <summary>One sample; <paramref name="threads"/> splits the GEMMs (batch 1 has nothing else to split).</summary>
     public ClassificationResult Classify(ReadOnlySpan<int> ids, ExitPolicy policy, int threads, bool truncated = false)

@@ -46,7 +46,7 @@ internal static class ModelBinding
                 return new LinearWeights { Out = outputs, In = inputs, Weights = F32(name + ".weight"), Bias = bias };
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs, withBytes: ForwardPass.UsesCodes(c.ActBits)),
+                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs, withBytes: ExecutionPlan.EncodingFor(a) == ActivationEncoding.Codes),
                 Alpha = F32(name + ".alpha"), Bias = bias,
             };
         }

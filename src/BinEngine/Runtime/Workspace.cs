@@ -78,9 +78,9 @@ internal sealed class Workspace
             GateOut = new float[Size(t, d)];
             ForgetOut = new float[Size(t, d)];
             Scales = new float[t];
-            bool codes = ForwardPass.UsesCodes(_a.ActBits);
-            Codes = codes ? new sbyte[Size(t, wide)] : [];
-            int planes = _a.ActBits is >= 1 and <= 8 && !codes ? _a.ActBits : 0;
+            ActivationEncoding encoding = ExecutionPlan.EncodingFor(_a);
+            Codes = encoding == ActivationEncoding.Codes ? new sbyte[Size(t, wide)] : [];
+            int planes = encoding == ActivationEncoding.Planes ? _a.ActBits : 0;
             Planes = new ulong[Size(t, (long)planes * BitPacking.RowWords(wide))];
             Products = new int[Size(t, wide)];
             int[] ids = new int[t];

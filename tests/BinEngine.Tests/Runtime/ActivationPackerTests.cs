@@ -7,18 +7,20 @@ namespace BinEngine.Tests.Runtime;
 [Trait("Category", "Isa")]
 public class ActivationPackerTests
 {
-    public static TheoryData<int, int> Cases()
+    /// <summary>Both paths of the helpers (the plan picks one from the kernels' ISA) for every width and awkward length.</summary>
+    public static TheoryData<int, int, bool> Cases()
     {
-        var data = new TheoryData<int, int>();
-        foreach (int bits in new[] { 1, 2, 3, 4, 8 })
-            foreach (int k in new[] { 1, 7, 8, 9, 63, 64, 65, 255, 256, 257, 512, 768 })
-                data.Add(bits, k);
+        var data = new TheoryData<int, int, bool>();
+        foreach (bool vectorised in new[] { true, false })
+            foreach (int bits in new[] { 1, 2, 3, 4, 8 })
+                foreach (int k in new[] { 1, 7, 8, 9, 63, 64, 65, 255, 256, 257, 512, 768 })
+                    data.Add(bits, k, vectorised);
         return data;
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void PlanesEqualQuantizeThenPack(int bits, int k)
+    public void PlanesEqualQuantizeThenPack(int bits, int k, bool vectorised)
     {
         var random = new Random(bits * 1000 + k);
         int words = BitPacking.RowWords(k);
@@ -44,13 +46,13 @@ public class ActivationPackerTests
             {
                 var codesFast = new sbyte[k];
                 codesFast.AsSpan().Fill(99); // stale codes must not survive
-                Assert.Equal(expectedScale, ActivationPacker.QuantizeCodes(x, bits, codesFast));
+                Assert.Equal(expectedScale, ActivationPacker.QuantizeCodes(x, bits, codesFast, vectorised));
                 Assert.Equal(codes, codesFast);
             }
 
             var actual = new ulong[bits * words];
             actual.AsSpan().Fill(ulong.MaxValue); // stale bits from an earlier row must not survive
-            float scale = ActivationPacker.Pack(x, bits, actual);
+            float scale = ActivationPacker.Pack(x, bits, actual, vectorised);
             Assert.Equal(expected, actual);
             // β = mean|x| (a = 1) is summed in another order: ulps. s = max|x| / m is exact.
             if (bits == 1)

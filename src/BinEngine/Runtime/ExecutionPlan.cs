@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Runtime.Intrinsics;
+using System.Text;
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>How the input of a linear layer is encoded for its product (one choice per model).</summary>
+internal enum ActivationEncoding
+{
+    /// <summary>Float activations: the FP32 twin's SGEMM, or the sign GEMM of a = 32 against ±1 weights.</summary>
+    Float,
+    /// <summary>Bit planes (a ≤ 4; a = 1 is the single sign plane of the XNOR kernel).</summary>
+    Planes,
+    /// <summary>int8 codes (5 ≤ a ≤ 8) against ±1 bytes, on the byte multiply-add kernel.</summary>
+    Codes,
+}
+
+/// <summary>One linear layer's product as the plan runs it.</summary>
+/// <param name="Name">The tensor prefix (<c>blocks.0.attn.q</c>).</param>
+/// <param name="Outputs">N.</param>
+/// <param name="Inputs">K.</param>
+internal sealed record PlannedProduct(string Name, int Outputs, int Inputs);
+
+/// <summary>
+/// Every decision the forward pass needs, made once when a model is loaded (ORT's session graph,
+/// LCE's Prepare): how activations are encoded, which kernel serves each product, whether the
+/// element-wise helpers run vectorised, the workspace a token and a sample cost, and the exit heads.
+/// The forward pass executes the plan and decides nothing per call; <c>binengine inspect --plan</c>
+/// prints it.
+/// </summary>
+internal sealed class ExecutionPlan
+{
+    private ExecutionPlan(Architecture a, KernelSet kernels)
+    {
+        Architecture = a;
+        Kernels = kernels;
+        Activations = EncodingFor(a);
+        Kernel = a.WeightBits == 32 ? kernels.Sgemm
+            : Activations switch
+            {
+                ActivationEncoding.Float => kernels.Sign,
+                ActivationEncoding.Codes => kernels.Code,
+                _ => a.ActBits == 1 ? kernels.Xnor : kernels.Plane,
+            };
+        // The quantize-and-pack helpers follow the kernels' ISA, so a forced scalar or Vector128 set
+        // (BINENGINE_ISA, BINENGINE_KERNELS, BeexModelOptions.Kernels) runs no Vector256 code either.
+        VectorisedHelpers = Vector256.IsHardwareAccelerated && kernels.Xnor.Isa is KernelIsa.Avx2 or KernelIsa.Avx512;
+        int d = a.Dim, f = a.FfDim;
+        var layers = new PlannedProduct[a.Layers][];
+        for (int i = 0; i < a.Layers; i++)
+        {
+            string p = $"blocks.{i}.";
+            layers[i] =
+            [
+                new(p + "attn.q", d, d), new(p + "attn.k", d, d), new(p + "attn.v", d, d), new(p + "attn.o", d, d),
+                new(p + "slfn.g1", f, d), new(p + "slfn.f1", f, d), new(p + "slfn.g2", d, f), new(p + "slfn.f2", d, f),
+            ];
+        }
+        Layers = layers;
+    }
+
+    /// <summary>Makes the plan of a model with these hyper-parameters on these kernels.</summary>
+    public static ExecutionPlan Create(Architecture architecture, KernelSet kernels) => new(architecture, kernels);
+
+    /// <summary>
+    /// The one definition of how activations are encoded. Wide activations go to the int8 kernel (byte
+    /// multiply-adds against ±1 bytes), narrow ones to the bit-plane kernel whose cost grows with the
+    /// plane count: the crossover measured in bench/ (bench/README.md) lies between 4 and 8 bits.
+    /// </summary>
+    public static ActivationEncoding EncodingFor(Architecture a) => a.WeightBits == 32 || a.ActBits == 32
+        ? ActivationEncoding.Float
+        : a.ActBits > 4 ? ActivationEncoding.Codes : ActivationEncoding.Planes;
+
+    /// <summary>The hyper-parameters.</summary>
+    public Architecture Architecture { get; }
+
+    /// <summary>The kernel set the plan draws from.</summary>
+    public KernelSet Kernels { get; }
+
+    /// <summary>How every product's input is encoded.</summary>
+    public ActivationEncoding Activations { get; }
+
+    /// <summary>The kernel that serves every product of this model (all layers share one activation width).</summary>
+    public GemmKernel Kernel { get; }
+
+    /// <summary>Whether quantize-and-pack runs its Vector256 path (follows the kernels' ISA).</summary>
+    public bool VectorisedHelpers { get; }
+
+    /// <summary>The products of each block, in the order the block runs them.</summary>
+    public IReadOnlyList<IReadOnlyList<PlannedProduct>> Layers { get; }
+
+    /// <summary>Activation planes per input row (a for plane kernels, 0 otherwise).</summary>
+    public int PlaneCount => Activations == ActivationEncoding.Planes ? Architecture.ActBits : 0;
+
+    /// <summary>Workspace bytes that grow with each token row of a batch (residual stream, block buffers, quantized inputs).</summary>
+    public long WorkspaceBytesPerToken
+    {
+        get
+        {
+            int d = Architecture.Dim, f = Architecture.FfDim, wide = Math.Max(d, f);
+            long floats = 9L * d + 2L * f + 1; // X Q K V Attended Projected H GateOut ForgetOut; Gate Forget; Scales
+            long bytes = 4 * floats + 4L * wide + 4; // + Products, TokenIds
+            if (Activations == ActivationEncoding.Codes) bytes += wide;
+            bytes += 8L * PlaneCount * BitPacking.RowWords(wide);
+            return bytes;
+        }
+    }
+
+    /// <summary>Attention scratch for one sample of <paramref name="tokens"/> tokens: T² scores and four T × d_h head buffers.</summary>
+    public long AttentionBytes(int tokens) => 4L * tokens * tokens + 16L * tokens * Architecture.HeadDim;
+
+    /// <summary>A readable description, one line per decision (what <c>inspect --plan</c> prints).</summary>
+    public override string ToString()
+    {
+        Architecture a = Architecture;
+        var c = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        string encoding = Activations switch
+        {
+            ActivationEncoding.Float => a.WeightBits == 32 ? "float32 (FP32 weights)" : "float32 against ±1 weights",
+            ActivationEncoding.Codes => $"int8 codes of {a.ActBits}-bit activations, one scale per row",
+            _ => a.ActBits == 1 ? "1 sign plane per row (XNOR-popcount)" : $"{a.ActBits} bit planes per row, one scale per row",
+        };
+        sb.AppendLine(c, $"activations  {encoding}");
+        sb.AppendLine(c, $"products     {Kernel.Name} ({Kernel.Isa.ToName()}) for all {a.Layers * 8} linear layers; weights prepared at load ({WeightPreparation})");
+        sb.AppendLine(c, $"helpers      quantize+pack {(VectorisedHelpers ? "Vector256" : "scalar")}; attention scores on {Kernels.Sgemm.Name}");
+        sb.AppendLine(c, $"workspace    {WorkspaceBytesPerToken:N0} bytes per token row; attention {AttentionBytes(a.MaxLength):N0} bytes at max_len {a.MaxLength} (grows with the longest text seen)");
+        for (int i = 0; i < a.Layers; i++)
+        {
+            sb.Append(c, $"block {i + 1,-6} ");
+            sb.AppendJoin("  ", Layers[i].Select(p => $"{p.Name[(p.Name.LastIndexOf('.') + 1)..]} {p.Outputs}×{p.Inputs}"));
+            sb.AppendLine(c, $"  → exit {i + 1}: linear head {a.Classes}×{a.Dim} on the mean-pooled state");
+        }
+        return sb.ToString().TrimEnd();
+    }
+
+    private string WeightPreparation => Activations switch
+    {
+        _ when Architecture.WeightBits == 32 => "float rows used as stored",
+        ActivationEncoding.Codes => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes",
+        _ => "row-major bits, 16-row interleaved 32-bit lanes, row sums",
+    };
+}

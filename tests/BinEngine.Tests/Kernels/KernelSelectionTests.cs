@@ -1,0 +1,114 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using BinEngine.Kernels;
+using BinEngine.Runtime;
+using BinEngine.Tests.Runtime;
+
+namespace BinEngine.Tests.Kernels;
+
+/// <summary>
+/// Which kernels a process ends up with: pinned per CPU capability (so a reordered registry or a
+/// broken IsSupported shows up as a failure, not as a silently slower model), the BINENGINE_KERNELS
+/// override by name, and the execution plan that records the choice for a model.
+/// </summary>
+[Trait("Category", "Isa")]
+public class KernelSelectionTests(TinyModelFixture fixture) : IClassFixture<TinyModelFixture>
+{
+    [Fact]
+    public void TheSelectedKernelsArePinnedByWhatThisProcessSupports()
+    {
+        string? forced = Environment.GetEnvironmentVariable(KernelRegistry.IsaVariable);
+        Assert.True(string.IsNullOrEmpty(Environment.GetEnvironmentVariable(KernelRegistry.KernelsVariable)),
+            "this test pins the ISA-level choice; run it without BINENGINE_KERNELS");
+        KernelIsa best = Avx512BW.IsSupported && Avx512Vbmi.IsSupported ? KernelIsa.Avx512
+            : Avx2.IsSupported ? KernelIsa.Avx2
+            : Vector128.IsHardwareAccelerated ? KernelIsa.Vector128
+            : KernelIsa.Scalar;
+        bool isForced = KernelIsaNames.TryParse(forced, out KernelIsa isa) && KernelRegistry.Select(isa) is not null;
+        if (!isForced)
+            isa = best;
+
+        // Binary families: the widest ISA wins, Harley-Seal where it exists (measured faster, bench/README.md).
+        string xnor = isa switch
+        {
+            KernelIsa.Avx512 => "xnor-avx512-harleyseal",
+            KernelIsa.Avx2 => "xnor-avx2-harleyseal",
+            KernelIsa.Vector128 => "xnor-v128-nibble",
+            _ => "xnor-scalar",
+        };
+        // SGEMM and the int8 kernel: AVX2 measured faster than AVX-512 on the development machine, so the
+        // best choice is AVX2 even where AVX-512 is there; forced, each ISA takes its own (int8 has no
+        // Vector128 implementation and falls back to scalar).
+        string sgemm = isForced
+            ? $"sgemm-{isa.ToName()}"
+            : Avx2.IsSupported && Fma.IsSupported ? "sgemm-avx2" : Avx512F.IsSupported ? "sgemm-avx512"
+            : Vector128.IsHardwareAccelerated ? "sgemm-v128" : "sgemm-scalar";
+        string code = isForced
+            ? isa is KernelIsa.Avx2 or KernelIsa.Avx512 ? $"code-{isa.ToName()}-maddubs" : "code-scalar"
+            : Avx2.IsSupported ? "code-avx2-maddubs" : Avx512BW.IsSupported ? "code-avx512-maddubs" : "code-scalar";
+
+        KernelSet selected = KernelRegistry.Selected;
+        Assert.Equal(xnor, selected.Xnor.Name);
+        Assert.Equal(xnor.Replace("xnor-", "plane-", StringComparison.Ordinal), selected.Plane.Name);
+        Assert.Equal(sgemm, selected.Sgemm.Name);
+        Assert.Equal(code, selected.Code.Name);
+    }
+
+    [Fact]
+    public void KernelsCanBeForcedByNameFamilyByFamily()
+    {
+        KernelSet scalar = KernelRegistry.Select(KernelIsa.Scalar)!;
+        KernelSet mixed = KernelRegistry.WithKernels(scalar, " xnor-scalar , sgemm-scalar,");
+        Assert.Equal(scalar, mixed);
+
+        GemmKernel? other = KernelRegistry.XnorGemms.FirstOrDefault(k => k.IsSupported && k.Isa != KernelIsa.Scalar);
+        if (other is not null)
+        {
+            KernelSet one = KernelRegistry.WithKernels(scalar, other.Name);
+            Assert.Same(other, one.Xnor);
+            Assert.Same(scalar.Plane, one.Plane); // the other families keep their choice
+        }
+
+        Assert.Contains("no kernel is named 'xnor-quantum'", Assert.Throws<ArgumentException>(() => KernelRegistry.WithKernels(scalar, "xnor-quantum")).Message);
+        GemmKernel? unsupported = KernelRegistry.All.FirstOrDefault(k => !k.IsSupported);
+        if (unsupported is not null) // under a forced-off ISA leg
+            Assert.Contains("not supported", Assert.Throws<ArgumentException>(() => KernelRegistry.WithKernels(scalar, unsupported.Name)).Message);
+    }
+
+    [Fact]
+    public void ThePlanRecordsTheKernelAndTheHelpersFollowItsIsa()
+    {
+        KernelSet scalar = KernelRegistry.Select(KernelIsa.Scalar)!;
+        using BeexModel forced = BeexModel.Load(fixture.Path, new BeexModelOptions { Kernels = scalar });
+        Assert.Same(scalar.Code, forced.Plan.Kernel); // the tiny model is W1A8: int8 codes
+        Assert.Equal(ActivationEncoding.Codes, forced.Plan.Activations);
+        Assert.False(forced.Plan.VectorisedHelpers); // a forced scalar set runs no Vector256 helper either
+        Assert.Contains("code-scalar", forced.DescribePlan());
+
+        using BeexModel best = BeexModel.Load(fixture.Path);
+        Assert.Same(best.Kernels.Code, best.Plan.Kernel);
+        Assert.Equal(Vector256.IsHardwareAccelerated && best.Kernels.Xnor.Isa is KernelIsa.Avx2 or KernelIsa.Avx512, best.Plan.VectorisedHelpers);
+        string text = "a gorgeous, witty, seductive movie.";
+        Assert.Equal(best.Classify(text).Label, forced.Classify(text).Label);
+    }
+
+    [Theory]
+    [InlineData(1, 1, "Planes", "xnor")]
+    [InlineData(1, 2, "Planes", "plane")]
+    [InlineData(1, 4, "Planes", "plane")]
+    [InlineData(1, 5, "Codes", "code")]
+    [InlineData(1, 8, "Codes", "code")]
+    [InlineData(1, 32, "Float", "sign")]
+    [InlineData(32, 32, "Float", "sgemm")]
+    public void OneDefinitionMapsActivationWidthToEncodingAndKernelFamily(int weightBits, int actBits, string encodingName, string family)
+    {
+        ActivationEncoding encoding = Enum.Parse<ActivationEncoding>(encodingName);
+        var a = new Architecture(100, 16, 64, 2, 2, 128, 2, weightBits, actBits, weightBits == 32 ? 32 : 2, 1e-5f);
+        ExecutionPlan plan = ExecutionPlan.Create(a, KernelRegistry.Selected);
+        Assert.Equal(encoding, plan.Activations);
+        Assert.StartsWith(family + "-", plan.Kernel.Name, StringComparison.Ordinal);
+        Assert.Equal(2, plan.Layers.Count);
+        Assert.Equal(["blocks.1.attn.q", "blocks.1.attn.k", "blocks.1.attn.v", "blocks.1.attn.o", "blocks.1.slfn.g1", "blocks.1.slfn.f1", "blocks.1.slfn.g2", "blocks.1.slfn.f2"],
+            plan.Layers[1].Select(p => p.Name));
+    }
+}
