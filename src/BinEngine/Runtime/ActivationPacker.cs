@@ -13,7 +13,7 @@ namespace BinEngine.Runtime;
 ///   a = 1:      bit j = (x_j ≥ 0), scale β = mean|x|                          (one plane)
 ///   2 ≤ a ≤ 8:  u_j = clamp(round_half_even(x_j / s), −m, m) + m, s = max|x| / m  (a planes of u)
 ///
-/// Same float operations as <see cref="ActivationQuantizer"/> per element (x / s, round to even,
+/// Same float operations as <see cref="Quantizer"/> per element (x / s, round to even,
 /// clamp), so the planes are bit-identical to quantizing then <see cref="BitPacking.PackPlanes"/>;
 /// only β = mean|x| for a = 1 is summed in another order (a few ulps).
 /// Output layout: <see cref="BitPacking"/>'s, planes one after another, padding bits zero.
@@ -51,7 +51,7 @@ internal static class ActivationPacker
 
     /// <summary>
     /// Quantizes <paramref name="x"/> to int8 codes q ∈ [−m, m] (2 ≤ bits ≤ 8) for the int8 kernel
-    /// (<see cref="CodeGemm"/>); returns the scale s = max|x| / m. Same operations as <see cref="ActivationQuantizer"/>.
+    /// (<see cref="CodeGemm"/>); returns the scale s = max|x| / m. Same operations as <see cref="Quantizer"/>.
     /// </summary>
     public static float QuantizeCodes(ReadOnlySpan<float> x, int bits, Span<sbyte> codes, bool vectorised = true)
     {

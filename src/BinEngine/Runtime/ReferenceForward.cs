@@ -141,7 +141,7 @@ internal static class ReferenceForward
             ReadOnlySpan<ulong> bits = w.Packed!.RowMajor;
             ReadOnlySpan<float> alpha = w.Alpha.Span;
             int rowWords = Kernels.BitPacking.RowWords(kIn);
-            float scale = a.ActBits == 32 ? 1f : ActivationQuantizer.QuantizeRow(input, a.ActBits, codes);
+            float scale = a.ActBits == 32 ? 1f : Quantizer.QuantizeRow(input, a.ActBits, codes);
             for (int o = 0; o < nOut; o++)
             {
                 ReadOnlySpan<ulong> signs = bits.Slice(o * rowWords, rowWords);

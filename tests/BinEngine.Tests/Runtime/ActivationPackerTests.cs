@@ -35,7 +35,7 @@ public class ActivationPackerTests
                     _ => (float)(random.NextDouble() * 2 - 1) * (1 + trial),
                 };
             var codes = new sbyte[k];
-            float expectedScale = ActivationQuantizer.QuantizeRow(x, bits, codes);
+            float expectedScale = Quantizer.QuantizeRow(x, bits, codes);
             var expected = new ulong[bits * words];
             if (bits == 1)
                 BitPacking.PackSigns(codes, expected);
