@@ -14,7 +14,7 @@ namespace BinEngine.Tests.Cli;
 /// line rule for every command, and stdin closed at start (run as a child process, the only way to close it).
 /// </summary>
 [Collection(CliCollection.Name)]
-public class HostileInputCliTests(CliFixture fx)
+public class HostileInputCliTests(CliFixture fx, Xunit.Abstractions.ITestOutputHelper log)
 {
     private static JsonElement[] ReadJsonl(string path) =>
         File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
@@ -232,7 +232,7 @@ public class HostileInputCliTests(CliFixture fx)
         var rng = new Random(1717);
         string[] words = ["good", "fun", "awful", "movie", "é", "日本", "x", "", " "];
         using var model = BeexModel.Load(fx.ModelPath);
-        int cases = 0;
+        int cases = 0, lines = 0, errorLines = 0;
         for (int c = 0; c < 60; c++, cases++)
         {
             var sb = new StringBuilder();
@@ -255,6 +255,8 @@ public class HostileInputCliTests(CliFixture fx)
             Assert.True(rows.Length == classified.Length && rows.Length == tokenized.Length,
                 $"case {c} {shown}: batch {rows.Length} rows, classify {classified.Length}, tokenize {tokenized.Length}");
             Assert.Equal(batch.ExitCode, classify.ExitCode);
+            lines += rows.Length;
+            errorLines += rows.Count(IsError);
             for (int i = 0; i < rows.Length; i++)
             {
                 Assert.True(IsError(rows[i]) == IsError(classified[i]), $"case {c} {shown} line {i}");
@@ -264,6 +266,7 @@ public class HostileInputCliTests(CliFixture fx)
                 Assert.Equal(rows[i].GetProperty("tokens").GetInt32(), Math.Min(tokenized[i].GetProperty("count").GetInt32(), model.Architecture.MaxLength));
             }
         }
+        log.WriteLine($"line separators: {cases} inputs, {lines} lines, each the same in batch, classify and tokenize ({errorLines} error lines in both)");
         Assert.Equal(60, cases);
     }
 
@@ -324,6 +327,7 @@ public class HostileInputCliTests(CliFixture fx)
         }
         // Arguments need no stdin: closed stdin does not matter to them.
         Assert.Equal(0, RunChild($"classify {m} 'good fun'", "<&-").ExitCode);
+        log.WriteLine($"closed stdin: {closed} commands refused with exit 2 at once; {open} runs with a pipe or /dev/null unaffected");
         Assert.Equal((5, 10), (closed, open));
     }
 
