@@ -96,6 +96,13 @@ public static class TorchZipReader
             if (!tensors.TryAdd(tensorName, Materialize(tensorName, t, storage, name, budget)))
                 throw new ConversionException($"{name}: state_dict names '{tensorName}' twice");
         }
+        // Entries the state_dict does not need (version, serialization id, unused storages) are checked too:
+        // a damaged archive is refused whole, not only where this reader happened to look.
+        var read = new HashSet<string>(storages.Keys.Select(k => prefix + "data/" + k), StringComparer.Ordinal) { pickles[0].FullName };
+        if (byteOrder is not null) read.Add(byteOrder.FullName);
+        foreach (var entry in zip.Entries)
+            if (!read.Contains(entry.FullName))
+                VerifyEntry(entry, name, budget);
         return tensors;
     }
 
@@ -184,15 +191,37 @@ public static class TorchZipReader
         }
     }
 
-    /// <summary>
-    /// Reads one entry whole, verifying its CRC-32. Its declared size is checked against what cannot
-    /// lie (the archive's real length and the entry budget) before its buffer is allocated, and the
-    /// bytes that really come out must match the declared size.
-    /// </summary>
-    private static byte[] ReadEntry(ZipArchiveEntry entry, long limit, string name, Budget budget)
+    /// <summary>Streams through an entry that is not needed, checking its size and CRC-32 without holding it (within the entry budget).</summary>
+    private static void VerifyEntry(ZipArchiveEntry entry, string name, Budget budget)
     {
-        if (entry.Length > limit)
-            throw new ConversionException($"{name}: zip entry '{entry.FullName}' is {entry.Length} bytes; limit {limit}");
+        CheckDeclaredSize(entry, name, budget);
+        var buffer = new byte[Math.Min(entry.Length, 1 << 16)];
+        using var stream = entry.Open();
+        long total = 0;
+        uint crc = 0;
+        while (true)
+        {
+            int n = stream.Read(buffer, 0, buffer.Length);
+            if (n == 0) break;
+            total += n;
+            if (total > entry.Length)
+                throw new ConversionException($"{name}: zip entry '{entry.FullName}' holds more than its declared {entry.Length} bytes");
+            crc = Crc32.Append(crc, buffer.AsSpan(0, n));
+        }
+        if (total != entry.Length)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' ends after {total} of {entry.Length} bytes (truncated)");
+        if (entry.Length == 0 && stream.ReadByte() >= 0)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' holds more than its declared 0 bytes");
+        if (crc != entry.Crc32)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' has CRC-32 0x{crc:x8}, the archive says 0x{entry.Crc32:x8} (corrupt or edited)");
+    }
+
+    /// <summary>
+    /// Refuses an entry whose declared sizes exceed what cannot lie (the archive's real length and the entry
+    /// budget), before anything is allocated for it, and takes its size from the budget.
+    /// </summary>
+    private static void CheckDeclaredSize(ZipArchiveEntry entry, string name, Budget budget)
+    {
         if (entry.CompressedLength > budget.ZipLength)
             throw new ConversionException($"{name}: zip entry '{entry.FullName}' claims {entry.CompressedLength} compressed bytes in a {budget.ZipLength}-byte archive; the central directory lies");
         // torch.save stores entries uncompressed, and float weights do not compress below their size:
@@ -202,6 +231,18 @@ public static class TorchZipReader
             throw new ConversionException($"{name}: zip entry '{entry.FullName}' claims {entry.Length} bytes from a {budget.ZipLength}-byte archive " +
                 $"(all entries together may decompress to {EntryBudget(budget.ZipLength)}: 2 × the archive + 1 MiB); refusing a possible zip bomb");
         budget.EntryBytesLeft -= entry.Length;
+    }
+
+    /// <summary>
+    /// Reads one entry whole, verifying its CRC-32. Its declared size is checked against what cannot
+    /// lie (the archive's real length and the entry budget) before its buffer is allocated, and the
+    /// bytes that really come out must match the declared size.
+    /// </summary>
+    private static byte[] ReadEntry(ZipArchiveEntry entry, long limit, string name, Budget budget)
+    {
+        if (entry.Length > limit)
+            throw new ConversionException($"{name}: zip entry '{entry.FullName}' is {entry.Length} bytes; limit {limit}");
+        CheckDeclaredSize(entry, name, budget);
         var buffer = new byte[entry.Length];
         using var stream = entry.Open();
         int read = 0;
@@ -240,9 +281,12 @@ internal static class Crc32
     }
 
     /// <summary>The CRC-32 of <paramref name="data"/> (0 for no bytes).</summary>
-    public static uint Compute(ReadOnlySpan<byte> data)
+    public static uint Compute(ReadOnlySpan<byte> data) => Append(0, data);
+
+    /// <summary>The CRC-32 of the bytes whose CRC-32 is <paramref name="crc"/> followed by <paramref name="data"/>.</summary>
+    public static uint Append(uint crc, ReadOnlySpan<byte> data)
     {
-        uint c = 0xFFFFFFFFu;
+        uint c = ~crc;
         foreach (byte b in data)
             c = Table[(c ^ b) & 0xFF] ^ (c >> 8);
         return ~c;

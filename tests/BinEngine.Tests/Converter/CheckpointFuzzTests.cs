@@ -177,9 +177,19 @@ public class CheckpointFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
                 for (int b = 0; b < width; b++)
                     file[header + offset + b] = offset >= 30 && width == 1 ? (byte)"/0123456789atdpkl."[rng.Next(18)] : (byte)(value >> (8 * b));
             }
+            // A central CRC that no longer matches, or the encryption flag, must be refused whatever else changed.
+            bool mustRefuse = central.Any(h => (file[h + 8] & 1) != 0 || !file.AsSpan(h + 16, 4).SequenceEqual(valid.AsSpan(h + 16, 4)));
             long before = GC.GetAllocatedBytesForCurrentThread();
-            rejected += Survives(() => Checkpoint.Read(file, "lying.pt"), i);
+            Checkpoint? read = null;
+            rejected += Survives(() => read = Checkpoint.Read(file, "lying.pt"), i);
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            if (read is not null)
+            {
+                Assert.False(mustRefuse, $"iteration {i}: a wrong CRC-32 or the encryption flag was accepted");
+                // What is read is what the archive really holds: the fixture's tensors, byte for byte.
+                foreach (var (tensorName, tensor) in read.Tensors)
+                    Assert.True(tensor.Data.AsSpan().SequenceEqual(Fixtures.TinyCheckpoint.Tensors[tensorName].Data), $"iteration {i}: '{tensorName}' differs");
+            }
             most = Math.Max(most, allocated);
             Assert.True(allocated < budget, $"iteration {i}: {allocated:N0} bytes allocated reading a {file.Length:N0}-byte archive (budget {budget:N0})");
         }
