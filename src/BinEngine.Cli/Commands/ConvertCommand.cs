@@ -29,6 +29,7 @@ internal static class ConvertCommand
             var stdout = parse.InvocationConfiguration.Output;
             var stderr = parse.InvocationConfiguration.Error;
             var source = parse.GetValue(checkpoint)!;
+            ModelLocator.RequireRegularFile(source.FullName, "checkpoint");
             string outPath = parse.GetValue(output)?.FullName ?? Path.ChangeExtension(source.FullName, ".bex");
             // The model is renamed into place, which would replace the checkpoint if the output named it (directly or
             // through a link): compare the files, not the names, and refuse before reading anything.

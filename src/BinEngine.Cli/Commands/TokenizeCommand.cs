@@ -99,6 +99,10 @@ internal static class TokenizeCommand
         }
     }
 
-    private static string RequireFile(string path, string what) =>
-        File.Exists(path) ? path : throw new CliException($"{what} file '{path}' does not exist");
+    private static string RequireFile(string path, string what)
+    {
+        if (!File.Exists(path)) throw new CliException($"{what} file '{path}' does not exist");
+        ModelLocator.RequireRegularFile(path, what);
+        return path;
+    }
 }

@@ -331,6 +331,32 @@ public class HostileInputCliTests(CliFixture fx, Xunit.Abstractions.ITestOutputH
         Assert.Equal((5, 10), (closed, open));
     }
 
+    [Fact]
+    public async Task AFifoAsTheModelOrCheckpointIsRefusedBeforeItIsRead()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        string fifo = Path.Combine(fx.NewFolder(), "model.bex");
+        RunTool("mkfifo", fifo);
+        string[][] commands =
+        [
+            ["classify", "--model", fifo, "good fun"],
+            ["inspect", fifo],
+            ["tokenize", "--model", fifo],
+            ["batch", fx.WriteFile("in.txt", "good\n"), "-o", Path.Combine(fx.NewFolder(), "o.jsonl"), "--model", fifo],
+            ["convert", fifo, "-o", Path.Combine(fx.NewFolder(), "m.bex")],
+        ];
+        foreach (string[] args in commands)
+        {
+            // Opening a FIFO for reading waits for a writer: run with a deadline so a regression fails instead of hanging.
+            var run = Task.Run(() => CliFixture.Run(args, "good\n"));
+            var finished = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(60)));
+            Assert.True(finished == run, $"`binengine {string.Join(' ', args)}` hangs on a FIFO");
+            CliResult result = await run;
+            Assert.True(result.ExitCode == 2, $"{args[0]}: {result}");
+            Assert.Contains("is not a regular file", result.Stderr);
+        }
+    }
+
     private static void RunTool(string tool, params string[] args)
     {
         var info = new ProcessStartInfo(tool) { UseShellExecute = false };
