@@ -157,9 +157,9 @@ internal static class BatchCommand
         return command;
     }
 
+    /// <summary>The summary on stderr: rows in, ok, with errors, truncated; speed; where rows were kept from.</summary>
     private static void Summarize(CliContext cx, RunCounts run, Stopwatch clock, string outPath)
     {
-
         long rowsIn = run.Skipped + run.New;
         var c = CultureInfo.InvariantCulture;
         cx.Stderr.WriteLine(string.Format(c,
