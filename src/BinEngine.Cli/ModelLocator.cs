@@ -48,6 +48,7 @@ internal static class ModelLocator
             throw new CliException($"model '{path}' is a folder; pass the model file inside it (model.bex)");
         if (!File.Exists(path))
             throw new CliException($"model file '{path}' does not exist; pass --model with the path of a .bex file (`binengine convert` makes one from a checkpoint)");
+        RequireRegularFile(path, "model");
         try
         {
             return BeexModel.Load(path, options);
@@ -60,6 +61,16 @@ internal static class ModelLocator
         {
             throw new CliException($"cannot read model '{path}': {e.Message}", ExitCodes.Usage, e);
         }
+    }
+
+    /// <summary>
+    /// Refuses a path that exists but is not a regular file: reading a FIFO waits for a writer forever, and a
+    /// device has no end. (The library checks again when it maps the file; this gives the CLI's message first.)
+    /// </summary>
+    public static void RequireRegularFile(string path, string what)
+    {
+        if (UnixFiles.Of(path) is { IsRegular: false })
+            throw new CliException($"{what} '{path}' is not a regular file (a FIFO, device, socket or folder); pass the path of a file");
     }
 
     /// <summary>Locates and loads in one step.</summary>

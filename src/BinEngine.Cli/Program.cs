@@ -21,6 +21,8 @@ public static class Program
             WorkingDirectory: Environment.CurrentDirectory)
         {
             StdinIsTerminal = !Console.IsInputRedirected,
+            StdinClosed = UnixFiles.StdinWasClosed(),
+            StdinBytes = Console.OpenStandardInput,
         };
         int code = Run(args, cx);
         Console.Out.Flush();

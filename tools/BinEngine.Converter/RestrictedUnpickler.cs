@@ -32,6 +32,14 @@ public static class RestrictedUnpickler
     /// </summary>
     public const int MaxStackObjects = 1 << 20;
 
+    /// <summary>
+    /// Most objects a pickle may push or memoize in all (each costs at most ~100 bytes: a dict, a list,
+    /// a boxed int, a memo slot), so a small pickle cannot build gigabytes of containers by collapsing
+    /// them into tuples or keeping them in the memo (a 16 MB "memo bomb" reached 1.1 GB before this
+    /// bound). torch.save pushes about 30 objects per tensor, so this allows ~17,000 tensors.
+    /// </summary>
+    public const int MaxObjects = 1 << 19;
+
     /// <summary>A global named by the pickle (only allowed names are ever constructed).</summary>
     public sealed record PickledGlobal(string Module, string Name)
     {
@@ -101,7 +109,22 @@ public static class RestrictedUnpickler
         }
         object Peek(int at) => stack.Count > 0 && (marks.Count == 0 || stack.Count > marks.Peek()) ? stack[^1]
             : throw new ConversionException($"{Where(at)}: stack underflow");
-        void Put(long index, int at) => memo[index] = Peek(at);
+        int objects = 0;
+        void Count(int at)
+        {
+            if (++objects > MaxObjects)
+                throw new ConversionException($"{Where(at)}: more than {MaxObjects} objects pushed or memoized; a state_dict needs about 30 per tensor, so this is a memory bomb, not a checkpoint");
+        }
+        void Push(object o, int at)
+        {
+            Count(at);
+            stack.Add(o);
+        }
+        void Put(long index, int at)
+        {
+            Count(at);
+            memo[index] = Peek(at);
+        }
         object Get(long index, int at) => memo.TryGetValue(index, out var o) ? o
             : throw new ConversionException($"{Where(at)}: memo {index} was never stored");
         var utf8 = new UTF8Encoding(false, true);
@@ -137,28 +160,28 @@ public static class RestrictedUnpickler
                     marks.Push(stack.Count);
                     break;
                 case (byte)')': // EMPTY_TUPLE
-                    stack.Add(Array.Empty<object>());
+                    Push(Array.Empty<object>(), at);
                     break;
                 case (byte)'t': // TUPLE
-                    stack.Add(PopToMark(at).ToArray());
+                    Push(PopToMark(at).ToArray(), at);
                     break;
                 case 0x85: // TUPLE1
-                    stack.Add(new[] { Pop(at) });
+                    Push(new[] { Pop(at) }, at);
                     break;
                 case 0x86: // TUPLE2
                 {
                     object b = Pop(at), a = Pop(at);
-                    stack.Add(new[] { a, b });
+                    Push(new[] { a, b }, at);
                     break;
                 }
                 case 0x87: // TUPLE3
                 {
                     object c = Pop(at), b = Pop(at), a = Pop(at);
-                    stack.Add(new[] { a, b, c });
+                    Push(new[] { a, b, c }, at);
                     break;
                 }
                 case (byte)']': // EMPTY_LIST
-                    stack.Add(new List<object>());
+                    Push(new List<object>(), at);
                     break;
                 case (byte)'a': // APPEND
                 {
@@ -177,7 +200,7 @@ public static class RestrictedUnpickler
                     break;
                 }
                 case (byte)'}': // EMPTY_DICT
-                    stack.Add(new PickledDict());
+                    Push(new PickledDict(), at);
                     break;
                 case (byte)'s': // SETITEM
                 {
@@ -201,16 +224,16 @@ public static class RestrictedUnpickler
                     Put(memo.Count, at);
                     break;
                 case (byte)'h': // BINGET
-                    stack.Add(Get(Take(pickle, ref pos, 1, at)[0], at));
+                    Push(Get(Take(pickle, ref pos, 1, at)[0], at), at);
                     break;
                 case (byte)'j': // LONG_BINGET
-                    stack.Add(Get(BinaryPrimitives.ReadUInt32LittleEndian(Take(pickle, ref pos, 4, at)), at));
+                    Push(Get(BinaryPrimitives.ReadUInt32LittleEndian(Take(pickle, ref pos, 4, at)), at), at);
                     break;
                 case (byte)'c': // GLOBAL "module\nname\n"
                 {
                     string module = ReadLine(pickle, ref pos, at, name);
                     string global = ReadLine(pickle, ref pos, at, name);
-                    stack.Add(CheckGlobal(module, global, at, name));
+                    Push(CheckGlobal(module, global, at, name), at);
                     break;
                 }
                 case 0x93: // STACK_GLOBAL
@@ -218,13 +241,13 @@ public static class RestrictedUnpickler
                     object g = Pop(at), m = Pop(at);
                     if (m is not string module || g is not string global)
                         throw new ConversionException($"{Where(at)}: STACK_GLOBAL needs two strings");
-                    stack.Add(CheckGlobal(module, global, at, name));
+                    Push(CheckGlobal(module, global, at, name), at);
                     break;
                 }
                 case (byte)'R': // REDUCE
                 {
                     object args = Pop(at), callable = Pop(at);
-                    stack.Add(Reduce(callable, args, at, name));
+                    Push(Reduce(callable, args, at, name), at);
                     break;
                 }
                 case (byte)'b': // BUILD
@@ -238,16 +261,16 @@ public static class RestrictedUnpickler
                     break;
                 }
                 case (byte)'Q': // BINPERSID
-                    stack.Add(PersistentLoad(Pop(at), at, name));
+                    Push(PersistentLoad(Pop(at), at, name), at);
                     break;
                 case (byte)'J': // BININT
-                    stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Take(pickle, ref pos, 4, at)));
+                    Push((long)BinaryPrimitives.ReadInt32LittleEndian(Take(pickle, ref pos, 4, at)), at);
                     break;
                 case (byte)'K': // BININT1
-                    stack.Add((long)Take(pickle, ref pos, 1, at)[0]);
+                    Push((long)Take(pickle, ref pos, 1, at)[0], at);
                     break;
                 case (byte)'M': // BININT2
-                    stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(pickle, ref pos, 2, at)));
+                    Push((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(pickle, ref pos, 2, at)), at);
                     break;
                 case 0x8a: // LONG1: n little-endian two's complement bytes
                 {
@@ -260,31 +283,31 @@ public static class RestrictedUnpickler
                         v = (v << 8) | b[i];
                     if (n is > 0 and < 8 && (b[n - 1] & 0x80) != 0)
                         v -= 1L << (8 * n);
-                    stack.Add(v);
+                    Push(v, at);
                     break;
                 }
                 case (byte)'G': // BINFLOAT (big-endian)
-                    stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Take(pickle, ref pos, 8, at)));
+                    Push(BinaryPrimitives.ReadDoubleBigEndian(Take(pickle, ref pos, 8, at)), at);
                     break;
                 case (byte)'N': // NONE
-                    stack.Add(None.Instance);
+                    Push(None.Instance, at);
                     break;
                 case 0x88: // NEWTRUE
-                    stack.Add(true);
+                    Push(true, at);
                     break;
                 case 0x89: // NEWFALSE
-                    stack.Add(false);
+                    Push(false, at);
                     break;
                 case (byte)'X': // BINUNICODE
                 {
                     uint n = BinaryPrimitives.ReadUInt32LittleEndian(Take(pickle, ref pos, 4, at));
-                    stack.Add(Utf8(Take(pickle, ref pos, n, at), at));
+                    Push(Utf8(Take(pickle, ref pos, n, at), at), at);
                     break;
                 }
                 case 0x8c: // SHORT_BINUNICODE
                 {
                     int n = Take(pickle, ref pos, 1, at)[0];
-                    stack.Add(Utf8(Take(pickle, ref pos, n, at), at));
+                    Push(Utf8(Take(pickle, ref pos, n, at), at), at);
                     break;
                 }
                 default:

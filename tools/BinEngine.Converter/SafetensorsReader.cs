@@ -43,6 +43,7 @@ public static class SafetensorsReader
             var tensors = new Dictionary<string, SourceTensor>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var seen = new HashSet<string>(StringComparer.Ordinal);
+            var spans = new List<(long Begin, long End, string Tensor)>();
             foreach (var entry in doc.RootElement.EnumerateObject())
             {
                 if (!seen.Add(entry.Name))
@@ -56,13 +57,35 @@ public static class SafetensorsReader
                             : throw new ConversionException($"{name}: safetensors __metadata__ '{m.Name}' is a {m.Value.ValueKind}; values are strings");
                     continue;
                 }
-                tensors.Add(entry.Name, ReadTensor(file, name, entry.Name, entry.Value, dataStart, dataLength));
+                tensors.Add(entry.Name, ReadTensor(file, name, entry.Name, entry.Value, dataStart, dataLength, spans));
             }
+            RefuseOverlaps(name, spans);
             return (tensors, metadata);
         }
     }
 
-    private static SourceTensor ReadTensor(byte[] file, string name, string tensor, JsonElement e, long dataStart, long dataLength)
+    /// <summary>At most 40 characters of a JSON value, for messages (a hostile value may be megabytes long).</summary>
+    private static string Excerpt(string json) => json.Length <= 40 ? json : json[..40] + "…";
+
+    /// <summary>
+    /// Two tensors sharing bytes would let one weight silently alias another (the reference
+    /// implementation refuses this too); empty tensors occupy no bytes and never overlap.
+    /// </summary>
+    private static void RefuseOverlaps(string name, List<(long Begin, long End, string Tensor)> spans)
+    {
+        spans.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        (long Begin, long End, string Tensor)? previous = null;
+        foreach (var s in spans)
+        {
+            if (s.End == s.Begin) continue;
+            if (previous is { } p && s.Begin < p.End)
+                throw new ConversionException($"{name}: tensor '{s.Tensor}' data_offsets [{s.Begin}, {s.End}) overlap tensor '{p.Tensor}' [{p.Begin}, {p.End})");
+            if (previous is null || s.End > previous.Value.End) previous = s;
+        }
+    }
+
+    private static SourceTensor ReadTensor(byte[] file, string name, string tensor, JsonElement e, long dataStart, long dataLength,
+        List<(long Begin, long End, string Tensor)> spans)
     {
         string where = $"{name}: tensor '{tensor}'";
         if (e.ValueKind != JsonValueKind.Object)
@@ -97,14 +120,18 @@ public static class SafetensorsReader
             shape.Add(dim);
             count = count > 0 && dim > long.MaxValue / count ? throw new ConversionException($"{where}: shape [{string.Join(", ", shape)}] overflows") : count * dim;
         }
+        // TryGetInt64 throws InvalidOperationException on a non-number, so the kind is checked first:
+        // a header is untrusted input and every wrong type must become a ConversionException.
         if (!e.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end))
-            throw new ConversionException($"{where}: 'data_offsets' is not [begin, end]");
+            throw new ConversionException($"{where}: 'data_offsets' is {(offsets.ValueKind == JsonValueKind.Undefined ? "missing" : Excerpt(offsets.GetRawText()))}, not [begin, end] (two integers)");
         if (begin < 0 || end < begin || end > dataLength)
             throw new ConversionException($"{where}: data_offsets [{begin}, {end}) lie outside the {dataLength}-byte data section (file truncated?)");
         long size = SourceTensor.ElementSize(dtype);
         if (count > long.MaxValue / size || end - begin != count * size)
             throw new ConversionException($"{where}: data_offsets span {end - begin} bytes; {dtypeName} [{string.Join(", ", shape)}] needs {(count > long.MaxValue / size ? "more than 2^63" : (count * size).ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+        spans.Add((begin, end, tensor));
         var data = file.AsSpan(checked((int)(dataStart + begin)), (int)(end - begin)).ToArray();
         return new SourceTensor(tensor, dtype, shape.ToArray(), data);
     }

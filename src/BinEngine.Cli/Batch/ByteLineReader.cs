@@ -6,10 +6,15 @@ namespace BinEngine.Cli.Batch;
 /// Reads a stream line by line as bytes, in constant memory: a line longer than the limit is skipped to its
 /// end (and reported as too long) instead of being buffered, and each line is decoded as strict UTF-8 so a
 /// line with invalid bytes can become an error row rather than silently holding U+FFFD.
-/// Lines end at '\n'; a '\r' before it is dropped; a UTF-8 byte-order mark at the start is skipped.
+/// Lines end at '\n'; a '\r' before it is dropped; a lone '\r' is part of the text (as the tokenizer's
+/// whitespace); a UTF-8 byte-order mark at the start is skipped. Every command that reads lines (batch,
+/// classify and tokenize on stdin) reads them here, so a line means the same to all of them.
 /// </summary>
 internal sealed class ByteLineReader
 {
+    /// <summary>The default cap on one line (batch's --max-row-bytes; classify and tokenize read stdin with it).</summary>
+    public const int DefaultMaxLineBytes = 1 << 20;
+
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private static readonly UTF8Encoding Lenient = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
 
@@ -21,11 +26,17 @@ internal sealed class ByteLineReader
     private bool _atStart = true;
     private bool _eof;
 
-    public ByteLineReader(Stream stream, int maxLineBytes)
+    /// <param name="stream">The bytes to split.</param>
+    /// <param name="maxLineBytes">Longer lines are reported, not read.</param>
+    /// <param name="limitOption">The option that sets the cap, named in the report (null when the command has none).</param>
+    public ByteLineReader(Stream stream, int maxLineBytes, string? limitOption = "--max-row-bytes")
     {
         _stream = stream;
         MaxLineBytes = maxLineBytes;
+        _limitHint = limitOption is null ? "" : $" ({limitOption})";
     }
+
+    private readonly string _limitHint;
 
     /// <summary>Lines longer than this many bytes are reported as too long, not read.</summary>
     public int MaxLineBytes { get; }
@@ -87,7 +98,7 @@ internal sealed class ByteLineReader
         }
         if (tooLong || bytes.Length > MaxLineBytes)
         {
-            problem = $"line {LineNumber} is longer than {MaxLineBytes:N0} bytes (--max-row-bytes)";
+            problem = $"line {LineNumber} is longer than {MaxLineBytes:N0} bytes{_limitHint}";
             return true;
         }
         try

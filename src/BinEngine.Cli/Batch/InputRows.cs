@@ -117,6 +117,12 @@ internal sealed class JsonlRowReader(ByteLineReader lines, string field) : RowRe
         {
             return new InputRow(null, $"line {Lines.LineNumber} is not valid JSON: {e.Message}");
         }
+        catch (InvalidOperationException e)
+        {
+            // JSON may escape half a surrogate pair ("\ud800"); the parser accepts it, but no .NET string can
+            // hold it, so GetString (and name matching) throw. It is this row's problem, never the run's.
+            return new InputRow(null, $"line {Lines.LineNumber}: field \"{field}\" cannot be read as text ({e.Message})");
+        }
     }
 }
 
@@ -215,15 +221,44 @@ internal sealed class DelimitedRowReader : RowReader
     {
         if (problem is not null) return new InputRow(null, problem);
         if (_column >= _fields.Count)
-            return new InputRow(null, $"line {Lines.LineNumber} has {_fields.Count} column(s); the text column is {_column} (0-based)");
+            return new InputRow(null, $"line {_recordLine} has {_fields.Count} column(s); the text column is {_column} (0-based)");
         return new InputRow(_fields[_column], null);
     }
 
-    /// <summary>Reads one record into <see cref="_fields"/>; false at the end of the input.</summary>
+    /// <summary>A line read ahead of its turn: the continuation lines of a malformed CSV record, read again as records.</summary>
+    private readonly record struct PendingLine(string Text, string? Problem, long Number);
+
+    private readonly List<PendingLine> _replay = new();
+    private int _replayNext;
+    private long _recordLine; // the line the current record starts on
+
+    private bool NextLine(out string text, out string? problem, out long number)
+    {
+        if (_replayNext < _replay.Count)
+        {
+            (text, problem, number) = _replay[_replayNext++];
+            if (_replayNext == _replay.Count) { _replay.Clear(); _replayNext = 0; }
+            return true;
+        }
+        number = 0;
+        if (!Lines.TryReadLine(out text, out problem)) return false;
+        number = Lines.LineNumber;
+        return true;
+    }
+
+    /// <summary>
+    /// Reads one record into <see cref="_fields"/>; false at the end of the input. A quoted CSV field may hold line
+    /// breaks (RFC 4180), so one stray quote could swallow the lines after it into one record and shift every later
+    /// output row. The reader refuses to guess: a record whose quotes do not close properly (text after a closing
+    /// quote, or a quote still open at the end of the file) becomes one error row for the line it started on, and
+    /// the lines it had swallowed are read again as records of their own. So every input line is answered, and a
+    /// record spans several lines only when its quotes are well formed.
+    /// </summary>
     private bool ReadRecord(out string? problem)
     {
         _fields.Clear();
-        if (!Lines.TryReadLine(out string line, out problem)) return false;
+        if (!NextLine(out string line, out problem, out long first)) return false;
+        _recordLine = first;
         if (!_quoted)
         {
             if (problem is null) _fields.AddRange(line.Split(_separator));
@@ -231,12 +266,17 @@ internal sealed class DelimitedRowReader : RowReader
         }
         // CSV: walk the characters, continuing onto the next line while inside quotes.
         var field = new System.Text.StringBuilder();
+        var swallowed = new List<PendingLine>(); // lines after the first, kept (up to the row limit) to read again if the record is malformed
         bool inQuotes = false;
         bool fieldWasQuoted = false;
+        bool afterClosingQuote = false;
         long recordBytes = line.Length;
+        long number = first;
+        bool tooLong = false;
+        string? malformed = null;
         while (true)
         {
-            for (int i = 0; i < line.Length; i++)
+            for (int i = 0; i < line.Length && malformed is null; i++)
             {
                 char ch = line[i];
                 if (inQuotes)
@@ -244,39 +284,61 @@ internal sealed class DelimitedRowReader : RowReader
                     if (ch == '"')
                     {
                         if (i + 1 < line.Length && line[i + 1] == '"') { field.Append('"'); i++; }
-                        else inQuotes = false;
+                        else { inQuotes = false; afterClosingQuote = true; }
                     }
                     else field.Append(ch);
-                }
-                else if (ch == '"' && field.Length == 0 && !fieldWasQuoted)
-                {
-                    inQuotes = true;
-                    fieldWasQuoted = true;
                 }
                 else if (ch == _separator)
                 {
                     _fields.Add(field.ToString());
                     field.Clear();
                     fieldWasQuoted = false;
+                    afterClosingQuote = false;
+                }
+                else if (afterClosingQuote)
+                {
+                    malformed = $"line {number}: text after the closing quote of a CSV field (column {_fields.Count}); a quote inside a quoted field is written \"\"";
+                }
+                else if (ch == '"' && field.Length == 0 && !fieldWasQuoted)
+                {
+                    inQuotes = true;
+                    fieldWasQuoted = true;
                 }
                 else field.Append(ch);
             }
-            if (!inQuotes) break;
+            if (!inQuotes || malformed is not null) break;
             // A quoted field holds a line break: the record goes on with the next line.
-            if (!Lines.TryReadLine(out line, out string? more))
+            if (!NextLine(out line, out string? more, out number))
             {
-                problem ??= $"line {Lines.LineNumber}: a quoted CSV field is not closed before the end of the file";
+                malformed = $"line {first}: a quoted CSV field opened here is not closed before the end of the file";
                 break;
             }
             problem ??= more;
+            if (!tooLong) swallowed.Add(new PendingLine(line, more, number));
             recordBytes += line.Length + 1;
-            if (recordBytes > Lines.MaxLineBytes)
+            if (recordBytes > Lines.MaxLineBytes && !tooLong)
             {
-                // Keep scanning for the closing quote (so the next record starts right), but not the text.
-                problem ??= $"the CSV record ending on line {Lines.LineNumber} is longer than {Lines.MaxLineBytes:N0} bytes (--max-row-bytes)";
+                // Keep scanning for the closing quote (so the next record starts right), but neither the text nor
+                // the lines: the error row says which lines it covers.
+                tooLong = true;
+                swallowed.Clear();
                 field.Clear();
             }
             field.Append('\n');
+        }
+        if (tooLong)
+        {
+            problem = $"lines {first}-{number}: a quoted CSV field runs over {Lines.MaxLineBytes:N0} bytes (--max-row-bytes); " +
+                (malformed is null ? "read as one record" : "read as one record, and its quotes are malformed (" + malformed + ")");
+        }
+        else if (malformed is not null)
+        {
+            problem = swallowed.Count == 0 ? malformed
+                : $"the CSV record starting on line {first} is malformed ({malformed}); the {swallowed.Count} line(s) after line {first} are read again as records of their own";
+            // Read the swallowed lines again, before any lines already waiting.
+            _replay.RemoveRange(0, _replayNext);
+            _replay.InsertRange(0, swallowed);
+            _replayNext = 0;
         }
         _fields.Add(field.ToString());
         return true;

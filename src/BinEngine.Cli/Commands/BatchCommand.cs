@@ -21,6 +21,12 @@ internal static class BatchCommand
     /// <summary>A chunk also ends when its texts reach this many characters, bounding memory on huge rows.</summary>
     private const long MaxChunkChars = 16 << 20;
 
+    /// <summary>Most rows in one chunk (--chunk-size); the default 1024 already keeps every core busy.</summary>
+    internal const int MaxChunkRows = 1 << 16;
+
+    /// <summary>Most token ids one chunk may hold (rows × max_len; two chunks are allocated): 2 × 256 MiB of ids.</summary>
+    internal const long MaxChunkIds = 64L << 20;
+
     internal static Command Create(CliContext cx)
     {
         var input = new Argument<string>("input") { Description = "Input file: .tsv/.csv (a text column), .jsonl (a text field), or plain text (one text per line)" };
@@ -32,9 +38,9 @@ internal static class BatchCommand
         var header = new Option<string>("--header") { Description = "TSV/CSV: is the first row a header? auto (yes when it names --text-column or a known column such as text, sentence, label), yes, no", DefaultValueFactory = _ => "auto", HelpName = "auto|yes|no" };
         header.AcceptOnlyFromAmong("auto", "yes", "no");
         var threads = CommonOptions.Threads("to tokenize and classify on");
-        var chunk = new Option<int>("--chunk-size") { Description = "Rows read, classified and written at a time", DefaultValueFactory = _ => 1024, HelpName = "N" };
-        var maxRowBytes = new Option<int>("--max-row-bytes") { Description = "Rows longer than this many bytes become error rows instead of being read", DefaultValueFactory = _ => 1 << 20, HelpName = "BYTES" };
-        var resume = new Option<bool>("--resume") { Description = "If OUTPUT exists, keep its complete rows, skip as many input rows and append the rest (same bytes as an uninterrupted run)" };
+        var chunk = new Option<int>("--chunk-size") { Description = $"Rows read, classified and written at a time (1 to {MaxChunkRows:N0})", DefaultValueFactory = _ => 1024, HelpName = "N" };
+        var maxRowBytes = new Option<int>("--max-row-bytes") { Description = "Rows longer than this many bytes become error rows instead of being read", DefaultValueFactory = _ => ByteLineReader.DefaultMaxLineBytes, HelpName = "BYTES" };
+        var resume = new Option<bool>("--resume") { Description = "If an interrupted run left OUTPUT.partial (or OUTPUT), keep its complete rows, skip as many input rows and append the rest (same bytes as an uninterrupted run); refused when OUTPUT.batch.json shows another model, policy or options" };
         var quiet = new Option<bool>("--no-progress") { Description = "Print no progress (the summary is still printed)" };
         var logits = new Option<bool>("--logits") { Description = "JSONL: also every computed exit's logits, \"logits\": [[…C…] per block] (rows always carry \"entropies\")" };
         var model = CommonOptions.Model();
@@ -50,32 +56,66 @@ internal static class BatchCommand
             string outPath = cx.Resolve(parse.GetValue(output)!);
             if (!File.Exists(inPath))
                 throw new CliException($"input file '{inPath}' does not exist");
-            if (string.Equals(inPath, outPath, StringComparison.Ordinal))
-                throw new CliException("the output would overwrite the input; choose another -o");
+            if (cx.StdinClosed && UnixFiles.Of(0) is { } stdin && UnixFiles.Of(inPath) is { } source && stdin.SameFileAs(source))
+                throw new CliException($"input '{inPath}' is stdin, and stdin is closed (the command was started with <&-); pass a file, or pipe one in");
+            // Names cannot tell a symbolic or hard link from its target: compare the files themselves, for the
+            // output and the files written beside it.
+            string partialPath = outPath + ".partial";
+            foreach (string written in new[] { outPath, partialPath, RunRecord.PathFor(outPath) })
+            {
+                if (string.Equals(inPath, written, StringComparison.Ordinal) || UnixFiles.SameFile(inPath, written))
+                    throw new CliException($"the output '{written}' is the input file '{inPath}' (the same file, perhaps through a link); writing it would destroy the input: choose another -o");
+            }
             int chunkSize = parse.GetValue(chunk);
-            if (chunkSize < 1) throw new CliException($"--chunk-size must be at least 1, got {chunkSize}");
+            if (chunkSize is < 1 or > MaxChunkRows) throw new CliException($"--chunk-size must be 1 to {MaxChunkRows:N0} rows, got {chunkSize:N0}");
             int rowLimit = parse.GetValue(maxRowBytes);
             if (rowLimit < 1) throw new CliException($"--max-row-bytes must be at least 1, got {rowLimit}");
             var inFormat = parse.GetValue(format) is { } f ? RowReader.ParseFormat(f) : RowReader.FormatOf(inPath);
             var outFormat = parse.GetValue(outputFormat) is { } of ? ResultFormatter.ParseFormat(of) : ResultFormatter.FormatOf(outPath);
             int threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));
 
-            using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model), new BeexModelOptions { BatchThreads = threadCount });
+            string modelPath = ModelLocator.Locate(cx, parse.GetValue(model));
+            using BeexModel m = ModelLocator.Load(modelPath, new BeexModelOptions { BatchThreads = threadCount });
+            if ((long)chunkSize * m.Architecture.MaxLength > MaxChunkIds)
+                throw new CliException($"--chunk-size {chunkSize:N0} × max_len {m.Architecture.MaxLength:N0} is more than {MaxChunkIds:N0} token ids per chunk; use a --chunk-size of at most {MaxChunkIds / m.Architecture.MaxLength:N0}");
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
-            var formatter = ResultFormatter.Create(outFormat, m.Labels, parse.GetValue(logits));
+            bool withLogits = parse.GetValue(logits);
+            var formatter = ResultFormatter.Create(outFormat, m.Labels, withLogits);
+            var options = new RowOptions(parse.GetValue(textColumn), parse.GetValue(textField)!, parse.GetValue(header)!, rowLimit);
+            var record = RunRecord.Of(modelPath, PolicyOptions.Describe(exitPolicy), new Dictionary<string, string?>
+            {
+                ["input_format"] = inFormat.ToString().ToLowerInvariant(),
+                ["output_format"] = outFormat.ToString().ToLowerInvariant(),
+                ["text_column"] = options.TextColumn,
+                ["text_field"] = options.TextField,
+                ["header"] = options.Header,
+                ["max_row_bytes"] = rowLimit.ToString(CultureInfo.InvariantCulture),
+                ["logits"] = withLogits ? "yes" : "no",
+            });
 
             using var inStream = new FileStream(inPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            RowReader reader = RowReader.Open(inStream, inFormat,
-                new RowOptions(parse.GetValue(textColumn), parse.GetValue(textField)!, parse.GetValue(header)!, rowLimit));
+            RowReader reader = RowReader.Open(inStream, inFormat, options);
 
+            // Rows go to OUTPUT.partial, renamed to OUTPUT when the run ends: the output is replaced whole, a link
+            // at OUTPUT is replaced rather than written through, and --resume finds an interrupted run's rows there
+            // (or, for a run of an earlier version, in OUTPUT itself). A device or FIFO (/dev/stdout) is written directly.
+            bool direct = UnixFiles.Of(outPath) is { IsRegular: false };
+            bool resuming = parse.GetValue(resume);
+            if (direct && resuming)
+                throw new CliException($"cannot resume into '{outPath}': it is not a regular file");
+            string? existing = !resuming || direct ? null : File.Exists(partialPath) ? partialPath : File.Exists(outPath) ? outPath : null;
+            if (existing is not null && new FileInfo(existing).Length == 0)
+                existing = null; // no rows to keep, so none to check: start afresh
+            string writing = direct ? outPath : existing ?? partialPath;
             var run = new RunCounts();
             FileStream outStream;
-            if (parse.GetValue(resume) && File.Exists(outPath))
+            if (existing is not null)
             {
-                outStream = new FileStream(outPath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+                RunRecord.CheckResumable(outPath, existing, record);
+                outStream = new FileStream(existing, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
                 try
                 {
-                    (run.Skipped, run.Errors, run.Truncated) = ResumeState.Prepare(outStream, outPath, formatter);
+                    (run.Skipped, run.Errors, run.Truncated) = ResumeState.Prepare(outStream, existing, formatter);
                 }
                 catch
                 {
@@ -85,35 +125,52 @@ internal static class BatchCommand
             }
             else
             {
-                outStream = new FileStream(outPath, FileMode.Create, FileAccess.Write, FileShare.Read);
+                outStream = new FileStream(writing, direct ? FileMode.Open : FileMode.Create, FileAccess.Write, FileShare.Read);
+                // Written after the partial file is emptied, so a record never describes rows another run wrote.
+                if (!direct) RunRecord.Write(outPath, record);
             }
-            using var writer = new StreamWriter(outStream, new UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
-            if (outStream.Length == 0 && formatter.Header is not null)
-                writer.WriteLine(formatter.Header);
-
-            for (long i = 0; i < run.Skipped; i++)
+            var writer = new StreamWriter(outStream, new UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
+            try
             {
-                if (!reader.TryRead(out _))
-                    throw new CliException($"cannot resume: '{outPath}' holds {run.Skipped:N0} rows but '{inPath}' has only {i:N0}; is it the output of another input?");
+                if ((direct || outStream.Length == 0) && formatter.Header is not null)
+                    writer.WriteLine(formatter.Header);
+
+                for (long i = 0; i < run.Skipped; i++)
+                {
+                    if (!reader.TryRead(out _))
+                        throw new CliException($"cannot resume: '{existing}' holds {run.Skipped:N0} rows but '{inPath}' has only {i:N0}; is it the output of another input?");
+                }
+
+                var clock = Stopwatch.StartNew();
+                BatchProgress.Run(cx, inStream.CanSeek ? inStream.Length : 0, enabled: !parse.GetValue(quiet), report =>
+                    Classify(m, exitPolicy, reader, writer, formatter, chunkSize, threadCount, run, report));
+                clock.Stop();
+                writer.Dispose();
+                if (writing != outPath)
+                    File.Move(writing, outPath, overwrite: true);
+                Summarize(cx, run, clock, outPath);
             }
-
-            var clock = Stopwatch.StartNew();
-            BatchProgress.Run(cx, inStream.CanSeek ? inStream.Length : 0, enabled: !parse.GetValue(quiet), report =>
-                Classify(m, exitPolicy, reader, writer, formatter, chunkSize, threadCount, run, report));
-            clock.Stop();
-
-            long rowsIn = run.Skipped + run.New;
-            var c = CultureInfo.InvariantCulture;
-            cx.Stderr.WriteLine(string.Format(c,
-                "batch: {0:N0} rows in, {1:N0} ok, {2:N0} with errors{3}; {4:N0} processed in {5:0.0} s ({6:N0} rows/s) -> {7}",
-                rowsIn, rowsIn - run.Errors, run.Errors,
-                run.Truncated > 0 ? string.Format(c, " ({0:N0} truncated to max_len)", run.Truncated) : "",
-                run.New, clock.Elapsed.TotalSeconds, run.New / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), outPath));
-            if (run.Skipped > 0)
-                cx.Stderr.WriteLine(string.Format(c, "batch: resumed after the {0:N0} rows already in {1}", run.Skipped, outPath));
+            finally
+            {
+                writer.Dispose();
+            }
             return run.Errors > 0 ? ExitCodes.RowErrors : ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>The summary on stderr: rows in, ok, with errors, truncated; speed; where rows were kept from.</summary>
+    private static void Summarize(CliContext cx, RunCounts run, Stopwatch clock, string outPath)
+    {
+        long rowsIn = run.Skipped + run.New;
+        var c = CultureInfo.InvariantCulture;
+        cx.Stderr.WriteLine(string.Format(c,
+            "batch: {0:N0} rows in, {1:N0} ok, {2:N0} with errors{3}; {4:N0} processed in {5:0.0} s ({6:N0} rows/s) -> {7}",
+            rowsIn, rowsIn - run.Errors, run.Errors,
+            run.Truncated > 0 ? string.Format(c, " ({0:N0} truncated to max_len)", run.Truncated) : "",
+            run.New, clock.Elapsed.TotalSeconds, run.New / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), outPath));
+        if (run.Skipped > 0)
+            cx.Stderr.WriteLine(string.Format(c, "batch: resumed after the {0:N0} rows already in {1}", run.Skipped, outPath));
     }
 
     /// <summary>Counts over the whole output (rows kept by --resume included).</summary>

@@ -37,19 +37,19 @@ internal static class ClassifyCommand
             string[]? args = parse.GetValue(texts);
             if (args is not { Length: > 0 } && cx.StdinIsTerminal)
                 cx.Stderr.WriteLine("reading texts from stdin, one per line; end with Ctrl-D (or pass the texts as arguments)");
-            foreach (string text in Inputs(args, cx.Stdin))
+            foreach (var (text, problem) in Inputs(args, cx))
             {
                 ClassificationResult? r = null;
-                string? error = null;
+                string? error = problem;
                 try
                 {
-                    r = m.Classify(text, exitPolicy);
+                    if (error is null) r = m.Classify(text, exitPolicy);
                 }
                 catch (ArgumentException e)
                 {
                     error = e.Message;
-                    errors++;
                 }
+                if (error is not null) errors++;
                 cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error, withLogits) : TextOf(r, error));
                 index++;
             }
@@ -75,15 +75,20 @@ internal static class ClassifyCommand
         }
     }
 
-    private static IEnumerable<string> Inputs(string[]? args, TextReader stdin)
+    /// <summary>
+    /// The texts: the arguments, else the lines of stdin read by the rule `batch` uses (split at '\n' only,
+    /// strict UTF-8, lines over 1 MiB reported and skipped, never buffered), each with why it is unusable or null.
+    /// </summary>
+    private static IEnumerable<(string Text, string? Problem)> Inputs(string[]? args, CliContext cx)
     {
         if (args is { Length: > 0 })
         {
-            foreach (string a in args) yield return a;
+            foreach (string a in args) yield return (a, null);
             yield break;
         }
-        while (stdin.ReadLine() is { } line)
-            yield return line;
+        var lines = cx.OpenStdinLines(Batch.ByteLineReader.DefaultMaxLineBytes);
+        while (lines.TryReadLine(out string line, out string? problem))
+            yield return (line, problem);
     }
 
     /// <summary>"positive  0.973  exit 2/6" (+ "  truncated" when the text was cut to max_len tokens).</summary>

@@ -29,7 +29,12 @@ internal static class ConvertCommand
             var stdout = parse.InvocationConfiguration.Output;
             var stderr = parse.InvocationConfiguration.Error;
             var source = parse.GetValue(checkpoint)!;
+            ModelLocator.RequireRegularFile(source.FullName, "checkpoint");
             string outPath = parse.GetValue(output)?.FullName ?? Path.ChangeExtension(source.FullName, ".bex");
+            // The model is renamed into place, which would replace the checkpoint if the output named it (directly or
+            // through a link): compare the files, not the names, and refuse before reading anything.
+            if (string.Equals(source.FullName, outPath, StringComparison.Ordinal) || UnixFiles.SameFile(source.FullName, outPath))
+                throw new CliException($"the output '{outPath}' is the checkpoint '{source.FullName}' (the same file, perhaps through a link); writing it would destroy the checkpoint: choose another -o");
             string? vocabPath = parse.GetValue(vocab)?.FullName;
             string? tokenizerPath = parse.GetValue(tokenizerJson)?.FullName;
             if (vocabPath is null && tokenizerPath is null

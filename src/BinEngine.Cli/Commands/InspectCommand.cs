@@ -24,6 +24,7 @@ internal static class InspectCommand
         {
             var stdout = parse.InvocationConfiguration.Output;
             string path = parse.GetValue(model)!.FullName;
+            ModelLocator.RequireRegularFile(path, "model");
             try
             {
                 using var file = ModelFileReader.Open(path);

@@ -30,10 +30,21 @@ internal static class TokenizeCommand
             WordPieceTokenizer tokenizer = Load(cx, parse.GetValue(model), parse.GetValue(vocab), parse.GetValue(tokenizerJson));
             bool withTokens = parse.GetValue(tokens);
             var line = new JsonLine();
+            var lines = cx.OpenStdinLines(Batch.ByteLineReader.DefaultMaxLineBytes);
             if (cx.StdinIsTerminal)
                 cx.Stderr.WriteLine("reading lines from stdin; end with Ctrl-D");
-            while (cx.Stdin.ReadLine() is { } text)
+            int errors = 0;
+            while (lines.TryReadLine(out string text, out string? problem))
             {
+                if (problem is not null)
+                {
+                    // The line is unusable (not UTF-8, over the length cap): an error object in its place keeps output line i for input line i.
+                    errors++;
+                    Utf8JsonWriter e = line.Begin();
+                    e.WriteString("error", problem);
+                    cx.Stdout.WriteLine(line.End());
+                    continue;
+                }
                 int[] ids = tokenizer.Encode(text);
                 bool truncated = false;
                 if (max is { } n && ids.Length > n)
@@ -55,7 +66,9 @@ internal static class TokenizeCommand
                 j.WriteBoolean("truncated", truncated);
                 cx.Stdout.WriteLine(line.End());
             }
-            return ExitCodes.Ok;
+            if (errors > 0)
+                cx.Stderr.WriteLine($"{errors} line(s) could not be tokenized (see the error lines)");
+            return errors > 0 ? ExitCodes.RowErrors : ExitCodes.Ok;
         });
         return command;
     }
@@ -86,6 +99,10 @@ internal static class TokenizeCommand
         }
     }
 
-    private static string RequireFile(string path, string what) =>
-        File.Exists(path) ? path : throw new CliException($"{what} file '{path}' does not exist");
+    private static string RequireFile(string path, string what)
+    {
+        if (!File.Exists(path)) throw new CliException($"{what} file '{path}' does not exist");
+        ModelLocator.RequireRegularFile(path, what);
+        return path;
+    }
 }

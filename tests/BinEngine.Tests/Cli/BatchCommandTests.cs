@@ -171,6 +171,8 @@ public class BatchCommandTests(CliFixture fx)
         {
             string partial = Path.Combine(fx.NewFolder(), name);
             File.WriteAllBytes(partial, expected.AsSpan(0, cut).ToArray());
+            // An interrupted run leaves its record of model and options beside its rows (--resume checks it).
+            File.Copy(BinEngine.Cli.Batch.RunRecord.PathFor(full), BinEngine.Cli.Batch.RunRecord.PathFor(partial));
             var resumed = fx.RunWithModel("batch", input, "-o", partial, "--resume", "--chunk-size", "4");
             Assert.True(resumed.ExitCode == 1, $"cut {cut}: {resumed}"); // the error rows of the first part still count
             Assert.True(resumed.Stderr.Contains("25 rows in, 21 ok, 4 with errors"), $"cut {cut}: {resumed}");

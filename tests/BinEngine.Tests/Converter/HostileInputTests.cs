@@ -104,6 +104,33 @@ public class HostileInputTests
         Assert.Contains("not a dimension", ConvertFails(Safetensors([], "{\"x\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 0]}}")));
     }
 
+    [Theory]
+    [InlineData("\"0\"")]
+    [InlineData("null")]
+    [InlineData("true")]
+    [InlineData("{}")]
+    [InlineData("[]")]
+    public void DataOffsetsOfTheWrongJsonTypeNameTheTensor(string bad)
+    {
+        // Issue 17 item 7: each of these crashed the process (InvalidOperationException out of TryGetInt64).
+        string header = $"{{\"w\": {{\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [{bad}, 4]}}}}";
+        Assert.Contains("tensor 'w': 'data_offsets' is [" + bad + ", 4], not [begin, end]", ConvertFails(Safetensors([], header, extraData: 4)));
+        string whole = $"{{\"w\": {{\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": {bad}}}}}";
+        Assert.Contains("tensor 'w': 'data_offsets' is " + bad + ", not [begin, end]", ConvertFails(Safetensors([], whole, extraData: 4)));
+    }
+
+    [Fact]
+    public void OverlappingDataOffsetsAreRefused()
+    {
+        string header = "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}";
+        Assert.Contains("tensor 'b' data_offsets [4, 12) overlap tensor 'a' [0, 8)", ConvertFails(Safetensors([], header, extraData: 12)));
+        // The same bytes named twice overlap as well; an empty tensor anywhere does not.
+        string twice = "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}";
+        Assert.Contains("overlap", ConvertFails(Safetensors([], twice, extraData: 8)));
+        string empty = "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, \"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]}}";
+        Assert.Equal(2, Checkpoint.Read(Safetensors([], empty, extraData: 8), "empty").Tensors.Count);
+    }
+
     // ---- torch zip + pickle ------------------------------------------------------------------
 
     private static byte[] FixturePt => File.ReadAllBytes(Fixtures.Pt);
@@ -213,6 +240,145 @@ public class HostileInputTests
         }
         Assert.True(output.Length < 100_000);
         Assert.Contains("refusing a possible zip bomb", Fails(() => Checkpoint.Read(output.ToArray(), "bomb.pt")));
+    }
+
+    /// <summary>A zip of uncompressed entries (name, bytes), in order; duplicates allowed.</summary>
+    private static byte[] Zip(params (string Name, byte[] Data, CompressionLevel Level)[] entries)
+    {
+        var output = new MemoryStream();
+        using (var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
+            foreach (var (entryName, data, level) in entries)
+            {
+                using var s = zip.CreateEntry(entryName, level).Open();
+                s.Write(data);
+            }
+        return output.ToArray();
+    }
+
+    /// <summary>The fixture's entries, as (name, bytes).</summary>
+    private static List<(string Name, byte[] Data, CompressionLevel Level)> FixtureEntries()
+    {
+        var entries = new List<(string, byte[], CompressionLevel)>();
+        using var zip = new ZipArchive(new MemoryStream(FixturePt), ZipArchiveMode.Read);
+        foreach (var e in zip.Entries)
+        {
+            var ms = new MemoryStream();
+            e.Open().CopyTo(ms);
+            entries.Add((e.FullName, ms.ToArray(), CompressionLevel.NoCompression));
+        }
+        return entries;
+    }
+
+    /// <summary>Offset of the central-directory header of <paramref name="entryName"/> in <paramref name="zip"/>.</summary>
+    private static int CentralHeader(byte[] zip, string entryName)
+    {
+        byte[] nameBytes = Encoding.UTF8.GetBytes(entryName);
+        for (int i = 0; i + 46 <= zip.Length; i++)
+        {
+            if (zip[i] != 'P' || zip[i + 1] != 'K' || zip[i + 2] != 1 || zip[i + 3] != 2) continue;
+            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(zip.AsSpan(i + 28));
+            if (zip.AsSpan(i + 46, nameLength).SequenceEqual(nameBytes)) return i;
+        }
+        throw new InvalidOperationException("no central header for " + entryName);
+    }
+
+    [Fact]
+    public void EntryWhoseCrcDoesNotMatchIsRefused()
+    {
+        // Issue 17 item 6: damage inside a stored storage entry converted (rc 0).
+        byte[] pt = FixturePt;
+        var storage = FixtureEntries().First(e => e.Name == "tiny/data/1").Data;
+        int at = pt.AsSpan().IndexOf(storage);
+        Assert.True(at > 0);
+        pt[at + storage.Length / 2] ^= 0x40;
+        Assert.Contains("zip entry 'tiny/data/1' has CRC-32", Fails(() => Checkpoint.Read(pt, "damaged.pt")));
+    }
+
+    [Fact]
+    public void EncryptedEntryIsRefused()
+    {
+        // Bit 0 of the general-purpose flags (central directory, offset 8) marks an entry encrypted.
+        byte[] pt = FixturePt;
+        pt[CentralHeader(pt, "tiny/data/0") + 8] |= 1;
+        Assert.Contains("zip entry 'tiny/data/0' is encrypted", Fails(() => Checkpoint.Read(pt, "encrypted.pt")));
+    }
+
+    [Fact]
+    public void DuplicatedEntryNamesAreRefused()
+    {
+        // torch.load reads the last copy of a name, ZipArchive.GetEntry the first: refuse rather than pick.
+        var entries = FixtureEntries();
+        var storage = entries.First(e => e.Name == "tiny/data/1");
+        entries.Add((storage.Name, new byte[storage.Data.Length], CompressionLevel.NoCompression));
+        Assert.Contains("zip entry 'tiny/data/1' is stored twice", Fails(() => Checkpoint.Read(Zip([.. entries]), "twice.pt")));
+    }
+
+    /// <summary>{'w': a FloatStorage of <paramref name="floats"/> elements, viewed whole}.</summary>
+    private static byte[] FloatTensorPickle(int floats) => Pickle(
+        "\u0080\u0002}X\u0001\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nFloatStorage\n" +
+        $"X\u0001\0\0\00X\u0003\0\0\0cpuJ{Le32(floats)}tQK\0J{Le32(floats)}\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRs.");
+
+    private static string Le32(int v) => new([(char)(v & 0xff), (char)((v >> 8) & 0xff), (char)((v >> 16) & 0xff), (char)((v >> 24) & 0xff)]);
+
+    [Fact]
+    public void CentralDirectoryThatLiesAboutAnUnreadEntryDoesNotRaiseTheZipBombBound()
+    {
+        // Issue 17 item 6: the bound was the sum of declared compressed sizes, so an entry that is never
+        // read but claims 2 GB let a deflate bomb through (a 384 KB file used 818 MB).
+        const int Floats = 2 << 20; // 8 MiB of zeros, deflated to a few kB
+        byte[] zip = Zip(("bomb/data.pkl", FloatTensorPickle(Floats), CompressionLevel.NoCompression),
+            ("bomb/data/0", new byte[Floats * 4], CompressionLevel.Optimal),
+            ("bomb/liar", new byte[16], CompressionLevel.NoCompression));
+        BinaryPrimitives.WriteUInt32LittleEndian(zip.AsSpan(CentralHeader(zip, "bomb/liar") + 20), int.MaxValue);
+        Assert.True(zip.Length < 100_000);
+        Assert.Contains("refusing a possible zip bomb", Fails(() => Checkpoint.Read(zip, "liar.pt")));
+        // The same storage, honestly stored, converts: the bound is on what the archive really holds.
+        byte[] honest = Zip(("bomb/data.pkl", FloatTensorPickle(Floats), CompressionLevel.NoCompression),
+            ("bomb/data/0", new byte[Floats * 4], CompressionLevel.NoCompression));
+        Assert.Equal(Floats, Checkpoint.Read(honest, "honest.pt").Tensors["w"].ElementCount);
+    }
+
+    [Fact]
+    public void ManyExpandedViewsAreBoundedTogether()
+    {
+        // Issue 17 item 6: stride-0 views were capped one at a time (64 × the archive each), not in total.
+        // 12 views of one 8-byte element, each [2^20] (8 MiB): 96 MiB from a file of a few kB.
+        var pickle = new StringBuilder("\u0080\u0002}(");
+        for (int i = 0; i < 12; i++)
+            pickle.Append($"X\u0002\0\0\0w{(char)('a' + i)}ctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nLongStorage\n" +
+                $"X\u0001\0\0\00X\u0003\0\0\0cpuK\u0001tQK\0J{Le32(1 << 20)}\u0085K\0\u0085\u0089ccollections\nOrderedDict\n)RtR");
+        pickle.Append("u.");
+        byte[] zip = Zip(("views/data.pkl", Pickle(pickle.ToString()), CompressionLevel.NoCompression),
+            ("views/data/0", new byte[8], CompressionLevel.NoCompression));
+        string message = Fails(() => Checkpoint.Read(zip, "views.pt"));
+        Assert.Contains("would materialize 8388608 bytes", message);
+        Assert.Contains("all tensors together may take", message);
+        // One such view is within the bound.
+        byte[] one = Zip(("views/data.pkl", Pickle(pickle.ToString()[..(pickle.ToString().IndexOf("X\u0002\0\0\0wb", StringComparison.Ordinal))] + "u."), CompressionLevel.NoCompression),
+            ("views/data/0", new byte[8], CompressionLevel.NoCompression));
+        Assert.Equal(1 << 20, Checkpoint.Read(one, "one.pt").Tensors["wa"].ElementCount);
+    }
+
+    [Fact]
+    public void PickleMemoBombIsRefusedWithinBoundedMemory()
+    {
+        // Issue 17 item 6: one-byte EMPTY_DICTs collapsed into tuples (and memoized) kept the stack small
+        // while building ~70 bytes per pickle byte: 1.1 GB before the stack bound refused anything.
+        var bomb = new MemoryStream();
+        bomb.Write([0x80, 0x02]);
+        for (int round = 0; round < 16; round++)
+        {
+            bomb.WriteByte((byte)'(');
+            for (int i = 0; i < 500_000; i++) { bomb.WriteByte((byte)'}'); bomb.WriteByte(0x94); }
+            bomb.WriteByte((byte)'t');
+        }
+        bomb.WriteByte((byte)'.');
+        byte[] zip = WithPickle(bomb.ToArray());
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        string message = Fails(() => Checkpoint.Read(zip, "memo.pt"));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains($"more than {RestrictedUnpickler.MaxObjects} objects pushed or memoized", message);
+        Assert.True(allocated < 256L << 20, $"{allocated:N0} bytes allocated refusing a {bomb.Length:N0}-byte pickle");
     }
 
     [Fact]
