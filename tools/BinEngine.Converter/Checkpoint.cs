@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace BinEngine.Converter;
 
 /// <summary>A checkpoint read into memory: its tensors by name, plus what the file says about itself.</summary>
-public sealed class Checkpoint
+internal sealed class Checkpoint
 {
     internal Checkpoint(string path, string format, IReadOnlyDictionary<string, SourceTensor> tensors, IReadOnlyDictionary<string, string> metadata, string sha256)
     {

@@ -6,7 +6,7 @@ namespace BinEngine.Converter;
 /// that is missing or wrong, a tensor that is missing, of the wrong dtype or shape. The message
 /// names the file, the tensor or key, and expected vs actual.
 /// </summary>
-public sealed class ConversionException : Exception
+internal sealed class ConversionException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public ConversionException(string message) : base(message) { }

@@ -8,10 +8,10 @@ namespace BinEngine.Converter;
 /// <param name="StoredAs">Its type and shape in the file.</param>
 /// <param name="Fp32Bytes">Its parameters at 32 bits each (0 for derived tensors: α, scales, the token map).</param>
 /// <param name="StoredBytes">Its bytes in the file (packed rows padded to 256 bits, alignment padding excluded).</param>
-public sealed record TensorSizeRow(string Name, string Source, string StoredAs, long Fp32Bytes, long StoredBytes);
+internal sealed record TensorSizeRow(string Name, string Source, string StoredAs, long Fp32Bytes, long StoredBytes);
 
 /// <summary>What a conversion produced: the file, its size against the FP32 model, and notes.</summary>
-public sealed class ConversionReport
+internal sealed class ConversionReport
 {
     internal ConversionReport(string outputPath, IReadOnlyList<TensorSizeRow> rows, long fileBytes, long dataOffset, long dataBytes,
         IReadOnlyList<string> notes)

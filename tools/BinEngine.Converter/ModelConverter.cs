@@ -5,7 +5,7 @@ using ModelFileReader = BinEngine.ModelFile.ModelFile;
 namespace BinEngine.Converter;
 
 /// <summary>Where the converter finds what a checkpoint alone does not hold.</summary>
-public sealed class ConvertOptions
+internal sealed class ConvertOptions
 {
     /// <summary>config.json; default: the safetensors <c>__metadata__["config"]</c>, else config.json beside the checkpoint.</summary>
     public string? ConfigPath { get; init; }
@@ -28,7 +28,7 @@ public sealed class ConvertOptions
 /// The output depends only on the checkpoint's tensors, the config and the vocabulary (plus the
 /// provenance strings), so a .pt and a safetensors of the same weights give identical data.
 /// </summary>
-public static class ModelConverter
+internal static class ModelConverter
 {
     /// <summary>The converter's name and format version, recorded in <c>provenance.converter</c>.</summary>
     public const string Identity = "BinEngine.Converter (model file format v1)";

@@ -8,7 +8,7 @@ namespace BinEngine.Converter;
 /// maps and runs (LCE's principle). Both are the engine's one quantizer (<see cref="Quantizer"/>)
 /// applied per row, then packed with the one packed-bit layout (<see cref="BitPacking"/>).
 /// </summary>
-public static class Quantizers
+internal static class Quantizers
 {
     /// <summary>
     /// Binarizes a [rows, k] weight matrix: bit 1 = +1 (sign(0) = +1), α_o = mean|W_o| in float64,

@@ -12,7 +12,7 @@ namespace BinEngine.Converter;
 /// <c>_rebuild_parameter</c> build a <see cref="PickledTensor"/> description, persistent ids name
 /// storages. Every other opcode or global is rejected with its byte offset.
 /// </summary>
-public static class RestrictedUnpickler
+internal static class RestrictedUnpickler
 {
     /// <summary>The globals a torch state_dict pickle may name: the dict type, the tensor rebuilders and the typed storages.</summary>
     public static IReadOnlyCollection<string> AllowedGlobals { get; } = new HashSet<string>(StringComparer.Ordinal)

@@ -10,7 +10,7 @@ namespace BinEngine.Converter;
 /// to the byte after the header) plus an optional "__metadata__" string→string map, then the raw
 /// little-endian tensor data. Every length and offset is checked against the file before use.
 /// </summary>
-public static class SafetensorsReader
+internal static class SafetensorsReader
 {
     /// <summary>Largest JSON header accepted (the reference implementation's limit is 100 MB).</summary>
     public const long MaxHeaderBytes = 100_000_000;

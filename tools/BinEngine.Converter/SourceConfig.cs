@@ -9,7 +9,7 @@ namespace BinEngine.Converter;
 /// <see cref="ModelConfig"/> plus the tokenizer option and provenance fields. Keys the engine
 /// does not use (training hyper-parameters) are ignored but kept in <see cref="Json"/>.
 /// </summary>
-public sealed class SourceConfig
+internal sealed class SourceConfig
 {
     private SourceConfig(ModelConfig model, bool? lowercase, string? task, string? trainData, IReadOnlyList<KeyValuePair<string, MetadataValue>> metrics, string json,
         string unk, string cls, string sep, string pad)

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace BinEngine.Converter;
 
 /// <summary>Element types a checkpoint may hold (safetensors names; torch storages map onto them).</summary>
-public enum SourceDType
+internal enum SourceDType
 {
     /// <summary>float32.</summary>
     F32,
@@ -28,7 +28,7 @@ public enum SourceDType
 }
 
 /// <summary>One tensor read from a checkpoint: dtype, shape and its elements as contiguous little-endian bytes.</summary>
-public sealed class SourceTensor
+internal sealed class SourceTensor
 {
     /// <summary>Creates a tensor; <paramref name="data"/> must hold exactly numel · element size bytes.</summary>
     public SourceTensor(string name, SourceDType dtype, long[] shape, byte[] data)

@@ -7,7 +7,7 @@ namespace BinEngine.Converter;
 /// <c>model.</c> (a LightningModule-style holder). A prefix is stripped only when every tensor
 /// carries it, repeatedly (so <c>module._orig_mod.</c> unwraps too). docs/FORMAT.md lists this.
 /// </summary>
-public static class TensorNameMap
+internal static class TensorNameMap
 {
     /// <summary>Whole-checkpoint prefixes that are stripped.</summary>
     public static IReadOnlyList<string> WrapperPrefixes { get; } = ["module.", "_orig_mod.", "model."];

@@ -11,7 +11,7 @@ namespace BinEngine.Converter;
 /// object must be a dict of name → tensor; tensors are copied out of their storages (any
 /// non-negative strides, bounds-checked) into contiguous row-major arrays.
 /// </summary>
-public static class TorchZipReader
+internal static class TorchZipReader
 {
     /// <summary>Largest data.pkl accepted (a state_dict's pickle is a few hundred bytes per tensor).</summary>
     public const long MaxPickleBytes = 16 << 20;

@@ -9,7 +9,7 @@ namespace BinEngine.Converter;
 /// stripped) or a Hugging Face <c>tokenizer.json</c> (<c>model.vocab</c>: token → id, ids dense
 /// from 0). Tokenization itself is BinEngine.Tokenization's; this only carries the strings.
 /// </summary>
-public static class Vocabulary
+internal static class Vocabulary
 {
     /// <summary>Tokens of a vocab.txt, in id order.</summary>
     public static string[] ReadVocabTxt(string path)

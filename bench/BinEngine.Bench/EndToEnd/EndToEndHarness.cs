@@ -49,7 +49,7 @@ public static class EndToEndHarness
                 threads =>
                 {
                     current?.Dispose();
-                    current = BeexModel.Load(path, new BeexModelOptions { Threads = threads, BatchThreads = threads, Kernels = model.Kernels });
+                    current = BeexModel.Load(path, new BeexModelOptions { Threads = threads, BatchThreads = threads, Kernels = model.Kernels.ToString() });
                 },
                 text => current!.Classify(text, policy), chunk => current!.ClassifyBatch(chunk, policy));
 

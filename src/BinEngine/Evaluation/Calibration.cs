@@ -1,7 +1,7 @@
 namespace BinEngine.Evaluation;
 
 /// <summary>How well an answer's probability matches how often such answers are right.</summary>
-public static class Calibration
+internal static class Calibration
 {
     /// <summary>Bins of <see cref="ExpectedCalibrationError"/> (Guo et al., 2017, use 15).</summary>
     public const int DefaultBins = 15;

@@ -5,7 +5,7 @@ namespace BinEngine.Evaluation;
 /// <param name="Accuracy">Fraction of samples whose prediction equals the gold label (0 when N = 0).</param>
 /// <param name="MacroF1">Mean per-class F1 over the classes present (see <see cref="Compute"/>).</param>
 /// <param name="Confusion">Counts [gold, predicted].</param>
-public sealed record ClassificationMetrics(int N, double Accuracy, double MacroF1, long[,] Confusion)
+internal sealed record ClassificationMetrics(int N, double Accuracy, double MacroF1, long[,] Confusion)
 {
     /// <summary>
     /// Compares <paramref name="predicted"/> with <paramref name="gold"/> over <paramref name="classes"/> classes.

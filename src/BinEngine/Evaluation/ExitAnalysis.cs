@@ -10,7 +10,7 @@ namespace BinEngine.Evaluation;
 /// <param name="MeanBlocks">Mean blocks run per sample.</param>
 /// <param name="ComputeSaved">Fraction of full-depth FLOPs skipped (<see cref="ExitOutcome.ComputeSaved"/>).</param>
 /// <param name="Ece">Expected calibration error of the answers (<see cref="Calibration.ExpectedCalibrationError"/>).</param>
-public sealed record OperatingPoint(string Name, ExitPolicy? Policy, int StaticDepth, ClassificationMetrics Metrics,
+internal sealed record OperatingPoint(string Name, ExitPolicy? Policy, int StaticDepth, ClassificationMetrics Metrics,
     double MeanBlocks, double ComputeSaved, double Ece)
 {
     /// <summary>Metrics.Accuracy.</summary>
@@ -29,7 +29,7 @@ public sealed record OperatingPoint(string Name, ExitPolicy? Policy, int StaticD
 /// <param name="Oracle">Right if any exit is right, exiting at the first right one (<see cref="ExitReplay.Oracle"/>).</param>
 /// <param name="Curves">Per policy, its points over the grid of its thresholds.</param>
 /// <param name="Front">The points of the static depths and curves no other point beats on both accuracy and compute saved, most compute saved first.</param>
-public sealed record ExitAnalysis(
+internal sealed record ExitAnalysis(
     IReadOnlyList<OperatingPoint> StaticDepths,
     OperatingPoint Oracle,
     IReadOnlyDictionary<ExitPolicyKind, IReadOnlyList<OperatingPoint>> Curves,

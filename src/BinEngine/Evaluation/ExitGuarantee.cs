@@ -18,7 +18,7 @@ namespace BinEngine.Evaluation;
 /// <param name="PValue">P(Bin(n, ε) ≤ k).</param>
 /// <param name="Data">The calibration data's file name.</param>
 /// <param name="DataSha256">Lower-case hex SHA-256 of the calibration data file.</param>
-public sealed record ExitGuarantee(string Policy, string Method, double MaxDrop, double Delta, long Samples, long Losses,
+internal sealed record ExitGuarantee(string Policy, string Method, double MaxDrop, double Delta, long Samples, long Losses,
     double PValue, string Data, string DataSha256)
 {
     /// <summary>The method name of <see cref="LearnThenTest"/>.</summary>

@@ -10,7 +10,7 @@ namespace BinEngine.Evaluation;
 /// asks <see cref="ExitPolicy.ShouldExit"/> (the one definition of every rule), so it equals a real run exactly
 /// and follows any change to a rule automatically.
 /// </summary>
-public sealed class ExitReplay
+internal sealed class ExitReplay
 {
     private readonly float[][] _probabilities; // per sample, [L × C]
     private readonly float[][] _entropies;     // per sample, [L]
@@ -171,7 +171,7 @@ public sealed class ExitReplay
 /// <param name="ExitBlocks">The block (1-based) whose exit answered, per sample.</param>
 /// <param name="Confidences">The answered class's probability per sample.</param>
 /// <param name="ComputeSaved">Fraction of full-depth FLOPs (blocks and exit heads) skipped, weighted by each sample's cost.</param>
-public sealed record ExitOutcome(int[] Labels, int[] ExitBlocks, float[] Confidences, double ComputeSaved)
+internal sealed record ExitOutcome(int[] Labels, int[] ExitBlocks, float[] Confidences, double ComputeSaved)
 {
     /// <summary>Mean blocks run per sample.</summary>
     public double MeanBlocks => ExitBlocks.Length == 0 ? 0 : ExitBlocks.Average();

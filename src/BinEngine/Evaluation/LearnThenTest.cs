@@ -11,7 +11,7 @@ namespace BinEngine.Evaluation;
 /// <param name="Accuracy">Accuracy of the setting's answers on the calibration data.</param>
 /// <param name="MeanBlocks">Mean blocks run per sample.</param>
 /// <param name="ComputeSaved">Fraction of full-depth FLOPs skipped.</param>
-public sealed record CalibrationStep(ExitPolicy Policy, int Losses, double Risk, double PValue, bool Rejected,
+internal sealed record CalibrationStep(ExitPolicy Policy, int Losses, double Risk, double PValue, bool Rejected,
     double Accuracy, double MeanBlocks, double ComputeSaved);
 
 /// <summary>The outcome of <see cref="LearnThenTest.Calibrate"/>.</summary>
@@ -21,7 +21,7 @@ public sealed record CalibrationStep(ExitPolicy Policy, int Losses, double Risk,
 /// <param name="MaxDrop">ε, the accuracy drop allowed (a fraction: 0.005 = half a point).</param>
 /// <param name="Delta">δ: the guarantee holds with probability at least 1 − δ over the draw of the calibration data.</param>
 /// <param name="FullDepthAccuracy">Accuracy at full depth on the calibration data.</param>
-public sealed record CalibrationResult(ExitPolicy? Chosen, IReadOnlyList<CalibrationStep> Steps, int N, double MaxDrop, double Delta,
+internal sealed record CalibrationResult(ExitPolicy? Chosen, IReadOnlyList<CalibrationStep> Steps, int N, double MaxDrop, double Delta,
     double FullDepthAccuracy)
 {
     /// <summary>The step of <see cref="Chosen"/>, or null.</summary>
@@ -52,7 +52,7 @@ public sealed record CalibrationResult(ExitPolicy? Chosen, IReadOnlyList<Calibra
 /// Note on n: with no loss at all (k = 0) p = (1 − ε)^n, so nothing is certified unless n ≥ ln δ / ln(1 − ε)
 /// (598 samples for ε = 0.005, δ = 0.05); <see cref="MinimumSamples"/> computes it.
 /// </summary>
-public static class LearnThenTest
+internal static class LearnThenTest
 {
     /// <summary>
     /// The calibration chain of a policy kind, safest first (see the remarks in the source: κ rises at a pinned τ

@@ -17,13 +17,13 @@ namespace BinEngine.Evaluation;
 /// <param name="Throughput">Texts per second of the whole set as one batch.</param>
 /// <param name="Threads">Threads of the batch run.</param>
 /// <param name="Exits">The exit analysis replayed from one full-depth pass, when asked for.</param>
-public sealed record ModelEvaluationReport(
+internal sealed record ModelEvaluationReport(
     ExitPolicy Policy, ClassificationMetrics Metrics, double MeanBlocks, long[] ExitHistogram, double ComputeSaved, double Ece,
     int Truncated, double LatencyP50Ms, double LatencyP99Ms, int LatencySamples, double Throughput, int Threads,
     ExitAnalysis? Exits);
 
 /// <summary>Runs a model over labelled texts: answers, exits, compute, calibration, latency and throughput.</summary>
-public static class ModelEvaluation
+internal static class ModelEvaluation
 {
     /// <param name="model">The model; the batch (throughput) run uses its <see cref="BeexModel.BatchThreads"/>, latency its <see cref="BeexModel.Threads"/>.</param>
     /// <param name="policy">The exit policy of the real run.</param>

@@ -14,7 +14,7 @@ namespace BinEngine.Kernels;
 /// fixed cost per output of finishing a count (K = 768: 24 inputs instead of 12). The row-major copy stays for the
 /// kernels that read rows.
 /// </remarks>
-public sealed class BinaryWeights
+internal sealed class BinaryWeights
 {
     /// <summary>Rows per interleaved block: one 32-bit lane each in a 512-bit vector.</summary>
     public const int BlockRows = 16;

@@ -14,7 +14,7 @@ namespace BinEngine.Kernels;
 /// A k-bit activation row is its k planes one after another (plane p at word p · RowWords(K)), so the planes of M
 /// rows form an (M · k)-row packed matrix.
 /// </remarks>
-public static class BitPacking
+internal static class BitPacking
 {
     /// <summary>Bits per block: every row is padded with zero bits to a multiple of this.</summary>
     public const int BlockBits = 256;

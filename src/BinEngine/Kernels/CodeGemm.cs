@@ -10,7 +10,7 @@ namespace BinEngine.Kernels;
 /// (vpmaddubsw) computes, two products per 16-bit lane; |b·q| ≤ 128, so a pair is at most 256 in magnitude and a 16-bit
 /// lane can take 127 such pairs before it could overflow; the kernels widen every 64.
 /// </remarks>
-public abstract class CodeGemm : GemmKernel
+internal abstract class CodeGemm : GemmKernel
 {
     /// <summary>C[M, N] = B·q exactly.</summary>
     /// <param name="codes">A[M, K] row-major signed bytes (the quantizer's integer codes).</param>

@@ -12,7 +12,7 @@ namespace BinEngine.Kernels;
 /// the end, then B·q = 2·Σ b·q − Σ q (see <see cref="CodeGemm"/>). Each step of 32 elements loads 4 weight and
 /// 4 activation vectors for 16 multiply-adds; the last K mod 32 elements are added one by one.
 /// </summary>
-public sealed class CodeGemmAvx2MaddUbs : CodeGemm
+internal sealed class CodeGemmAvx2MaddUbs : CodeGemm
 {
     /// <summary>Steps between widenings: a 16-bit lane gains at most 2·128 per step, 64·256 &lt; 2^15.</summary>
     private const int StepsPerFlush = 64;

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace BinEngine.Kernels;
 
 /// <summary>Reference int8 W1Ak: C[i, j] = Σ_t (2·b_jt − 1)·q_it, plain loops.</summary>
-public sealed class CodeGemmScalar : CodeGemm
+internal sealed class CodeGemmScalar : CodeGemm
 {
     /// <inheritdoc/>
     public override string Name => "code-scalar";

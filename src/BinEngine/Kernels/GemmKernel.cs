@@ -5,7 +5,7 @@ namespace BinEngine.Kernels;
 /// calls. All kernels compute C[M, N] from M activation rows A and N weight rows W over K (weights stored rows =
 /// outputs, like nn.Linear), C row-major.
 /// </summary>
-public abstract class GemmKernel
+internal abstract class GemmKernel
 {
     /// <summary>Unique name, e.g. "xnor-avx512-nibble": what BINENGINE_ISA reports and tests enumerate.</summary>
     public abstract string Name { get; }

@@ -14,7 +14,7 @@ public enum KernelIsa
 }
 
 /// <summary>Names of <see cref="KernelIsa"/> as the BINENGINE_ISA environment variable spells them.</summary>
-public static class KernelIsaNames
+internal static class KernelIsaNames
 {
     /// <summary>The name of <paramref name="isa"/>: scalar, v128, avx2 or avx512.</summary>
     public static string ToName(this KernelIsa isa) => isa switch

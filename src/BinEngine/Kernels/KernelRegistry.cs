@@ -10,7 +10,7 @@ namespace BinEngine.Kernels;
 /// <param name="Sign">W1A32.</param>
 /// <param name="Sgemm">FP32.</param>
 /// <param name="Code">W1Ak through int8 multiply-adds, k ≤ 8.</param>
-public sealed record KernelSet(XnorGemm Xnor, PlaneGemm Plane, SignGemm Sign, Sgemm Sgemm, CodeGemm Code)
+internal sealed record KernelSet(XnorGemm Xnor, PlaneGemm Plane, SignGemm Sign, Sgemm Sgemm, CodeGemm Code)
 {
     /// <summary>"xnor-avx512-harleyseal, plane-…, sign-…, sgemm-…, code-…".</summary>
     public override string ToString() => $"{Xnor.Name}, {Plane.Name}, {Sign.Name}, {Sgemm.Name}, {Code.Name}";
@@ -21,7 +21,7 @@ public sealed record KernelSet(XnorGemm Xnor, PlaneGemm Plane, SignGemm Sign, Sg
 /// set chosen once at start-up: the first supported implementation of each family, or, when the environment variable
 /// BINENGINE_ISA = scalar | v128 | avx2 | avx512 names an ISA, the first supported one written for that ISA.
 /// </summary>
-public static class KernelRegistry
+internal static class KernelRegistry
 {
     /// <summary>The environment variable that forces an ISA.</summary>
     public const string IsaVariable = "BINENGINE_ISA";

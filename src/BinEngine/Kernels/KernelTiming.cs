@@ -13,7 +13,7 @@ namespace BinEngine.Kernels;
 /// <param name="Threads">Threads per call.</param>
 /// <param name="MedianNanoseconds">Median of the timed calls.</param>
 /// <param name="MinNanoseconds">Fastest timed call: the least disturbed one on a shared machine.</param>
-public sealed record KernelTimingResult(string Kernel, int M, int K, int N, int Threads, double MedianNanoseconds, double MinNanoseconds)
+internal sealed record KernelTimingResult(string Kernel, int M, int K, int N, int Threads, double MedianNanoseconds, double MinNanoseconds)
 {
     /// <summary>Multiply-accumulates per second: M·N·K / median time (binary MACs for the binary kernels).</summary>
     public double MacsPerSecond => (double)M * N * K / (MedianNanoseconds * 1e-9);
@@ -26,7 +26,7 @@ public sealed record KernelTimingResult(string Kernel, int M, int K, int N, int 
 /// A quick timer for kernels outside BenchmarkDotNet (what `binengine bench` calls): random operands of the kernel's
 /// family, a warm-up, then the median of single-call timings. Medians, because the machine is shared.
 /// </summary>
-public static class KernelTiming
+internal static class KernelTiming
 {
     /// <summary>Times <paramref name="kernel"/> on (M, K, N) and returns the median nanoseconds per call.</summary>
     /// <param name="kernel">Any implementation from <see cref="KernelRegistry"/>.</param>

@@ -11,7 +11,7 @@ namespace BinEngine.Kernels;
 /// rowsum(B) = 2·popcount(b) − K depends only on the weights (<see cref="BitPacking.RowSums"/>, once per matrix); the
 /// middle term only on the activation row. Padding is 0 in b and in every plane, so it adds to no popcount.
 /// </remarks>
-public abstract class PlaneGemm : GemmKernel
+internal abstract class PlaneGemm : GemmKernel
 {
     /// <summary>C[M, N] = B·q exactly.</summary>
     /// <param name="aPlanes">M activation rows, each <paramref name="bits"/> planes of RowWords(k) words.</param>

@@ -7,7 +7,7 @@ namespace BinEngine.Kernels;
 /// W1Ak (bit planes) on AVX2: with <see cref="BinaryWeights"/>, the carry-save (Harley-Seal) per-lane count, nibble-lookup popcounts over
 /// interleaved blocks (<see cref="LaneCountAvx2HarleySeal"/>); with bare rows, the 4×4 nibble-lookup blocks.
 /// </summary>
-public sealed class PlaneGemmAvx2HarleySeal : PlaneGemm
+internal sealed class PlaneGemmAvx2HarleySeal : PlaneGemm
 {
     /// <inheritdoc/>
     public override string Name => "plane-avx2-harleyseal";

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>W1Ak bit-plane AND-popcount on AVX2 (<see cref="PopCountBlockAvx2Nibble"/> blocks).</summary>
-public sealed class PlaneGemmAvx2Nibble : PlaneGemm
+internal sealed class PlaneGemmAvx2Nibble : PlaneGemm
 {
     /// <inheritdoc/>
     public override string Name => "plane-avx2-nibble";

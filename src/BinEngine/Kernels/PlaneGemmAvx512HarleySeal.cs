@@ -7,7 +7,7 @@ namespace BinEngine.Kernels;
 /// W1Ak (bit planes) on AVX-512: with <see cref="BinaryWeights"/>, the carry-save (Harley-Seal, vpternlog) per-lane count with VBMI popcount lookups over
 /// interleaved blocks (<see cref="LaneCountAvx512HarleySeal"/>); with bare rows, the 4×4 nibble-lookup blocks.
 /// </summary>
-public sealed class PlaneGemmAvx512HarleySeal : PlaneGemm
+internal sealed class PlaneGemmAvx512HarleySeal : PlaneGemm
 {
     /// <inheritdoc/>
     public override string Name => "plane-avx512-harleyseal";

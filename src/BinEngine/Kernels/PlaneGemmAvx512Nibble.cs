@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>W1Ak bit-plane AND-popcount on AVX-512BW (<see cref="PopCountBlockAvx512Nibble"/> blocks).</summary>
-public sealed class PlaneGemmAvx512Nibble : PlaneGemm
+internal sealed class PlaneGemmAvx512Nibble : PlaneGemm
 {
     /// <inheritdoc/>
     public override string Name => "plane-avx512-nibble";

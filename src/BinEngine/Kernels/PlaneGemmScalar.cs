@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 namespace BinEngine.Kernels;
 
 /// <summary>Reference W1Ak: the bit-plane identity (see <see cref="PlaneGemm"/>) with one popcount per word pair.</summary>
-public sealed class PlaneGemmScalar : PlaneGemm
+internal sealed class PlaneGemmScalar : PlaneGemm
 {
     /// <inheritdoc/>
     public override string Name => "plane-scalar";

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace BinEngine.Kernels;
 
 /// <summary>W1Ak bit-plane AND-popcount on Vector128 (<see cref="PopCountBlockVector128Nibble"/> blocks).</summary>
-public sealed class PlaneGemmVector128Nibble : PlaneGemm
+internal sealed class PlaneGemmVector128Nibble : PlaneGemm
 {
     /// <inheritdoc/>
     public override string Name => "plane-v128-nibble";

@@ -1,7 +1,7 @@
 namespace BinEngine.Kernels;
 
 /// <summary>FP32 SGEMM C[M, N] = A[M, K] · W[N, K]ᵀ (weights rows = outputs, like nn.Linear).</summary>
-public abstract class Sgemm : GemmKernel
+internal abstract class Sgemm : GemmKernel
 {
     /// <summary>C[M, N] = A · Wᵀ, all row-major floats.</summary>
     /// <param name="a">A[M, K].</param>

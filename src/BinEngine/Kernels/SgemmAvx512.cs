@@ -13,7 +13,7 @@ namespace BinEngine.Kernels;
 /// accumulator is reduced once at the end; the last K mod 16 products are added one by one.
 /// Blocks walk W in groups of 4 rows (outer: the 4·K floats stay in L1) and all rows of A inside (A stays in L2).
 /// </summary>
-public sealed class SgemmAvx512 : Sgemm
+internal sealed class SgemmAvx512 : Sgemm
 {
     /// <inheritdoc/>
     public override string Name => "sgemm-avx512";

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 namespace BinEngine.Kernels;
 
 /// <summary>Reference SGEMM: C[i, j] = Σ_t A[i, t]·W[j, t], accumulated in float in order t = 0..K−1.</summary>
-public sealed class SgemmScalar : Sgemm
+internal sealed class SgemmScalar : Sgemm
 {
     /// <inheritdoc/>
     public override string Name => "sgemm-scalar";

@@ -12,7 +12,7 @@ namespace BinEngine.Kernels;
 /// accumulator is reduced once at the end; the last K mod 4 products are added one by one.
 /// Blocks walk W in groups of 4 rows (outer: the 4·K floats stay in L1) and all rows of A inside (A stays in L2).
 /// </summary>
-public sealed class SgemmVector128 : Sgemm
+internal sealed class SgemmVector128 : Sgemm
 {
     /// <inheritdoc/>
     public override string Name => "sgemm-v128";

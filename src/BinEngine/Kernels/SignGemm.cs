@@ -1,7 +1,7 @@
 namespace BinEngine.Kernels;
 
 /// <summary>W1A32: C[i, j] = Σ_t B_jt·A_it for float activations A[M, K] and packed ±1 weight rows B_j.</summary>
-public abstract class SignGemm : GemmKernel
+internal abstract class SignGemm : GemmKernel
 {
     /// <summary>C[M, N] = A · Bᵀ with B the ±1 matrix packed in <paramref name="w"/>.</summary>
     /// <param name="a">A[M, K] row-major floats.</param>

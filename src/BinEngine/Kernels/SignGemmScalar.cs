@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 namespace BinEngine.Kernels;
 
 /// <summary>Reference W1A32: C[i, j] = Σ_t (bit_jt ? +A_it : −A_it), accumulated in float in order t = 0..K−1.</summary>
-public sealed class SignGemmScalar : SignGemm
+internal sealed class SignGemmScalar : SignGemm
 {
     /// <inheritdoc/>
     public override string Name => "sign-scalar";

@@ -12,7 +12,7 @@ namespace BinEngine.Kernels;
 /// That costs 4 operations per W row per step, shared by the 4 A rows (4 FMAs each), and reads 32× less weight memory
 /// than an FP32 W. The last K mod 4 terms are added one by one.
 /// </summary>
-public sealed class SignGemmVector128 : SignGemm
+internal sealed class SignGemmVector128 : SignGemm
 {
     /// <inheritdoc/>
     public override string Name => "sign-v128";

@@ -8,7 +8,7 @@ namespace BinEngine.Kernels;
 /// positions B·s = (K − d) − d = K − 2d with d = popcount(b XOR s). Padding bits are 0 in both rows, XOR to 0 and add
 /// nothing to d.
 /// </remarks>
-public abstract class XnorGemm : GemmKernel
+internal abstract class XnorGemm : GemmKernel
 {
     /// <summary>C[M, N] (row-major, M·N ints) = K − 2·popcount(A_i XOR W_j).</summary>
     /// <param name="a">M packed rows of RowWords(k) words.</param>

@@ -7,7 +7,7 @@ namespace BinEngine.Kernels;
 /// W1A1 on AVX2: with <see cref="BinaryWeights"/>, the carry-save (Harley-Seal) per-lane count, nibble-lookup popcounts over
 /// interleaved blocks (<see cref="LaneCountAvx2HarleySeal"/>); with bare rows, the 4×4 nibble-lookup blocks.
 /// </summary>
-public sealed class XnorGemmAvx2HarleySeal : XnorGemm
+internal sealed class XnorGemmAvx2HarleySeal : XnorGemm
 {
     /// <inheritdoc/>
     public override string Name => "xnor-avx2-harleyseal";

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>W1A1 XNOR-popcount on AVX2 (<see cref="PopCountBlockAvx2Nibble"/> blocks).</summary>
-public sealed class XnorGemmAvx2Nibble : XnorGemm
+internal sealed class XnorGemmAvx2Nibble : XnorGemm
 {
     /// <inheritdoc/>
     public override string Name => "xnor-avx2-nibble";

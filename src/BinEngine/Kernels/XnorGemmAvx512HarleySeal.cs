@@ -7,7 +7,7 @@ namespace BinEngine.Kernels;
 /// W1A1 on AVX-512: with <see cref="BinaryWeights"/>, the carry-save (Harley-Seal, vpternlog) per-lane count with VBMI popcount lookups over
 /// interleaved blocks (<see cref="LaneCountAvx512HarleySeal"/>); with bare rows, the 4×4 nibble-lookup blocks.
 /// </summary>
-public sealed class XnorGemmAvx512HarleySeal : XnorGemm
+internal sealed class XnorGemmAvx512HarleySeal : XnorGemm
 {
     /// <inheritdoc/>
     public override string Name => "xnor-avx512-harleyseal";

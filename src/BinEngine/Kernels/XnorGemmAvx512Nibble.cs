@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>W1A1 XNOR-popcount on AVX-512BW (<see cref="PopCountBlockAvx512Nibble"/> blocks).</summary>
-public sealed class XnorGemmAvx512Nibble : XnorGemm
+internal sealed class XnorGemmAvx512Nibble : XnorGemm
 {
     /// <inheritdoc/>
     public override string Name => "xnor-avx512-nibble";

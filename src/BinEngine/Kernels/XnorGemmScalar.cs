@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 namespace BinEngine.Kernels;
 
 /// <summary>Reference W1A1: one popcount per word pair, plain loops. The oracle the vector paths are tested against.</summary>
-public sealed class XnorGemmScalar : XnorGemm
+internal sealed class XnorGemmScalar : XnorGemm
 {
     /// <inheritdoc/>
     public override string Name => "xnor-scalar";

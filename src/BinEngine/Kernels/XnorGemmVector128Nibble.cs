@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace BinEngine.Kernels;
 
 /// <summary>W1A1 XNOR-popcount on Vector128 (<see cref="PopCountBlockVector128Nibble"/> blocks).</summary>
-public sealed class XnorGemmVector128Nibble : XnorGemm
+internal sealed class XnorGemmVector128Nibble : XnorGemm
 {
     /// <inheritdoc/>
     public override string Name => "xnor-v128-nibble";

@@ -4,7 +4,7 @@ namespace BinEngine.ModelFile;
 /// The constants of the BinEngine model file (".bex"), version 1. The layout is documented in
 /// docs/FORMAT.md; this class is its single source in code.
 /// </summary>
-public static class BexFormat
+internal static class BexFormat
 {
     /// <summary>The four magic bytes "BEXF" read as a little-endian uint.</summary>
     public const uint Magic = 'B' | ('E' << 8) | ('X' << 16) | ((uint)'F' << 24);

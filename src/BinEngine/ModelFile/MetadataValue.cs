@@ -3,7 +3,7 @@ using System.Globalization;
 namespace BinEngine.ModelFile;
 
 /// <summary>The type of a metadata value (the code is the on-disk value).</summary>
-public enum MetadataValueType : uint
+internal enum MetadataValueType : uint
 {
     /// <summary>Signed 64-bit integer.</summary>
     Int64 = 1,
@@ -22,7 +22,7 @@ public enum MetadataValueType : uint
 }
 
 /// <summary>One typed metadata value. Immutable.</summary>
-public sealed class MetadataValue
+internal sealed class MetadataValue
 {
     private readonly object _value;
 

@@ -7,7 +7,7 @@ namespace BinEngine.ModelFile;
 /// config.json). <see cref="Validate"/> checks the values a runtime relies on; a model file's
 /// config is always validated when it is opened.
 /// </summary>
-public sealed class ModelConfig
+internal sealed class ModelConfig
 {
     /// <summary>Largest accepted vocabulary (a sanity bound that keeps size arithmetic far from overflow).</summary>
     public const int MaxVocabSize = 1 << 24;
@@ -108,7 +108,7 @@ public sealed class ModelConfig
 }
 
 /// <summary>The exit policies of docs/MODEL.md and the parameters each one takes.</summary>
-public static class ExitPolicies
+internal static class ExitPolicies
 {
     public const string EntropyReduction = "entropy_reduction";
     public const string Entropy = "entropy";

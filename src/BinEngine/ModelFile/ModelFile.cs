@@ -9,7 +9,7 @@ namespace BinEngine.ModelFile;
 /// <param name="ClsToken">The token that opens every sequence.</param>
 /// <param name="SepToken">The token that closes every sequence.</param>
 /// <param name="PadToken">The padding token.</param>
-public sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase,
+internal sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase,
     string UnkToken = "[UNK]", string ClsToken = "[CLS]", string SepToken = "[SEP]", string PadToken = "[PAD]");
 
 /// <summary>Where a model file came from (any field may be null when the converter had no value).</summary>
@@ -24,7 +24,7 @@ public sealed record ModelProvenance(
 /// first span is handed out. Memory-mapped, read-only, safe to share between threads; dispose
 /// it when done (spans become invalid then).
 /// </summary>
-public sealed class ModelFile : IDisposable
+internal sealed class ModelFile : IDisposable
 {
     /// <summary>The architecture name in <see cref="ModelKeys.Architecture"/>.</summary>
     public const string ArchitectureName = "beexformer";

@@ -5,7 +5,7 @@ namespace BinEngine.ModelFile;
 /// them with their types). Hyper-parameter keys are the config.json keys of docs/MODEL.md under
 /// <c>beexformer.</c>.
 /// </summary>
-public static class ModelKeys
+internal static class ModelKeys
 {
     /// <summary>String: the architecture, "beexformer".</summary>
     public const string Architecture = "general.architecture";

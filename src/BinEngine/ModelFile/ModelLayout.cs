@@ -5,7 +5,7 @@ namespace BinEngine.ModelFile;
 /// <param name="ElementType">Its storage type.</param>
 /// <param name="Planes">Bit planes for <see cref="TensorElementType.Bits"/>, else 0.</param>
 /// <param name="Shape">Its logical shape.</param>
-public sealed record ExpectedTensor(string Name, TensorElementType ElementType, int Planes, int[] Shape);
+internal sealed record ExpectedTensor(string Name, TensorElementType ElementType, int Planes, int[] Shape);
 
 /// <summary>
 /// The tensors of a BEExformer model file, derived from its config: the single list the
@@ -13,7 +13,7 @@ public sealed record ExpectedTensor(string Name, TensorElementType ElementType, 
 /// Names are docs/MODEL.md's; the converter adds <c>{linear}.alpha</c> (α per output row) for
 /// binarized weights and <c>embed.{tok,pos}.scale</c> (per-row scale) for quantized embeddings.
 /// </summary>
-public static class ModelLayout
+internal static class ModelLayout
 {
     public const string TokenEmbedding = "embed.tok.weight";
     public const string TokenScale = "embed.tok.scale";

@@ -14,7 +14,7 @@ namespace BinEngine.ModelFile;
 /// code = Σ_{p&lt;P−1} 2^p·b_p − 2^(P−1)·b_{P−1}. Codes must lie in [−2^(P−1), 2^(P−1) − 1].</item>
 /// </list>
 /// </summary>
-public static class PackedPlanes
+internal static class PackedPlanes
 {
     /// <summary>Words of one row with <paramref name="planes"/> planes of K elements.</summary>
     public static int RowWords(int k, int planes) => checked(TensorInfo.PackedRowWords(k) * planes);

@@ -1,7 +1,7 @@
 namespace BinEngine.ModelFile;
 
 /// <summary>How a tensor's elements are stored in the model file (the code is the on-disk value).</summary>
-public enum TensorElementType : uint
+internal enum TensorElementType : uint
 {
     /// <summary>IEEE 754 binary32, little-endian.</summary>
     F32 = 0,

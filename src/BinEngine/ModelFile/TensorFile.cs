@@ -11,7 +11,7 @@ namespace BinEngine.ModelFile;
 /// Immutable once open and safe to read from many threads at once. Spans it returns are valid
 /// until <see cref="Dispose"/>; using one after that is a bug of the caller.
 /// </summary>
-public sealed unsafe class TensorFile : IDisposable
+internal sealed unsafe class TensorFile : IDisposable
 {
     // Every defect of the head is found while it is parsed: reads go through a cursor that
     // checks the remaining length first, counts are capped by the bytes that could hold them,

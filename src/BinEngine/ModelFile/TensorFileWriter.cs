@@ -10,7 +10,7 @@ namespace BinEngine.ModelFile;
 /// The output is a pure function of what was added (no timestamps), so equal inputs give equal
 /// bytes. Validates names, shapes and lengths as it goes; the reader re-validates everything.
 /// </summary>
-public sealed class TensorFileWriter
+internal sealed class TensorFileWriter
 {
     // Throws on unpaired surrogates instead of writing '?' silently.
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);

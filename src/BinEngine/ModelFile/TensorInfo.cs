@@ -1,7 +1,7 @@
 namespace BinEngine.ModelFile;
 
 /// <summary>One entry of a model file's tensor table: what the tensor is and where its bytes are.</summary>
-public sealed class TensorInfo
+internal sealed class TensorInfo
 {
     /// <summary>The longest tensor name the format accepts, in UTF-8 bytes.</summary>
     public const int MaxNameBytes = 256;

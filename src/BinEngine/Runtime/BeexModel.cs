@@ -35,7 +35,7 @@ public sealed class BeexModel : IDisposable
         Options = options;
         ModelWeights weights = ModelBinding.Bind(file);
         Architecture = weights.Architecture;
-        _engine = new InferenceEngine(weights, options.Kernels ?? KernelRegistry.Selected, file.Config.Labels);
+        _engine = new InferenceEngine(weights, options.ResolveKernels(), file.Config.Labels);
         TokenizerSettings t = file.Tokenizer;
         Tokenizer = new WordPieceTokenizer(t.Vocabulary, new WordPieceOptions
         {
@@ -112,10 +112,13 @@ public sealed class BeexModel : IDisposable
     public WordPieceTokenizer Tokenizer { get; }
 
     /// <summary>The open model file: metadata, provenance, tensor table (its spans are invalid after <see cref="Dispose"/>).</summary>
-    public ModelFile.ModelFile File => _file;
+    internal ModelFile.ModelFile File => _file;
+
+    /// <summary>Where the model came from: source checkpoint, training data, metrics recorded by the converter.</summary>
+    public ModelProvenance Provenance => _file.Provenance;
 
     /// <summary>The kernels this model runs on.</summary>
-    public KernelSet Kernels => _engine.Kernels;
+    internal KernelSet Kernels => _engine.Kernels;
 
     /// <summary>The execution plan made at load (kernel per product, encodings, workspace, exit heads).</summary>
     internal ExecutionPlan Plan => _engine.Plan;

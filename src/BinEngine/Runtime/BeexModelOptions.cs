@@ -20,8 +20,27 @@ public sealed record BeexModelOptions
     /// <summary>Threads a batch call spreads chunks of samples over (default: all cores).</summary>
     public int BatchThreads { get; init; } = Environment.ProcessorCount;
 
-    /// <summary>The kernels to run on; null = those chosen at start-up for this CPU (<see cref="KernelRegistry.Selected"/>, overridable by BINENGINE_ISA).</summary>
-    public KernelSet? Kernels { get; init; }
+    /// <summary>
+    /// The instruction set to run on; null = the best this CPU supports (the kernels chosen at start-up,
+    /// themselves overridable by the BINENGINE_ISA and BINENGINE_KERNELS environment variables).
+    /// </summary>
+    public KernelIsa? Isa { get; init; }
+
+    /// <summary>
+    /// Kernels to use by name in place of the chosen ones, comma-separated (the names <c>binengine isa</c>
+    /// lists, e.g. <c>xnor-avx2-harleyseal,sgemm-avx512</c>); null = none.
+    /// </summary>
+    public string? Kernels { get; init; }
+
+    /// <summary>The kernel set these options name: the ISA's choice (or the process's), then the named kernels.</summary>
+    /// <exception cref="ArgumentException">The ISA is not supported by this process, or a kernel name is unknown or unsupported.</exception>
+    internal KernelSet ResolveKernels()
+    {
+        KernelSet set = Isa is { } isa
+            ? KernelRegistry.Select(isa) ?? throw new ArgumentException($"instruction set {isa.ToName()} is not supported by this process", nameof(Isa))
+            : KernelRegistry.Selected;
+        return string.IsNullOrWhiteSpace(Kernels) ? set : KernelRegistry.WithKernels(set, Kernels);
+    }
 
     /// <summary>
     /// Map the file instead of reading it into private memory (default false). Mapping shares pages
@@ -33,9 +52,10 @@ public sealed record BeexModelOptions
     /// <summary>Hash the data section at load and refuse a mismatch (default true).</summary>
     public bool VerifyChecksum { get; init; } = true;
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a thread count outside 1..1024.</summary>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a thread count outside 1..1024, <see cref="ArgumentException"/> for kernels this process cannot run.</summary>
     public void Validate()
     {
+        _ = ResolveKernels();
         ArgumentOutOfRangeException.ThrowIfLessThan(Threads, 1, nameof(Threads));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(Threads, 1024, nameof(Threads));
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchThreads, 1, nameof(BatchThreads));

@@ -38,6 +38,7 @@ public sealed class ClassificationResult
         return Logits.AsSpan((block - 1) * classes, classes);
     }
 
+    /// <summary>The label, its probability and the exit taken, e.g. <c>positive p=0.998 exit 2/6</c>.</summary>
     public override string ToString() =>
         $"{LabelName} p={Probabilities[Label]:0.000} exit {ExitBlock}/{Layers}{(Truncated ? " (truncated)" : "")}";
 }

@@ -13,7 +13,7 @@ namespace BinEngine.Runtime;
 /// Every block costs the same for a given n, so for one sample the skipped fraction is (L − exit)/L;
 /// over a data set the fractions are weighted by each sample's full-depth cost.
 /// </summary>
-public static class CostModel
+internal static class CostModel
 {
     /// <summary>FLOPs of one block plus its exit head for a sample of <paramref name="tokens"/> tokens.</summary>
     public static double BlockWithExitFlops(Architecture a, int tokens)

@@ -32,6 +32,13 @@ public sealed record ExitPolicy
     /// <summary>t: patience's run length (ignored by the other policies).</summary>
     public int Patience { get; }
 
+    /// <summary>A policy with its thresholds (docs/MODEL.md, "Exit policies").</summary>
+    /// <param name="kind">Which rule.</param>
+    /// <param name="tau">τ (every policy but patience).</param>
+    /// <param name="kappa">κ (entropy reduction only).</param>
+    /// <param name="patience">t (patience only), at least 1.</param>
+    /// <exception cref="ArgumentException">A threshold is NaN.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Patience below 1.</exception>
     public ExitPolicy(ExitPolicyKind kind, float tau = 0f, float kappa = 1f, int patience = 1)
     {
         if (float.IsNaN(tau) || float.IsNaN(kappa))
@@ -77,7 +84,7 @@ public sealed record ExitPolicy
     /// and entropy <paramref name="entropy"/>; <paramref name="state"/> carries what earlier blocks saw
     /// and is updated. The caller makes the last block answer regardless.
     /// </summary>
-    public bool ShouldExit(ref ExitState state, ReadOnlySpan<float> probabilities, float entropy)
+    internal bool ShouldExit(ref ExitState state, ReadOnlySpan<float> probabilities, float entropy)
     {
         int classes = probabilities.Length;
         float lnC = MathF.Log(classes);
@@ -123,6 +130,7 @@ public sealed record ExitPolicy
         return best;
     }
 
+    /// <summary>The policy and its thresholds, e.g. <c>entropy_reduction(tau=0.5, kappa=0.8)</c>.</summary>
     public override string ToString() => Kind switch
     {
         ExitPolicyKind.EntropyReduction => $"{Name}(tau={Tau}, kappa={Kappa})",
@@ -133,7 +141,7 @@ public sealed record ExitPolicy
 }
 
 /// <summary>What a policy remembers about one sample between blocks.</summary>
-public struct ExitState
+internal struct ExitState
 {
     /// <summary>Blocks seen so far.</summary>
     public int Blocks;

@@ -4,9 +4,12 @@ using BinEngine.ModelFile;
 namespace BinEngine.Runtime;
 
 /// <summary>
-/// Points the forward pass at the tensors of an open, validated <see cref="ModelFile.ModelFile"/>:
-/// views into the mapping, no copies. The file has already checked every name, type and shape
-/// against its config (<see cref="ModelLayout"/>), so this only reads.
+/// Points the forward pass at the tensors of an open, validated <see cref="ModelFile.ModelFile"/>.
+/// Float tensors (norms, biases, α, scales, exit heads, embeddings) are views into the file's memory,
+/// not copies; each packed weight matrix is prepared once here for the kernels (<see cref="BinaryWeights"/>:
+/// a row-major copy, the 16-row interleaved copy, row sums, and ±1 bytes for the int8 kernel) —
+/// the one place the runtime derives anything from the file (docs/FORMAT.md, "Weight preparation").
+/// The file has already checked every name, type and shape against its config (<see cref="ModelLayout"/>).
 /// </summary>
 internal static class ModelBinding
 {

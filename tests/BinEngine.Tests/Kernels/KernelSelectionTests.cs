@@ -79,7 +79,7 @@ public class KernelSelectionTests(TinyModelFixture fixture) : IClassFixture<Tiny
     public void ThePlanRecordsTheKernelAndTheHelpersFollowItsIsa()
     {
         KernelSet scalar = KernelRegistry.Select(KernelIsa.Scalar)!;
-        using BeexModel forced = BeexModel.Load(fixture.Path, new BeexModelOptions { Kernels = scalar });
+        using BeexModel forced = BeexModel.Load(fixture.Path, new BeexModelOptions { Isa = KernelIsa.Scalar });
         Assert.Same(scalar.Code, forced.Plan.Kernel); // the tiny model is W1A8: int8 codes
         Assert.Equal(ActivationEncoding.Codes, forced.Plan.Activations);
         Assert.False(forced.Plan.VectorisedHelpers); // a forced scalar set runs no Vector256 helper either
