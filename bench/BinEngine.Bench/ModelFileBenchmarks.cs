@@ -1,3 +1,4 @@
+using BinEngine.Kernels;
 using BenchmarkDotNet.Attributes;
 using BinEngine.ModelFile;
 using ModelFileReader = BinEngine.ModelFile.ModelFile;
@@ -89,13 +90,13 @@ public class ModelFileBenchmarks
             if (t.ElementType == TensorElementType.Bits)
             {
                 var codes = new sbyte[k];
-                int rowWords = PackedPlanes.RowWords(k, t.Planes);
+                int rowWords = TwosComplementPlanes.RowWords(k, t.Planes);
                 var words = new ulong[rows * rowWords];
                 for (int r = 0; r < rows; r++)
                 {
                     for (int j = 0; j < k; j++)
                         codes[j] = t.Planes == 1 ? (sbyte)(rng.Next(2) * 2 - 1) : (sbyte)rng.Next(-1, 2);
-                    PackedPlanes.PackRow(codes, t.Planes, words.AsSpan(r * rowWords, rowWords));
+                    TwosComplementPlanes.PackRow(codes, t.Planes, words.AsSpan(r * rowWords, rowWords));
                 }
                 w.AddBits(t.Name, t.Planes, t.Shape, words);
             }

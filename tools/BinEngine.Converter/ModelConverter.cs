@@ -1,3 +1,4 @@
+using BinEngine.Kernels;
 using System.Globalization;
 using BinEngine.ModelFile;
 using ModelFileReader = BinEngine.ModelFile.ModelFile;
@@ -188,10 +189,10 @@ internal static class ModelConverter
                     produced[e.Name] = (codes, Describe(e.Name), fp32);
                     continue;
                 }
-                int rowWords = PackedPlanes.RowWords(d, cfg.EmbBits);
+                int rowWords = TwosComplementPlanes.RowWords(d, cfg.EmbBits);
                 var packed = new ulong[checked(rows * rowWords)];
                 for (int r = 0; r < rows; r++)
-                    PackedPlanes.PackRow(codes.AsSpan(r * d, d), cfg.EmbBits, packed.AsSpan(r * rowWords, rowWords));
+                    TwosComplementPlanes.PackRow(codes.AsSpan(r * d, d), cfg.EmbBits, packed.AsSpan(r * rowWords, rowWords));
                 produced[e.Name] = (packed, Describe(e.Name), fp32);
             }
             else if (e.Name == ModelLayout.TokenMap)

@@ -86,7 +86,7 @@ internal static class BitPacking
     /// u = q + m ∈ [0, 2m]: plane p holds bit p of u, at dst[p · RowWords(K) ..]. 2m = 2^bits − 2 fits in bits bits.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A code lies outside [−m, m], or bits is not in 2..8.</exception>
-    public static void PackPlanes(ReadOnlySpan<sbyte> codes, int bits, Span<ulong> dst)
+    public static void PackOffsetPlanes(ReadOnlySpan<sbyte> codes, int bits, Span<ulong> dst)
     {
         int m = MaxCode(bits);
         int words = RowWords(codes.Length);
@@ -111,14 +111,14 @@ internal static class BitPacking
     /// Packs a row-major matrix of codes [rows, k] as rows of <paramref name="bits"/> planes each (row r at
     /// dst[r · bits · RowWords(k) ..]): the activation operand of <see cref="PlaneGemm"/>.
     /// </summary>
-    public static void PackPlanesMatrix(ReadOnlySpan<sbyte> codes, int rows, int k, int bits, Span<ulong> dst)
+    public static void PackOffsetPlanesMatrix(ReadOnlySpan<sbyte> codes, int rows, int k, int bits, Span<ulong> dst)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ValidateBits(bits);
         int rowWords = bits * RowWords(k);
         CheckLength(codes.Length, (long)rows * k, nameof(codes));
         CheckLength(dst.Length, (long)rows * rowWords, nameof(dst));
-        for (int r = 0; r < rows; r++) PackPlanes(codes.Slice(r * k, k), bits, dst.Slice(r * rowWords, rowWords));
+        for (int r = 0; r < rows; r++) PackOffsetPlanes(codes.Slice(r * k, k), bits, dst.Slice(r * rowWords, rowWords));
     }
 
     /// <summary>Unpacks a sign row to ±1 codes (tests, debugging).</summary>
@@ -130,7 +130,7 @@ internal static class BitPacking
     }
 
     /// <summary>Unpacks one row of <paramref name="bits"/> planes back to codes q = u − m (tests, debugging).</summary>
-    public static void UnpackPlanes(ReadOnlySpan<ulong> src, int k, int bits, Span<sbyte> dst)
+    public static void UnpackOffsetPlanes(ReadOnlySpan<ulong> src, int k, int bits, Span<sbyte> dst)
     {
         int m = MaxCode(bits);
         int words = RowWords(k);

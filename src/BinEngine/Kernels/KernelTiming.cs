@@ -90,7 +90,7 @@ internal static class KernelTiming
                 for (int i = 0; i < m; i++)
                 {
                     for (int t = 0; t < k; t++) codes[t] = (sbyte)rng.Next(-top, top + 1);
-                    BitPacking.PackPlanes(codes, bits, planes.AsSpan(i * bits * words, bits * words));
+                    BitPacking.PackOffsetPlanes(codes, bits, planes.AsSpan(i * bits * words, bits * words));
                 }
                 var w = new BinaryWeights(Signs(n), n, k);
                 var c = new int[m * n];

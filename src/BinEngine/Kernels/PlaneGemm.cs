@@ -2,7 +2,7 @@ namespace BinEngine.Kernels;
 
 /// <summary>
 /// W1Ak, k = 2..8: C[i, j] = B_j · q_i, exact, for packed ±1 weight rows B_j and k-bit activation codes q_i given as
-/// bit planes (<see cref="BitPacking.PackPlanes"/>).
+/// bit planes (<see cref="BitPacking.PackOffsetPlanes"/>).
 /// </summary>
 /// <remarks>
 /// The bit-plane identity. With u = q + m ∈ [0, 2m] stored as planes P_p (u = Σ_p 2^p·P_p) and B = 2b − 1:

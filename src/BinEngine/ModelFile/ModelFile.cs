@@ -1,3 +1,4 @@
+using BinEngine.Kernels;
 using System.Globalization;
 
 namespace BinEngine.ModelFile;
@@ -192,8 +193,8 @@ internal sealed class ModelFile : IDisposable
             }
             default:
             {
-                int words = PackedPlanes.RowWords(d, table.Planes);
-                PackedPlanes.DequantizeRow(Container.Span<ulong>(table).Slice(row * words, words), table.Planes, Container.Span<float>(scales!)[row], destination);
+                int words = TwosComplementPlanes.RowWords(d, table.Planes);
+                TwosComplementPlanes.DequantizeRow(Container.Span<ulong>(table).Slice(row * words, words), table.Planes, Container.Span<float>(scales!)[row], destination);
                 break;
             }
         }

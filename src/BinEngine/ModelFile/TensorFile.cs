@@ -1,3 +1,4 @@
+using BinEngine.Kernels;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -256,12 +257,12 @@ internal sealed unsafe class TensorFile : IDisposable
     private void CheckPadding(TensorInfo t)
     {
         int k = t.RowLength;
-        int rowWords = PackedPlanes.RowWords(k, t.Planes);
+        int rowWords = TwosComplementPlanes.RowWords(k, t.Planes);
         if (k % 64 == 0 && TensorInfo.PackedRowWords(k) * 64 == k)
             return; // K a multiple of 256: no padding bits
         var words = new ReadOnlySpan<ulong>(_region.Pointer + DataOffset + t.Offset, (int)(t.ByteLength / sizeof(ulong)));
         for (long r = 0; r < t.RowCount; r++)
-            if (!PackedPlanes.PaddingIsZero(words.Slice(checked((int)(r * rowWords)), rowWords), k, t.Planes))
+            if (!TwosComplementPlanes.PaddingIsZero(words.Slice(checked((int)(r * rowWords)), rowWords), k, t.Planes))
                 throw new ModelFormatException($"{Source}: tensor '{t.Name}' row {r}: padding bits past K = {k} are not zero (docs/MODEL.md: padding must cancel)");
     }
 

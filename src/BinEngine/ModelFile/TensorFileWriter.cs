@@ -65,7 +65,7 @@ internal sealed class TensorFileWriter
     /// <summary>
     /// Adds a packed-bits tensor of logical shape [rows..., K] with <paramref name="planes"/>
     /// planes per row; <paramref name="words"/> holds rows·planes·PackedRowWords(K) words with
-    /// zero padding bits (see <see cref="PackedPlanes"/> to build them).
+    /// zero padding bits (see <see cref="Kernels.TwosComplementPlanes"/> to build them).
     /// </summary>
     public TensorFileWriter AddBits(string name, int planes, ReadOnlySpan<int> shape, ReadOnlySpan<ulong> words)
     {

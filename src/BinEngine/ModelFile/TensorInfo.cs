@@ -56,7 +56,7 @@ internal sealed class TensorInfo
     public long RowCount => ElementCount / RowLength;
 
     /// <summary>Words per packed plane row: <c>PackedRowWords(K) = ceil(K / 256) · 4</c> (docs/MODEL.md).</summary>
-    public static int PackedRowWords(int k) => checked((int)(((long)k + 255) / 256 * 4));
+    public static int PackedRowWords(int k) => Kernels.BitPacking.RowWords(k);
 
     /// <summary>
     /// The byte length a tensor of this type, plane count and shape occupies, or −1 when it would

@@ -14,7 +14,7 @@ namespace BinEngine.Runtime;
 ///   2 ≤ a ≤ 8:  u_j = clamp(round_half_even(x_j / s), −m, m) + m, s = max|x| / m  (a planes of u)
 ///
 /// Same float operations as <see cref="Quantizer"/> per element (x / s, round to even,
-/// clamp), so the planes are bit-identical to quantizing then <see cref="BitPacking.PackPlanes"/>;
+/// clamp), so the planes are bit-identical to quantizing then <see cref="BitPacking.PackOffsetPlanes"/>;
 /// only β = mean|x| for a = 1 is summed in another order (a few ulps).
 /// Output layout: <see cref="BitPacking"/>'s, planes one after another, padding bits zero.
 /// </summary>

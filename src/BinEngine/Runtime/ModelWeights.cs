@@ -64,8 +64,8 @@ internal sealed class EmbeddingTable
         float scale = Scales.Span[row];
         if (!Planes.IsEmpty)
         {
-            int words = ModelFile.PackedPlanes.RowWords(Dim, PlaneCount);
-            ModelFile.PackedPlanes.DequantizeRow(Planes.Span.Slice(row * words, words), PlaneCount, scale, destination[..Dim]);
+            int words = Kernels.TwosComplementPlanes.RowWords(Dim, PlaneCount);
+            Kernels.TwosComplementPlanes.DequantizeRow(Planes.Span.Slice(row * words, words), PlaneCount, scale, destination[..Dim]);
             return;
         }
         ReadOnlySpan<sbyte> codes = Codes.Span.Slice(row * Dim, Dim);

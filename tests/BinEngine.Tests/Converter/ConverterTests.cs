@@ -1,3 +1,4 @@
+using BinEngine.Kernels;
 using BinEngine.Converter;
 using BinEngine.ModelFile;
 using ModelFileReader = BinEngine.ModelFile.ModelFile;
@@ -125,7 +126,7 @@ public class ConverterTests
             var codes = new sbyte[inputs];
             for (int o = 0; o < outputs; o++)
             {
-                PackedPlanes.UnpackRow(bits.Slice(o * rowWords, rowWords), 1, codes);
+                TwosComplementPlanes.UnpackRow(bits.Slice(o * rowWords, rowWords), 1, codes);
                 double sum = 0;
                 for (int i = 0; i < inputs; i++)
                 {

@@ -56,9 +56,9 @@ public class BitPackingTests
         var q = KernelTestData.Codes(k, bits, k + bits);
         int words = BitPacking.RowWords(k);
         var packed = new ulong[bits * words];
-        BitPacking.PackPlanes(q, bits, packed);
+        BitPacking.PackOffsetPlanes(q, bits, packed);
         var back = new sbyte[k];
-        BitPacking.UnpackPlanes(packed, k, bits, back);
+        BitPacking.UnpackOffsetPlanes(packed, k, bits, back);
         Assert.Equal(q, back);
         Assert.True(BitPacking.PaddingIsZero(packed, bits, k));
         // Plane p holds bit p of u = q + m.
@@ -74,7 +74,7 @@ public class BitPackingTests
         const int rows = 3, k = 70, bits = 3;
         var q = KernelTestData.Codes(rows * k, bits, 5);
         var packed = new ulong[rows * bits * BitPacking.RowWords(k)];
-        BitPacking.PackPlanesMatrix(q, rows, k, bits, packed);
+        BitPacking.PackOffsetPlanesMatrix(q, rows, k, bits, packed);
         Assert.Equal(KernelTestData.PackPlaneRows(q, rows, k, bits), packed);
     }
 
@@ -85,7 +85,7 @@ public class BitPackingTests
     public void PackPlanesRejectsCodesOutsideRange(int bits, int code)
     {
         var q = new sbyte[] { 0, (sbyte)code };
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => BitPacking.PackPlanes(q, bits, new ulong[bits * 4]));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => BitPacking.PackOffsetPlanes(q, bits, new ulong[bits * 4]));
         Assert.Contains("index 1", e.Message);
     }
 
@@ -93,8 +93,8 @@ public class BitPackingTests
     public void PackRejectsShortDestinationAndBadBits()
     {
         Assert.Throws<ArgumentException>(() => BitPacking.PackSigns(new float[257], new ulong[4]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => BitPacking.PackPlanes(new sbyte[4], 1, new ulong[4]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => BitPacking.PackPlanes(new sbyte[4], 9, new ulong[36]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BitPacking.PackOffsetPlanes(new sbyte[4], 1, new ulong[4]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BitPacking.PackOffsetPlanes(new sbyte[4], 9, new ulong[36]));
     }
 
     [Fact]

@@ -58,7 +58,7 @@ internal static class KernelTestData
     {
         int words = BitPacking.RowWords(k);
         var packed = new ulong[rows * bits * words];
-        for (int r = 0; r < rows; r++) BitPacking.PackPlanes(codes.AsSpan(r * k, k), bits, packed.AsSpan(r * bits * words, bits * words));
+        for (int r = 0; r < rows; r++) BitPacking.PackOffsetPlanes(codes.AsSpan(r * k, k), bits, packed.AsSpan(r * bits * words, bits * words));
         return packed;
     }
 

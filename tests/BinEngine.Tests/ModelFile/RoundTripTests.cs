@@ -1,3 +1,4 @@
+using BinEngine.Kernels;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using BinEngine.ModelFile;
@@ -16,13 +17,13 @@ public class RoundTripTests
         var i8 = Enumerable.Range(0, 2 * 3 * 4).Select(i => (sbyte)(i * 11 - 128)).ToArray();
         var i32 = new[] { int.MinValue, -1, 0, 1, int.MaxValue };
         var codes1 = Enumerable.Range(0, 2 * 300).Select(_ => (sbyte)(rng.Next(2) * 2 - 1)).ToArray();
-        var bits1 = new ulong[2 * PackedPlanes.RowWords(300, 1)];
+        var bits1 = new ulong[2 * TwosComplementPlanes.RowWords(300, 1)];
         for (int r = 0; r < 2; r++)
-            PackedPlanes.PackRow(codes1.AsSpan(r * 300, 300), 1, bits1.AsSpan(r * 8, 8));
+            TwosComplementPlanes.PackRow(codes1.AsSpan(r * 300, 300), 1, bits1.AsSpan(r * 8, 8));
         var codes3 = Enumerable.Range(0, 3 * 70).Select(_ => (sbyte)rng.Next(-4, 4)).ToArray();
-        var bits3 = new ulong[3 * PackedPlanes.RowWords(70, 3)];
+        var bits3 = new ulong[3 * TwosComplementPlanes.RowWords(70, 3)];
         for (int r = 0; r < 3; r++)
-            PackedPlanes.PackRow(codes3.AsSpan(r * 70, 70), 3, bits3.AsSpan(r * 12, 12));
+            TwosComplementPlanes.PackRow(codes3.AsSpan(r * 70, 70), 3, bits3.AsSpan(r * 12, 12));
 
         var w = new TensorFileWriter()
             .Add("a.int", MetadataValue.FromInt64(long.MinValue))

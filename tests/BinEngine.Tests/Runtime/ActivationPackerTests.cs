@@ -40,7 +40,7 @@ public class ActivationPackerTests
             if (bits == 1)
                 BitPacking.PackSigns(codes, expected);
             else
-                BitPacking.PackPlanes(codes, bits, expected);
+                BitPacking.PackOffsetPlanes(codes, bits, expected);
 
             if (bits >= 2)
             {

@@ -1,6 +1,7 @@
+using BinEngine.Kernels;
 using BinEngine.ModelFile;
 
-namespace BinEngine.Tests.ModelFileTests;
+namespace BinEngine.Tests.Kernels;
 
 public class PackedPlanesTests
 {
@@ -23,14 +24,14 @@ public class PackedPlanesTests
             var codes = new sbyte[k];
             for (int j = 0; j < k; j++)
                 codes[j] = planes == 1 ? (sbyte)(rng.Next(2) * 2 - 1) : (sbyte)rng.Next(lo, hi + 1);
-            var row = new ulong[PackedPlanes.RowWords(k, planes)];
-            PackedPlanes.PackRow(codes, planes, row);
-            Assert.True(PackedPlanes.PaddingIsZero(row, k, planes));
+            var row = new ulong[TwosComplementPlanes.RowWords(k, planes)];
+            TwosComplementPlanes.PackRow(codes, planes, row);
+            Assert.True(TwosComplementPlanes.PaddingIsZero(row, k, planes));
             var back = new sbyte[k];
-            PackedPlanes.UnpackRow(row, planes, back);
+            TwosComplementPlanes.UnpackRow(row, planes, back);
             Assert.Equal(codes, back);
             var floats = new float[k];
-            PackedPlanes.DequantizeRow(row, planes, 0.5f, floats);
+            TwosComplementPlanes.DequantizeRow(row, planes, 0.5f, floats);
             for (int j = 0; j < k; j++)
                 Assert.Equal(codes[j] * 0.5f, floats[j]);
         }
@@ -44,7 +45,7 @@ public class PackedPlanesTests
         codes[0] = 1;
         codes[65] = 1;
         var row = new ulong[4];
-        PackedPlanes.PackRow(codes, 1, row);
+        TwosComplementPlanes.PackRow(codes, 1, row);
         Assert.Equal([1UL, 2UL, 0UL, 0UL], row);
         Assert.Equal(4, TensorInfo.PackedRowWords(1));
         Assert.Equal(4, TensorInfo.PackedRowWords(256));
@@ -53,7 +54,7 @@ public class PackedPlanesTests
         // Two planes, two's complement: −2 = 0b10, −1 = 0b11, 0 = 0b00, 1 = 0b01 (plane p = bit p).
         var twoBit = new sbyte[] { -2, -1, 0, 1 };
         var planes = new ulong[8];
-        PackedPlanes.PackRow(twoBit, 2, planes);
+        TwosComplementPlanes.PackRow(twoBit, 2, planes);
         Assert.Equal(0b1010UL, planes[0]); // bit 0 of each code
         Assert.Equal(0b0011UL, planes[4]); // bit 1 (sign) of each code
     }
@@ -62,20 +63,20 @@ public class PackedPlanesTests
     public void PaddingCheckFindsAStrayBit()
     {
         var row = new ulong[8];
-        Assert.True(PackedPlanes.PaddingIsZero(row, 100, 2));
+        Assert.True(TwosComplementPlanes.PaddingIsZero(row, 100, 2));
         row[4 + 1] = 1UL << 40; // plane 1, element 104 ≥ K
-        Assert.False(PackedPlanes.PaddingIsZero(row, 100, 2));
+        Assert.False(TwosComplementPlanes.PaddingIsZero(row, 100, 2));
         row[5] = 0;
         row[3] = 1; // plane 0, word 3: elements 192.. ≥ K
-        Assert.False(PackedPlanes.PaddingIsZero(row, 100, 2));
+        Assert.False(TwosComplementPlanes.PaddingIsZero(row, 100, 2));
     }
 
     [Fact]
     public void CodesOutsideThePlanesAreRejected()
     {
         var row = new ulong[4];
-        Assert.Throws<ArgumentException>(() => PackedPlanes.PackRow([0], 1, row));
-        Assert.Throws<ArgumentException>(() => PackedPlanes.PackRow([2], 2, row));
-        Assert.Throws<ArgumentException>(() => PackedPlanes.PackRow([-3], 2, row));
+        Assert.Throws<ArgumentException>(() => TwosComplementPlanes.PackRow([0], 1, row));
+        Assert.Throws<ArgumentException>(() => TwosComplementPlanes.PackRow([2], 2, row));
+        Assert.Throws<ArgumentException>(() => TwosComplementPlanes.PackRow([-3], 2, row));
     }
 }

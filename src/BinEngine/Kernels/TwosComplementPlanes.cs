@@ -1,11 +1,15 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using BinEngine.ModelFile;
 
-namespace BinEngine.ModelFile;
+namespace BinEngine.Kernels;
 
 /// <summary>
-/// Packs and unpacks integer codes to and from the bit-plane rows of docs/MODEL.md "Packed bits"
-/// (<see cref="TensorElementType.Bits"/>). One row of K codes with P planes takes P consecutive
+/// The storage plane encoding: packs and unpacks integer codes to and from the bit-plane rows the
+/// model file stores (docs/MODEL.md "Packed bits", <see cref="TensorElementType.Bits"/>: the
+/// embedding tables). The other encoding, offset binary u = code + m, is the activation operand of
+/// the plane kernels (<see cref="BitPacking.PackOffsetPlanes"/>); both share one row layout
+/// (<see cref="BitPacking.RowWords"/>) and one padding check. One row of K codes with P planes takes P consecutive
 /// plane rows of <c>PackedRowWords(K)</c> words; element j is bit (j mod 64) of word ⌊j/64⌋ of
 /// each plane row; bits from K to the end of a plane row are zero.
 /// <list type="bullet">
@@ -14,16 +18,16 @@ namespace BinEngine.ModelFile;
 /// code = Σ_{p&lt;P−1} 2^p·b_p − 2^(P−1)·b_{P−1}. Codes must lie in [−2^(P−1), 2^(P−1) − 1].</item>
 /// </list>
 /// </summary>
-internal static class PackedPlanes
+internal static class TwosComplementPlanes
 {
     /// <summary>Words of one row with <paramref name="planes"/> planes of K elements.</summary>
-    public static int RowWords(int k, int planes) => checked(TensorInfo.PackedRowWords(k) * planes);
+    public static int RowWords(int k, int planes) => checked(BitPacking.RowWords(k) * planes);
 
     /// <summary>Packs one row of codes into <paramref name="destination"/> (RowWords(codes.Length, planes) words, overwritten).</summary>
     public static void PackRow(ReadOnlySpan<sbyte> codes, int planes, Span<ulong> destination)
     {
         int k = codes.Length;
-        int w = TensorInfo.PackedRowWords(k);
+        int w = BitPacking.RowWords(k);
         if (planes is < 1 or > TensorInfo.MaxPlanes)
             throw new ArgumentOutOfRangeException(nameof(planes), planes, $"1..{TensorInfo.MaxPlanes} planes");
         if (destination.Length != w * planes)
@@ -55,7 +59,7 @@ internal static class PackedPlanes
     public static void UnpackRow(ReadOnlySpan<ulong> row, int planes, Span<sbyte> codes)
     {
         int k = codes.Length;
-        int w = TensorInfo.PackedRowWords(k);
+        int w = BitPacking.RowWords(k);
         if (row.Length != w * planes)
             throw new ArgumentException($"row holds {row.Length} words; {w * planes} needed", nameof(row));
         for (int j = 0; j < k; j++)
@@ -87,7 +91,7 @@ internal static class PackedPlanes
     public static void DequantizeRow(ReadOnlySpan<ulong> row, int planes, float scale, Span<float> destination)
     {
         int k = destination.Length;
-        int w = TensorInfo.PackedRowWords(k);
+        int w = BitPacking.RowWords(k);
         if (planes is < 1 or > TensorInfo.MaxPlanes)
             throw new ArgumentOutOfRangeException(nameof(planes), planes, $"1..{TensorInfo.MaxPlanes} planes");
         if (row.Length != w * planes)
@@ -144,23 +148,10 @@ internal static class PackedPlanes
     /// <summary>True when every padding bit (elements K.. of each plane row) of a row is zero.</summary>
     public static bool PaddingIsZero(ReadOnlySpan<ulong> row, int k, int planes)
     {
-        int w = TensorInfo.PackedRowWords(k);
-        int fullWords = k >> 6;
-        int tailBits = k & 63;
+        int w = BitPacking.RowWords(k);
         for (int p = 0; p < planes; p++)
-        {
-            ReadOnlySpan<ulong> plane = row.Slice(p * w, w);
-            int first = fullWords;
-            if (tailBits != 0)
-            {
-                if ((plane[fullWords] & (ulong.MaxValue << tailBits)) != 0)
-                    return false;
-                first++;
-            }
-            for (int i = first; i < w; i++)
-                if (plane[i] != 0)
-                    return false;
-        }
+            if (!BitPacking.PaddingIsZero(row.Slice(p * w, w), 1, k))
+                return false;
         return true;
     }
 }
