@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Bag-of-words baseline: logistic regression (softmax for C > 2 classes) on binary unigram +
-bigram features, numpy only, trained on the training TSV; the L2 strength (3e-5, 1e-4, 3e-4) and
-the minimum feature count (1, 2) are chosen on dev (for TREC, which has no dev split, on the same 500
+bigram features, numpy only, trained on the training TSV; the L2 strength (3e-5, 1e-4, 3e-4; and
+optionally the minimum feature count, --min-counts) is chosen on dev (for TREC, which has no dev split, on the same 500
 held-out training rows the trainer uses; the test accuracy is then printed too).
 
     /usr/bin/python3 tools/train/baseline_bow.py                 # SST-2: dev accuracy
@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--task", default="sst2", choices=("sst2", "trec"))
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--min-counts", type=int, nargs="+", default=[1],
+                    help="minimum training count of a feature, each tried (default: 1)")
     ap.add_argument("--ngrams", type=int, nargs="+", default=[2], help="n-gram orders to try (default: 2 = uni+bigrams)")
     args = ap.parse_args()
     tr, trl, dv, dvl, te, tel = load(args.task)
@@ -118,7 +120,7 @@ def main():
     best = None
     t0 = time.time()
     for n in args.ngrams:
-        for min_count in (1, 2):
+        for min_count in args.min_counts:
             vocab, flat, lens = featurize(tr, n, min_count=min_count)
             _, dflat, dlens = featurize(dv, n, vocab)
             for l2 in (3e-5, 1e-4, 3e-4):
