@@ -109,6 +109,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="sst2", choices=("sst2", "trec"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--save", action="store_true", help="write the result to tools/train/baselines/<task>.json (report.py reads it)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--min-counts", type=int, nargs="+", default=[1],
                     help="minimum training count of a feature, each tried (default: 1)")
@@ -136,6 +137,12 @@ def main():
     if te is not None:
         _, tflat, tlens = featurize(te, settings["ngrams"], vocab)
         out["test_acc"] = round(accuracy(W, b, tflat, tlens, tel), 4)
+    if args.save:
+        d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baselines")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"{args.task}.json"), "w") as f:
+            json.dump(out, f, indent=1)
+            f.write("\n")
     if args.json:
         print(json.dumps(out))
     else:
