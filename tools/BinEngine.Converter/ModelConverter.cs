@@ -268,6 +268,10 @@ internal static class ModelConverter
         w.Add(ModelKeys.EmbBits, MetadataValue.FromInt64(c.EmbBits));
         w.Add(ModelKeys.LnEps, MetadataValue.FromFloat64(c.LnEps));
         w.Add(ModelKeys.Labels, MetadataValue.FromStringArray(c.Labels));
+        if (c.SlfnGateCenter)
+            w.Add(ModelKeys.SlfnGateCenter, MetadataValue.FromBool(true));
+        if (c.ExitTemperatures is not null)
+            w.Add(ModelKeys.ExitTemperatures, MetadataValue.FromFloat64Array(c.ExitTemperatures));
         w.Add(ModelKeys.Policy, MetadataValue.FromString(c.Policy));
         foreach (var (policy, parameters) in c.Thresholds.OrderBy(p => p.Key, StringComparer.Ordinal))
             foreach (var (parameter, value) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))

@@ -133,6 +133,24 @@ internal sealed class SourceConfig
                     _ => throw new ConversionException($"{source}: config 'lowercase' must be true or false"),
                 };
 
+            bool gateCenter = false;
+            if (root.TryGetProperty("slfn_gate_center", out var gc))
+                gateCenter = gc.ValueKind switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => throw new ConversionException($"{source}: config 'slfn_gate_center' must be true or false"),
+                };
+
+            double[]? temperatures = null;
+            if (root.TryGetProperty("exit_temperatures", out var et) && et.ValueKind != JsonValueKind.Null)
+            {
+                if (et.ValueKind != JsonValueKind.Array)
+                    throw new ConversionException($"{source}: config 'exit_temperatures' must be an array of numbers, one per exit");
+                temperatures = et.EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Number ? v.GetDouble()
+                    : throw new ConversionException($"{source}: config 'exit_temperatures' holds {v.GetRawText()}; numbers are required")).ToArray();
+            }
+
             var metrics = new List<KeyValuePair<string, MetadataValue>>();
             if (root.TryGetProperty("metrics", out var m))
                 Flatten(m, "", metrics);
@@ -153,6 +171,8 @@ internal sealed class SourceConfig
                 Labels = labels,
                 Policy = Str("policy") ?? ExitPolicies.EntropyReduction,
                 Thresholds = thresholds,
+                SlfnGateCenter = gateCenter,
+                ExitTemperatures = temperatures,
             };
             try
             {

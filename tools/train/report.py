@@ -7,11 +7,24 @@ import json
 import os
 import sys
 
-RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNS = os.path.join(HERE, "runs")
 
-HEADER = ("| run | W/A/E bits | budget | dev acc (full depth) | dev acc, entropy_reduction | mean blocks (saved) "
+HEADER = ("| run | W/A/E bits | budget | dev acc (full depth) | BoW baseline dev | dev acc at static depth 1..L "
+          "| dev acc, entropy_reduction | mean blocks (saved) "
           "| thresholds (tau, kappa) | params | FP32 MB | packed MB | ratio | train time |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def baseline(task):
+    """The bag-of-words baseline's dev (TREC: held-out) accuracy, from baselines/<task>.json
+    (written by baseline_bow.py --save)."""
+    path = os.path.join(HERE, "baselines", f"{task}.json")
+    if not os.path.exists(path):
+        return "?"
+    with open(path) as f:
+        b = json.load(f)
+    return f"{100 * b['dev_acc']:.2f}" + (f" / test {100 * b['test_acc']:.1f}" if "test_acc" in b else "")
 
 
 def row(name):
@@ -26,8 +39,10 @@ def row(name):
     note = ""
     if x.get("test"):
         note = f" / test {100 * x['test']['acc_full']:.1f}"
+    task = "trec" if "trec" in json.dumps(r.get("train", {})) + name else "sst2"
+    static = " ".join(f"{100 * a:.2f}" for a in x["dev_acc_per_exit"])
     return (f"| {name} | {m['weight_bits']}/{m['act_bits']}/{m['emb_bits']} | {budget} | {100 * acc_full:.2f}{note} "
-            f"| {100 * er['acc']:.2f} | {er['mean_blocks']:.2f} of {L} ({100 * (1 - er['mean_blocks'] / L):.0f}%) "
+            f"| {baseline(task)} | {static} | {100 * er['acc']:.2f} | {er['mean_blocks']:.2f} of {L} ({100 * (1 - er['mean_blocks'] / L):.0f}%) "
             f"| {er['params'].get('tau')}, {er['params'].get('kappa')} | {sz['params']:,} | {sz['fp32_bytes'] / 1e6:.2f} "
             f"| {sz['packed_bytes'] / 1e6:.3f} | {sz['ratio']:.1f}x | {x['train_seconds'] / 60:.1f} min |")
 

@@ -58,6 +58,10 @@ internal sealed class ModelConfig
     public required int EmbBits { get; init; }
     /// <summary>LayerNorm epsilon.</summary>
     public double LnEps { get; init; } = 1e-5;
+    /// <summary>G2 quantizes σ(G1 h) − ½ instead of σ(G1 h) (config <c>slfn_gate_center</c>; false = the original contract).</summary>
+    public bool SlfnGateCenter { get; init; }
+    /// <summary>One temperature per exit (config <c>exit_temperatures</c>; null = all 1): exit i's logits are divided by T_i.</summary>
+    public IReadOnlyList<double>? ExitTemperatures { get; init; }
     /// <summary>Class names, index = class id (C of them).</summary>
     public required IReadOnlyList<string> Labels { get; init; }
     /// <summary>The default exit policy (a key of <see cref="ExitPolicies.Parameters"/>).</summary>
@@ -98,6 +102,14 @@ internal sealed class ModelConfig
             throw new ModelFormatException($"config 'ln_eps' = {LnEps.ToString(CultureInfo.InvariantCulture)}; expected a positive finite number");
         if (Labels is null || Labels.Count != NClasses)
             throw new ModelFormatException($"config 'labels' has {Labels?.Count ?? 0} names; 'n_classes' = {NClasses}");
+        if (ExitTemperatures is not null)
+        {
+            if (ExitTemperatures.Count != NLayers)
+                throw new ModelFormatException($"config 'exit_temperatures' has {ExitTemperatures.Count} values; 'n_layers' = {NLayers}");
+            foreach (double t in ExitTemperatures)
+                if (!(t > 0 && double.IsFinite(t) && (float)t > 0 && float.IsFinite((float)t)))
+                    throw new ModelFormatException($"config 'exit_temperatures' holds {t.ToString(CultureInfo.InvariantCulture)}; expected positive finite numbers");
+        }
         foreach (var (policy, parameters) in Thresholds)
             ExitPolicies.ValidateParameters(policy, parameters);
         if (!ExitPolicies.Parameters.TryGetValue(Policy, out var needed))

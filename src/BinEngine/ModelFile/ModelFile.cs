@@ -249,6 +249,11 @@ internal sealed class ModelFile : IDisposable
             Labels = f.GetStringArray(ModelKeys.Labels),
             Policy = f.GetString(ModelKeys.Policy),
             Thresholds = thresholds.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<string, double>)kv.Value, StringComparer.Ordinal),
+            SlfnGateCenter = f.TryGetMetadata(ModelKeys.SlfnGateCenter) is { } gate && (gate.Value as bool?
+                ?? throw new ModelFormatException($"metadata '{ModelKeys.SlfnGateCenter}' is {gate.Type}; expected Bool")),
+            ExitTemperatures = f.TryGetMetadata(ModelKeys.ExitTemperatures) is { } temps
+                ? temps.Value as double[] ?? throw new ModelFormatException($"metadata '{ModelKeys.ExitTemperatures}' is {temps.Type}; expected Float64Array")
+                : null,
         };
     }
 

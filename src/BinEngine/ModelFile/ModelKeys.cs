@@ -28,9 +28,13 @@ internal static class ModelKeys
     public const string LnEps = HyperPrefix + "ln_eps";
     /// <summary>StringArray: class names, index = class id.</summary>
     public const string Labels = HyperPrefix + "labels";
+    /// <summary>Bool, optional (absent = false): G2 quantizes σ(G1 h) − ½ instead of σ(G1 h) (docs/MODEL.md, SLFN).</summary>
+    public const string SlfnGateCenter = HyperPrefix + "slfn_gate_center";
 
     /// <summary>String: the default exit policy.</summary>
     public const string Policy = "exit.policy";
+    /// <summary>Float64Array, optional (absent = all 1): one temperature T_i per exit, z_i = (E_i·pooled + c_i) / T_i (docs/MODEL.md, Exits).</summary>
+    public const string ExitTemperatures = "exit.temperatures";
     /// <summary>Prefix of the thresholds: <c>exit.thresholds.{policy}.{parameter}</c>, Float64 or Int64.</summary>
     public const string ThresholdsPrefix = "exit.thresholds.";
 

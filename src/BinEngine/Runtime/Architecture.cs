@@ -17,7 +17,8 @@ public sealed record Architecture(
     int WeightBits,  // 1 (binarized) or 32 (the FP32 twin)
     int ActBits,     // a ∈ {1, 2, 4, 8, 32}
     int EmbBits,     // e ∈ {1, 2, 4, 8, 32}
-    float LnEps)     // ln_eps
+    float LnEps,     // ln_eps
+    bool SlfnGateCenter = false) // slfn_gate_center: G2 quantizes σ(G1 h) − ½
 {
     /// <summary>Width of one attention head, d / h.</summary>
     public int HeadDim => Dim / Heads;

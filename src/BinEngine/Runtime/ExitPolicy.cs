@@ -3,7 +3,8 @@ namespace BinEngine.Runtime;
 /// <summary>The exit policies of docs/MODEL.md. All of them read the same per-block outputs.</summary>
 public enum ExitPolicyKind
 {
-    /// <summary>BEExformer: exit when the fractional entropy drop δ_i = (H_{i−1} − H_i)/H_{i−1} &lt; τ and H_i/ln C &lt; κ.</summary>
+    /// <summary>BEExformer: exit when the fractional entropy drop δ_i = (H_{i−1} − H_i)/H_{i−1} &lt; τ and H_i/ln C &lt; κ;
+    /// block 1 has no earlier block, so δ_1 = 0 (it exits when H_1/ln C &lt; κ; docs/MODEL.md, Exits).</summary>
     EntropyReduction,
     /// <summary>DeeBERT: exit when H_i &lt; τ.</summary>
     Entropy,
@@ -91,18 +92,15 @@ public sealed record ExitPolicy
         int argmax = ArgMax(probabilities);
         bool agrees = state.Blocks > 0 && argmax == state.PreviousArgMax;
         state.Run = agrees ? state.Run + 1 : 0;
-        float previousEntropy = state.Blocks == 0 ? lnC : state.PreviousEntropy; // H_0 = ln C
+        bool first = state.Blocks == 0;
+        float previousEntropy = state.PreviousEntropy;
         state.PreviousEntropy = entropy;
         state.PreviousArgMax = argmax;
         state.Blocks++;
 
         return Kind switch
         {
-            // δ is undefined when H_{i−1} = 0 (a saturated softmax). The plain IEEE division gives NaN
-            // (never < τ: no exit) when H_i = 0 too, and −∞ (exit) when H_i > 0: exactly what the
-            // trainer's numpy computes, so both sides decide alike even there.
-            ExitPolicyKind.EntropyReduction =>
-                (previousEntropy - entropy) / previousEntropy < Tau && entropy / lnC < Kappa,
+            ExitPolicyKind.EntropyReduction => EntropyReductionExits(first, previousEntropy, entropy, lnC, Tau, Kappa),
             ExitPolicyKind.Entropy => entropy < Tau,
             ExitPolicyKind.NormalizedEntropy => entropy / lnC < Tau,
             ExitPolicyKind.Confidence => probabilities[argmax] >= Tau,
@@ -119,6 +117,22 @@ public sealed record ExitPolicy
         ExitPolicyKind.None => [],
         _ => [new("tau", Tau)],
     };
+
+    /// <summary>
+    /// The entropy-reduction rule alone: exit after a block whose entropy is <paramref name="entropy"/>
+    /// when δ &lt; τ and H/ln C &lt; κ, where δ = (H_{i−1} − H_i)/H_{i−1} after an earlier block and
+    /// δ = 0 at block 1 (<paramref name="firstBlock"/>): with no earlier block no reduction is observed,
+    /// so the entropy bound alone decides (the shared spec's H_0 = ln C gave a sure block 1 δ_1 ≈ 1 and
+    /// kept exactly the sure samples from leaving; docs/MODEL.md, Exits).
+    /// </summary>
+    public static bool EntropyReductionExits(bool firstBlock, float previousEntropy, float entropy, float lnC, float tau, float kappa)
+    {
+        // δ is undefined when H_{i−1} = 0 (a saturated softmax). The plain IEEE division gives NaN
+        // (never < τ: no exit) when H_i = 0 too, and −∞ (exit) when H_i > 0: exactly what the
+        // trainer's numpy computes, so both sides decide alike even there.
+        float delta = firstBlock ? 0f : (previousEntropy - entropy) / previousEntropy;
+        return delta < tau && entropy / lnC < kappa;
+    }
 
     /// <summary>Index of the largest value; the first one on ties (as torch.argmax and numpy).</summary>
     public static int ArgMax(ReadOnlySpan<float> values)
@@ -145,7 +159,7 @@ internal struct ExitState
 {
     /// <summary>Blocks seen so far.</summary>
     public int Blocks;
-    /// <summary>H of the previous block (H_0 = ln C before the first).</summary>
+    /// <summary>H of the previous block (unused before the first).</summary>
     public float PreviousEntropy;
     /// <summary>argmax of the previous block.</summary>
     public int PreviousArgMax;

@@ -123,6 +123,8 @@ internal sealed class ForwardPass
         Linear(b.F1, ws, h, tokens, ws.Forget, threads);
         Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
         TensorPrimitives.Sigmoid(gate, gate);
+        if (_a.SlfnGateCenter)
+            TensorPrimitives.Subtract(gate, 0.5f, gate); // G2 sees σ(G1 h) − ½ (docs/MODEL.md, SLFN)
         TensorPrimitives.Tanh(forget, forget);
         Quantize(ws, gate, tokens, f);
         Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
@@ -266,6 +268,8 @@ internal sealed class ForwardPass
         ReadOnlySpan<float> weight = head.Weight.Span;
         for (int c = 0; c < classes; c++)
             logits[c] = TensorPrimitives.Dot(weight.Slice(c * d, d), pooled) + head.Bias.Span[c];
+        if (head.Temperature != 1f)
+            TensorPrimitives.Divide(logits, head.Temperature, logits); // z_i / T_i (docs/MODEL.md, Exits)
 
         Span<float> p = ws.Probabilities;
         float entropy = SoftmaxEntropy(logits, p);

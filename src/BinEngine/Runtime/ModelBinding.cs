@@ -14,7 +14,7 @@ namespace BinEngine.Runtime;
 internal static class ModelBinding
 {
     public static Architecture ArchitectureOf(ModelConfig c) =>
-        new(c.VocabSize, c.MaxLen, c.DModel, c.NHeads, c.NLayers, c.DFf, c.NClasses, c.WeightBits, c.ActBits, c.EmbBits, (float)c.LnEps);
+        new(c.VocabSize, c.MaxLen, c.DModel, c.NHeads, c.NLayers, c.DFf, c.NClasses, c.WeightBits, c.ActBits, c.EmbBits, (float)c.LnEps, c.SlfnGateCenter);
 
     public static ModelWeights Bind(ModelFile.ModelFile file)
     {
@@ -73,7 +73,8 @@ internal static class ModelBinding
                 Norm(p + "ln1"),
                 Linear(p + "slfn.g1", f, d), Linear(p + "slfn.g2", d, f), Linear(p + "slfn.f1", f, d), Linear(p + "slfn.f2", d, f),
                 Norm(p + "ln2"));
-            exits[i] = new ExitHeadWeights(F32($"exits.{i}.weight"), F32($"exits.{i}.bias"));
+            exits[i] = new ExitHeadWeights(F32($"exits.{i}.weight"), F32($"exits.{i}.bias"),
+                c.ExitTemperatures is null ? 1f : (float)c.ExitTemperatures[i]);
         }
         return new ModelWeights(a, embedding, blocks, exits);
     }

@@ -35,7 +35,7 @@ internal sealed record BlockWeights(
     LinearWeights G1, LinearWeights G2, LinearWeights F1, LinearWeights F2, LayerNormWeights Ln2);
 
 /// <summary>An exit head: E [C, d] and c [C], float.</summary>
-internal sealed record ExitHeadWeights(TensorView<float> Weight, TensorView<float> Bias);
+internal sealed record ExitHeadWeights(TensorView<float> Weight, TensorView<float> Bias, float Temperature = 1f);
 
 /// <summary>
 /// Embedding rows stored with e bits, as the model file holds them: row r's value is code · Scales[r]

@@ -73,9 +73,10 @@ internal static class ReferenceForward
         float[,] o = Linear(b.O, a, attended);
         float[,] h = AddAndNorm(x, o, b.Ln1, a.LnEps);
 
-        // SLFN(h) = G2(σ(G1 h)) ⊙ F2(tanh(F1 h)).
+        // SLFN(h) = G2(σ(G1 h)) ⊙ F2(tanh(F1 h)); with slfn_gate_center, G2(σ(G1 h) − ½).
         float[,] g1 = Linear(b.G1, a, h), f1 = Linear(b.F1, a, h);
-        Map(g1, z => 1f / (1f + MathF.Exp(-z)));
+        float shift = a.SlfnGateCenter ? 0.5f : 0f;
+        Map(g1, z => 1f / (1f + MathF.Exp(-z)) - shift);
         Map(f1, MathF.Tanh);
         float[,] g = Linear(b.G2, a, g1), f = Linear(b.F2, a, f1);
         for (int t = 0; t < n; t++)
@@ -84,7 +85,7 @@ internal static class ReferenceForward
         return AddAndNorm(h, g, b.Ln2, a.LnEps);
     }
 
-    // z = E · mean_t x[t] + c
+    // z = (E · mean_t x[t] + c) / T
     private static float[] Exit(ExitHeadWeights e, Architecture a, float[,] x)
     {
         int n = x.GetLength(0), d = a.Dim;
@@ -104,6 +105,8 @@ internal static class ReferenceForward
             for (int i = 0; i < d; i++)
                 dot += w[c * d + i] * pooled[i];
             z[c] = dot + e.Bias.Span[c];
+            if (e.Temperature != 1f)
+                z[c] /= e.Temperature;
         }
         return z;
     }

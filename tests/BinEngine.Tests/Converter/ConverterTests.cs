@@ -85,6 +85,35 @@ public class ConverterTests
         Assert.Contains("total", table.ToString());
     }
 
+    /// <summary>config.json's exit_temperatures and slfn_gate_center become exit.temperatures and beexformer.slfn_gate_center; absent stays absent.</summary>
+    [Fact]
+    public void OptionalTemperaturesAndGateFlagAreMapped()
+    {
+        foreach (string dir in new[] { "models/tiny-smoke", "models/tiny-smoke-a1" })
+        {
+            string bex = Path.Combine(Path.GetTempPath(), $"opt-{Guid.NewGuid():N}.bex");
+            try
+            {
+                ModelConverter.Convert(TestPaths.Repo(dir + "/model.safetensors"), bex,
+                    new ConvertOptions { VocabPath = TestPaths.Repo("data/vocab/bert-base-uncased-vocab.txt") });
+                using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TestPaths.Repo(dir + "/config.json")));
+                using var m = ModelFileReader.Open(bex);
+                bool hasTemps = config.RootElement.TryGetProperty("exit_temperatures", out var temps);
+                Assert.Equal(hasTemps, m.Container.TryGetMetadata(ModelKeys.ExitTemperatures) is not null);
+                if (hasTemps)
+                    Assert.Equal(temps.EnumerateArray().Select(t => t.GetDouble()), m.Config.ExitTemperatures!);
+                else
+                    Assert.Null(m.Config.ExitTemperatures);
+                bool gate = config.RootElement.TryGetProperty("slfn_gate_center", out var g) && g.GetBoolean();
+                Assert.Equal(gate, m.Config.SlfnGateCenter);
+            }
+            finally
+            {
+                File.Delete(bex);
+            }
+        }
+    }
+
     [Fact]
     public void MetadataCarriesConfigTokenizerAndProvenance()
     {

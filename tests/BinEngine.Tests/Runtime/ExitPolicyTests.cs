@@ -33,6 +33,18 @@ public class ExitPolicyTests
     }
 
     [Fact]
+    public void EntropyReductionLetsASureFirstBlockLeave()
+    {
+        // Block 1 has no earlier block: δ_1 = 0, so H_1/ln2 ≈ 0.19 < κ exits at once (with the shared
+        // spec's H_0 = ln C, δ_1 ≈ 0.81 ≥ τ kept it for block 2); an unsure block 1 stays.
+        var policy = new ExitPolicy(ExitPolicyKind.EntropyReduction, tau: 0.1f, kappa: 0.5f);
+        Assert.Equal(1, FirstExit(policy, Sure, Sure));
+        Assert.Equal(3, FirstExit(policy, Unsure, Sure, Sure));
+        Assert.True(ExitPolicy.EntropyReductionExits(firstBlock: true, previousEntropy: 0f, entropy: 0.1f, MathF.Log(2), tau: 0.1f, kappa: 0.5f));
+        Assert.False(ExitPolicy.EntropyReductionExits(firstBlock: false, previousEntropy: 0.5f, entropy: 0.1f, MathF.Log(2), tau: 0.1f, kappa: 0.5f));
+    }
+
+    [Fact]
     public void EntropyAndNormalizedEntropyCompareHAgainstTau()
     {
         Assert.Equal(3, FirstExit(new ExitPolicy(ExitPolicyKind.Entropy, tau: 0.2f), Unsure, Leaning, Sure));

@@ -64,6 +64,44 @@ public class ForwardPassTests
         }
     }
 
+    /// <summary>slfn_gate_center (G2 sees σ(G1 h) − ½) and exit temperatures: the fast pass against the reference, and the temperature divides every exit's logits.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    public void GateCenterAndTemperaturesMatchReference(int actBits)
+    {
+        Architecture a = RandomWeights.Shape(actBits) with { SlfnGateCenter = true };
+        ModelWeights plain = RandomWeights.Create(a, seed: 31);
+        float[] temps = [0.5f, 1.75f, 3f];
+        var exits = plain.Exits.Select((e, i) => e with { Temperature = temps[i] }).ToArray();
+        ModelWeights model = plain with { Exits = exits };
+        int[][] texts = RandomWeights.Texts(a, 8, seed: 4);
+        var uncentred = RandomWeights.Create(a with { SlfnGateCenter = false }, seed: 31);
+        bool differs = false;
+        foreach (KernelIsa isa in SupportedIsas())
+        {
+            var engine = new InferenceEngine(model, KernelRegistry.Select(isa)!, Labels3);
+            foreach (int[] ids in texts)
+            {
+                float[][] expected = ReferenceForward.Run(model, ids);
+                float[][] untempered = ReferenceForward.Run(plain, ids);
+                differs |= ReferenceForward.Run(uncentred, ids)[^1][0] != untempered[^1][0];
+                ClassificationResult result = engine.Classify(ids, ExitPolicy.Never, threads: 1);
+                for (int l = 0; l < a.Layers; l++)
+                {
+                    ReadOnlySpan<float> actual = result.LogitsOf(l + 1);
+                    for (int c = 0; c < a.Classes; c++)
+                    {
+                        Assert.True(MathF.Abs(actual[c] - expected[l][c]) <= LogitTolerance,
+                            $"{isa} a={actBits} exit {l + 1} class {c}: fast {actual[c]} vs reference {expected[l][c]}");
+                        Assert.Equal(untempered[l][c] / temps[l], expected[l][c]);
+                    }
+                }
+            }
+        }
+        Assert.True(differs, "centring the gate must change the outputs");
+    }
+
     [Theory]
     [MemberData(nameof(Precisions))]
     public void BatchEqualsOneByOneExactly(int actBits, int weightBits)

@@ -14,6 +14,10 @@ from .quant import ApproxSignFn, quantize, quantize_parts
 
 MODEL_KEYS = ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff", "n_classes",
               "weight_bits", "act_bits", "emb_bits", "ln_eps")
+# Optional model keys: written to the config only when set (absent = the default, today's contract).
+# slfn_gate_center: G2 quantizes sigma(G1 h) - 1/2 instead of sigma(G1 h) (docs/MODEL.md, SLFN).
+# exit_temperatures: one T_i per exit, fitted on dev after training; exit i returns z_i / T_i.
+OPTIONAL_MODEL_KEYS = {"slfn_gate_center": False, "exit_temperatures": None}
 
 
 class BinLinear(nn.Module):
@@ -90,10 +94,15 @@ class SLFN(nn.Module):
         self.f1 = BinLinear(d, f, wb, ab)
         self.g2 = BinLinear(f, d, wb, ab)
         self.f2 = BinLinear(f, d, wb, ab)
+        # sigma(G1 h) > 0, so at a = 1 its quantization is beta * (+1, ..., +1) and G2 only adds
+        # its row sums; centering the gate on 0 makes G2's 1-bit input sign(G1 h).
+        self.gate_center = bool(cfg.get("slfn_gate_center", False))
 
     def forward(self, h):
         hq = self.g1.quantize_input(h)  # G1 and F1 share one quantization of h
         g = torch.sigmoid(self.g1(hq))
+        if self.gate_center:
+            g = g - 0.5
         f = torch.tanh(self.f1(hq))
         return self.g2(self.g2.quantize_input(g)) * self.f2(self.f2.quantize_input(f))
 
@@ -157,16 +166,33 @@ class BEExformer(nn.Module):
         if missing:
             raise ValueError(f"model config lacks {', '.join(missing)}")
         self.cfg = {k: cfg[k] for k in MODEL_KEYS}
+        for k, default in OPTIONAL_MODEL_KEYS.items():
+            if cfg.get(k, default) != default:
+                self.cfg[k] = cfg[k]
         for key in ("act_bits", "emb_bits"):
             if cfg[key] not in (1, 2, 4, 8, 32):
                 raise ValueError(f"{key} must be 1, 2, 4, 8 or 32, got {cfg[key]}")
         if cfg["weight_bits"] == 32 and cfg["act_bits"] != 32:
             raise ValueError("the FP32 twin (weight_bits 32) has act_bits 32")
+        self.set_temperatures(cfg.get("exit_temperatures"))
         self.embed = Embedding(cfg, tok_map)
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(cfg, dropout, attn_dropout) for _ in range(cfg["n_layers"]))
         self.exits = nn.ModuleList(nn.Linear(cfg["d_model"], cfg["n_classes"])
                                    for _ in range(cfg["n_layers"]))
+
+    def set_temperatures(self, temperatures):
+        """One temperature per exit (None = none): exit i returns (E_i pooled + c_i) / T_i, the
+        division in float32 as in the engine. Recorded in cfg (the exported config's key)."""
+        if temperatures is None:
+            self.cfg.pop("exit_temperatures", None)
+            self.temperatures = None
+            return
+        temperatures = [float(t) for t in temperatures]
+        if len(temperatures) != self.cfg["n_layers"] or not all(0 < t < float("inf") for t in temperatures):
+            raise ValueError(f"exit_temperatures must be {self.cfg['n_layers']} positive numbers")
+        self.cfg["exit_temperatures"] = temperatures
+        self.temperatures = torch.tensor(temperatures, dtype=torch.float32)
 
     def forward(self, ids, mask=None, n_blocks=None):
         """Logits of every exit, [L, B, C]. ids: [B, T] int64; mask: [B, T] bool, True = real
@@ -185,5 +211,6 @@ class BEExformer(nn.Module):
                 break
             x = block(x, key_pad)
             pooled = (x * w).sum(dim=1) / count
-            out.append(head(pooled))
+            z = head(pooled)
+            out.append(z if self.temperatures is None else z / self.temperatures[i])
         return torch.stack(out)

@@ -41,10 +41,14 @@ def exit_blocks(policy, params, logits, entropies=None):
     if policy == "none":
         return np.full(n, L, dtype=np.int64)
     if policy == "entropy_reduction":
+        # delta_i = (H_{i-1} - H_i) / H_{i-1} for i >= 2; block 1 has no earlier block, so no
+        # reduction is observed there: delta_1 = 0 and block 1 exits when H_1 / ln C < kappa
+        # (docs/MODEL.md, Exits; the shared spec's H_0 = ln C made a sure block 1 stay).
         tau, kappa = np.float32(params["tau"]), np.float32(params["kappa"])
-        h_prev = np.concatenate([np.full((n, 1), ln_c, dtype=np.float32), H[:, :-1]], axis=1)
+        h_prev = H[:, :-1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            delta = ((h_prev - H) / h_prev).astype(np.float32)
+            delta = ((h_prev - H[:, 1:]) / h_prev).astype(np.float32)
+        delta = np.concatenate([np.zeros((n, 1), dtype=np.float32), delta], axis=1)
         cond = (delta < tau) & ((H / ln_c).astype(np.float32) < kappa)
         return _first_true(cond)
     if policy == "entropy":
@@ -76,19 +80,20 @@ def evaluate_policy(policy, params, logits, labels):
 
 def _grid(policy, L, C):
     """Candidate parameters. The grids stop short of the values that switch a condition off
-    (tau or kappa >= 1 for entropy_reduction, a normalized-entropy threshold of 1): on a model
+    (kappa >= 1 for entropy_reduction, a normalized-entropy threshold of 1; they reach 0.95,
+    which still keeps a temperature-scaled two-class exit with p < 0.63 running): on a model
     whose first exit is as good as its last, those win on dev by exiting every sample at block 1
     regardless of its entropy, which no longer tells sure samples from unsure ones on held-out
     text."""
     ln_c = math.log(C)
     if policy == "entropy_reduction":
         taus = [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
-        kappas = [0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8]
+        kappas = [0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95]
         return [{"tau": t, "kappa": k} for t in taus for k in kappas]
     if policy == "entropy":
-        return [{"tau": round(float(f * ln_c), 4)} for f in np.linspace(0.01, 0.9, 90)]
+        return [{"tau": round(float(f * ln_c), 4)} for f in np.linspace(0.01, 0.95, 95)]
     if policy == "normalized_entropy":
-        return [{"tau": round(float(t), 3)} for t in np.linspace(0.01, 0.9, 90)]
+        return [{"tau": round(float(t), 3)} for t in np.linspace(0.01, 0.95, 95)]
     if policy == "confidence":
         lo = 1.0 / C + 0.1 * (1 - 1.0 / C)
         return [{"tau": round(float(t), 4)} for t in np.linspace(lo, 0.999, 100)]

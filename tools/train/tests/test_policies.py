@@ -30,17 +30,25 @@ def test_entropies_match_closed_form():
 
 
 def test_entropy_reduction():
-    # sample 0: delta_1 = 1 - H(0.6)/ln2 = 0.029 < 0.1 but H_1/ln2 = 0.97 >= kappa -> no;
-    # block 2: delta = (H(.6)-H(.9))/H(.6) = 0.52 -> no; block 3: delta = 0.14 -> no with tau 0.1;
+    # block 1 has no predecessor: delta_1 = 0, so it exits when H_1/ln2 < kappa.
+    # sample 0: H_1/ln2 = 0.97 >= kappa -> no; block 2: delta = (H(.6)-H(.9))/H(.6) = 0.52 -> no;
+    # block 3: delta = 0.14 -> no with tau 0.1;
     # block 4: delta = (H(.92)-H(.93))/H(.92) = 0.07 < 0.1 and H/ln2 = 0.366 < 0.5 -> exit 4.
     ex = exit_blocks("entropy_reduction", {"tau": 0.1, "kappa": 0.5}, LOGITS)
     assert ex.tolist() == [4, 4, 4]
     ex = exit_blocks("entropy_reduction", {"tau": 0.2, "kappa": 0.5}, LOGITS)
     assert ex.tolist() == [3, 4, 4]
-    # kappa 1: sample 0 exits at block 1 (delta_1 = 0.029 < 0.2, H/ln2 = 0.97 < 1); the unsure
-    # sample has H_1/ln2 = 1 exactly (not < 1) and leaves at block 2; sample 2 has delta_2 < 0.
+    # kappa 1: samples 0 and 2 exit at block 1 (H/ln2 = 0.97 and 0.72 < 1); the unsure sample has
+    # H_1/ln2 = 1 exactly (not < 1) and leaves at block 2 (delta_2 = 0.001 < 0.2).
     ex = exit_blocks("entropy_reduction", {"tau": 0.2, "kappa": 1.0}, LOGITS)
-    assert ex.tolist() == [1, 2, 2]
+    assert ex.tolist() == [1, 2, 1]
+
+
+def test_entropy_reduction_lets_a_sure_sample_leave_at_block_1():
+    # With H_0 = ln C (the shared spec) a sure block 1 has delta_1 = 1 - H_1/ln C ~ 1 >= tau and
+    # had to run block 2; with delta_1 = 0 it leaves at once, an unsure one does not.
+    lg = np.stack([logits_for_p([0.99, 0.99, 0.99]), logits_for_p([0.6, 0.99, 0.99])])
+    assert exit_blocks("entropy_reduction", {"tau": 0.1, "kappa": 0.3}, lg).tolist() == [1, 3]
 
 
 def test_entropy_and_normalized_entropy():
