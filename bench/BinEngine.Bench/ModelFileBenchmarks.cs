@@ -64,7 +64,7 @@ public class ModelFileBenchmarks
         var config = new ModelConfig
         {
             VocabSize = 30522, MaxLen = 64, DModel = 256, NHeads = 4, NLayers = 6, DFf = 512, NClasses = 2,
-            WeightBits = 1, ActBits = 1, EmbBits = 2, Labels = ["negative", "positive"], Policy = ExitPolicies.None,
+            WeightBits = 1, ActBits = 1, EmbBits = 2, Labels = ["negative", "positive"], Policy = BinEngine.Runtime.ExitPolicy.NameOf(BinEngine.Runtime.ExitPolicyKind.None),
         };
         var rng = new Random(1);
         var w = new TensorFileWriter()

@@ -63,32 +63,17 @@ internal sealed class PolicyOptions
         }
         string policyName = ExitPolicy.NameOf(kind);
         stored.TryGetValue(policyName, out var values);
-        double Get(double? given, string key, string option) =>
-            given ?? (values is not null && values.TryGetValue(key, out double v)
-                ? v
-                : throw new CliException($"the model file stores no '{key}' for exit policy '{policyName}'; pass {option}"));
+        double? Given(string key) => key switch { "tau" => tau, "kappa" => kappa, "t" => patience, _ => null };
+        string Option(string key) => key == "t" ? "--patience" : "--" + key;
         try
         {
-            return kind switch
-            {
-                ExitPolicyKind.None => ExitPolicy.Never,
-                ExitPolicyKind.Patience => new ExitPolicy(kind, patience: (int)Get(patience, "t", "--patience")),
-                ExitPolicyKind.EntropyReduction => new ExitPolicy(kind, tau: (float)Get(tau, "tau", "--tau"), kappa: (float)Get(kappa, "kappa", "--kappa")),
-                _ => new ExitPolicy(kind, tau: (float)Get(tau, "tau", "--tau")),
-            };
+            return ExitPolicy.Create(kind, key => Given(key) ?? (values is not null && values.TryGetValue(key, out double v)
+                ? v
+                : throw new CliException($"the model file stores no '{key}' for exit policy '{policyName}'; pass {Option(key)}")));
         }
         catch (ArgumentException e)
         {
             throw new CliException($"bad thresholds for exit policy '{policyName}': {e.Message}");
         }
     }
-
-    /// <summary>"entropy_reduction(tau=0.1, kappa=0.85)", numbers in the invariant culture.</summary>
-    public static string Describe(ExitPolicy p) => p.Kind switch
-    {
-        ExitPolicyKind.EntropyReduction => FormattableString.Invariant($"{p.Name}(tau={p.Tau}, kappa={p.Kappa})"),
-        ExitPolicyKind.Patience => FormattableString.Invariant($"{p.Name}(t={p.Patience})"),
-        ExitPolicyKind.None => p.Name,
-        _ => FormattableString.Invariant($"{p.Name}(tau={p.Tau})"),
-    };
 }

@@ -169,7 +169,7 @@ internal sealed class SourceConfig
                 EmbBits = Int("emb_bits"),
                 LnEps = lnEps,
                 Labels = labels,
-                Policy = Str("policy") ?? ExitPolicies.EntropyReduction,
+                Policy = Str("policy") ?? Runtime.ExitPolicy.NameOf(Runtime.ExitPolicyKind.EntropyReduction),
                 Thresholds = thresholds,
                 SlfnGateCenter = gateCenter,
                 ExitTemperatures = temperatures,

@@ -82,7 +82,7 @@ internal static class BatchCommand
             bool withLogits = parse.GetValue(logits);
             var formatter = ResultFormatter.Create(outFormat, m.Labels, withLogits);
             var options = new RowOptions(parse.GetValue(textColumn), parse.GetValue(textField)!, parse.GetValue(header)!, rowLimit);
-            var record = RunRecord.Of(modelPath, PolicyOptions.Describe(exitPolicy), new Dictionary<string, string?>
+            var record = RunRecord.Of(modelPath, exitPolicy.ToString(), new Dictionary<string, string?>
             {
                 ["input_format"] = inFormat.ToString().ToLowerInvariant(),
                 ["output_format"] = outFormat.ToString().ToLowerInvariant(),

@@ -120,12 +120,12 @@ internal static class CalibrateCommand
                 continue;
             }
             w.WriteLine(string.Format(C, "  {0,-45} {1,4} {2,12:0.000000}  {3,8:0.0000}  {4,11:0.00}  {5,13:0.0%}{6}",
-                PolicyOptions.Describe(s.Policy), s.Losses, s.PValue, s.Accuracy, s.MeanBlocks, s.ComputeSaved, s.Rejected ? "  certified" : "  stop"));
+                s.Policy.ToString(), s.Losses, s.PValue, s.Accuracy, s.MeanBlocks, s.ComputeSaved, s.Rejected ? "  certified" : "  stop"));
         }
         if (r.ChosenStep is { } c && g is not null)
         {
             w.WriteLine(string.Format(C, "chosen      {0}: accuracy {1:0.0000} ({2:+0.0000;-0.0000;0.0000} vs full depth), mean blocks {3:0.00}, {4:0.0%} of FLOPs saved",
-                PolicyOptions.Describe(c.Policy), c.Accuracy, c.Accuracy - r.FullDepthAccuracy, c.MeanBlocks, c.ComputeSaved));
+                c.Policy.ToString(), c.Accuracy, c.Accuracy - r.FullDepthAccuracy, c.MeanBlocks, c.ComputeSaved));
             w.WriteLine($"guarantee   {g}");
             w.WriteLine($"wrote       {outPath}");
         }
@@ -149,7 +149,7 @@ internal static class CalibrateCommand
         j.WriteNumber("full_depth_accuracy", Math.Round(r.FullDepthAccuracy, 6));
         if (r.ChosenStep is { } c)
         {
-            j.WriteString("chosen", PolicyOptions.Describe(c.Policy));
+            j.WriteString("chosen", c.Policy.ToString());
             EvalCommand.WritePolicyParameters(j, "chosen_parameters", c.Policy);
         }
         else j.WriteNull("chosen");
@@ -158,7 +158,7 @@ internal static class CalibrateCommand
         foreach (var s in r.Steps)
         {
             j.WriteStartObject();
-            j.WriteString("setting", PolicyOptions.Describe(s.Policy));
+            j.WriteString("setting", s.Policy.ToString());
             EvalCommand.WritePolicyParameters(j, "parameters", s.Policy);
             j.WriteNumber("losses", s.Losses);
             j.WriteNumber("risk", Math.Round(s.Risk, 6));

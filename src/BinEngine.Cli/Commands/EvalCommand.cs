@@ -104,7 +104,7 @@ internal static class EvalCommand
     {
         ModelEvaluationReport e = r.Run;
         w.WriteLine($"{title} {r.ModelPath} ({Describe(r.Architecture)})");
-        w.WriteLine($"policy      {PolicyOptions.Describe(r.Policy)}");
+        w.WriteLine($"policy      {r.Policy}");
         if (r.Guarantee is { } g)
             w.WriteLine($"guarantee   {g}");
         w.WriteLine(string.Format(C, "accuracy    {0:0.0000}   macro-F1 {1:0.0000}   ECE {2:0.0000} (15 bins)", r.Metrics.Accuracy, r.Metrics.MacroF1, e.Ece));
@@ -155,7 +155,7 @@ internal static class EvalCommand
         w.WriteLine("  compute_saved  accuracy  macro_f1  mean_blocks     ECE  setting");
         foreach (var p in points)
             w.WriteLine(string.Format(C, "  {0,13:0.0%}  {1,8:0.0000}  {2,8:0.0000}  {3,11:0.00}  {4,6:0.0000}  {5}",
-                p.ComputeSaved, p.Accuracy, p.Metrics.MacroF1, p.MeanBlocks, p.Ece, p.Policy is { } policy ? PolicyOptions.Describe(policy) : p.Name));
+                p.ComputeSaved, p.Accuracy, p.Metrics.MacroF1, p.MeanBlocks, p.Ece, p.Policy is { } policy ? policy.ToString() : p.Name));
     }
 
     internal static void WriteJson(TextWriter w, string dataPath, EvalReport r, EvalReport? twin, int skipped)
@@ -240,7 +240,7 @@ internal static class EvalCommand
     private static void WritePoint(Utf8JsonWriter j, OperatingPoint p)
     {
         j.WriteStartObject();
-        j.WriteString("setting", p.Policy is { } policy ? PolicyOptions.Describe(policy) : p.Name);
+        j.WriteString("setting", p.Policy is { } policy ? policy.ToString() : p.Name);
         if (p.Policy is { } q)
         {
             j.WriteString("policy", q.Name);

@@ -88,7 +88,7 @@ internal static class InspectCommand
         w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size         {f.FileBytes:N0} bytes (header+metadata+table {t.DataOffset:N0}, data {t.DataLength:N0}); FP32 {f.Fp32ParameterBytes:N0} bytes; ratio {Ratio(f):0.00}× (weights alone {(double)f.Fp32ParameterBytes / t.DataLength:0.00}×)"));
         w.WriteLine($"format       BEXF v{BexFormat.Version}, data checksum xxh64 0x{t.DataChecksum:x16} (verified)");
         w.WriteLine($"model        {ModelFileReader.ArchitectureName}: V={c.VocabSize} T={c.MaxLen} d={c.DModel} h={c.NHeads} L={c.NLayers} f={c.DFf} C={c.NClasses}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
-        w.WriteLine($"exits        default {PolicyOptions.Describe(BinEngine.Runtime.ModelBinding.PolicyFromConfig(c, c.Policy))}");
+        w.WriteLine($"exits        default {BinEngine.Runtime.ModelBinding.PolicyFromConfig(c, c.Policy)}");
         if (ExitGuarantee.Read(t) is { } g)
             w.WriteLine($"guarantee    {g}");
         w.WriteLine();

@@ -64,8 +64,8 @@ internal sealed class ModelConfig
     public IReadOnlyList<double>? ExitTemperatures { get; init; }
     /// <summary>Class names, index = class id (C of them).</summary>
     public required IReadOnlyList<string> Labels { get; init; }
-    /// <summary>The default exit policy (a key of <see cref="ExitPolicies.Parameters"/>).</summary>
-    public string Policy { get; init; } = ExitPolicies.EntropyReduction;
+    /// <summary>The default exit policy (a name of <see cref="Runtime.ExitPolicy.NameOf"/>).</summary>
+    public string Policy { get; init; } = Runtime.ExitPolicy.NameOf(Runtime.ExitPolicyKind.EntropyReduction);
     /// <summary>Policy name → parameter name → value, chosen on dev.</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Thresholds { get; init; } =
         new Dictionary<string, IReadOnlyDictionary<string, double>>();
@@ -111,51 +111,18 @@ internal sealed class ModelConfig
                     throw new ModelFormatException($"config 'exit_temperatures' holds {t.ToString(CultureInfo.InvariantCulture)}; expected positive finite numbers");
         }
         foreach (var (policy, parameters) in Thresholds)
-            ExitPolicies.ValidateParameters(policy, parameters);
-        if (!ExitPolicies.Parameters.TryGetValue(Policy, out var needed))
-            throw new ModelFormatException($"config 'policy' = '{Policy}' is not a known policy ({string.Join(", ", ExitPolicies.Parameters.Keys)})");
+            Runtime.ExitPolicy.ValidateStored(policy, parameters);
+        Runtime.ExitPolicyKind kind;
+        try
+        {
+            kind = Runtime.ExitPolicy.ParseKind(Policy);
+        }
+        catch (ArgumentException)
+        {
+            throw new ModelFormatException($"config 'policy' = '{Policy}' is not a known policy ({string.Join(", ", Enum.GetValues<Runtime.ExitPolicyKind>().Select(Runtime.ExitPolicy.NameOf))})");
+        }
+        IReadOnlyList<string> needed = Runtime.ExitPolicy.ParameterNames(kind);
         if (needed.Count > 0 && !Thresholds.ContainsKey(Policy))
             throw new ModelFormatException($"config 'thresholds' has no entry for the default policy '{Policy}' (needs {string.Join(", ", needed)})");
-    }
-}
-
-/// <summary>The exit policies of docs/MODEL.md and the parameters each one takes.</summary>
-internal static class ExitPolicies
-{
-    public const string EntropyReduction = "entropy_reduction";
-    public const string Entropy = "entropy";
-    public const string NormalizedEntropy = "normalized_entropy";
-    public const string Confidence = "confidence";
-    public const string Patience = "patience";
-    public const string None = "none";
-
-    /// <summary>Policy name → its parameter names.</summary>
-    public static IReadOnlyDictionary<string, IReadOnlyList<string>> Parameters { get; } = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
-    {
-        [EntropyReduction] = ["tau", "kappa"],
-        [Entropy] = ["tau"],
-        [NormalizedEntropy] = ["tau"],
-        [Confidence] = ["tau"],
-        [Patience] = ["t"],
-        [None] = [],
-    };
-
-    /// <summary>Throws <see cref="ModelFormatException"/> unless <paramref name="parameters"/> are exactly the policy's, finite, and <c>t</c> a positive integer.</summary>
-    public static void ValidateParameters(string policy, IReadOnlyDictionary<string, double> parameters)
-    {
-        if (!Parameters.TryGetValue(policy, out var names))
-            throw new ModelFormatException($"thresholds for unknown policy '{policy}' (known: {string.Join(", ", Parameters.Keys)})");
-        foreach (string name in names)
-            if (!parameters.ContainsKey(name))
-                throw new ModelFormatException($"thresholds of policy '{policy}' lack '{name}' (needs {string.Join(", ", names)})");
-        foreach (var (name, value) in parameters)
-        {
-            if (!names.Contains(name))
-                throw new ModelFormatException($"thresholds of policy '{policy}' have unknown parameter '{name}' (takes {string.Join(", ", names)})");
-            if (!double.IsFinite(value))
-                throw new ModelFormatException($"threshold {policy}.{name} = {value.ToString(CultureInfo.InvariantCulture)} is not finite");
-            if (name == "t" && (value < 1 || value != Math.Floor(value) || value > int.MaxValue))
-                throw new ModelFormatException($"threshold {policy}.t = {value.ToString(CultureInfo.InvariantCulture)}; expected a positive integer");
-        }
     }
 }

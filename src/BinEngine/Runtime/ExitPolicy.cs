@@ -109,14 +109,68 @@ public sealed record ExitPolicy
         };
     }
 
-    /// <summary>The parameters the policy reads, by their config.json names (docs/MODEL.md): tau and kappa, tau, or t; none for none.</summary>
-    public IReadOnlyList<KeyValuePair<string, double>> Parameters => Kind switch
+    /// <summary>The parameter names a policy takes, by their config.json names (docs/MODEL.md): tau and kappa, tau, t, or none.</summary>
+    public static IReadOnlyList<string> ParameterNames(ExitPolicyKind kind) => kind switch
     {
-        ExitPolicyKind.EntropyReduction => [new("tau", Tau), new("kappa", Kappa)],
-        ExitPolicyKind.Patience => [new("t", Patience)],
+        ExitPolicyKind.EntropyReduction => ["tau", "kappa"],
+        ExitPolicyKind.Patience => ["t"],
         ExitPolicyKind.None => [],
-        _ => [new("tau", Tau)],
+        _ => ["tau"],
     };
+
+    /// <summary>
+    /// The one way a policy is built from named parameters (the model file's thresholds, the CLI's options
+    /// over them): <paramref name="parameter"/> returns the value of each of the kind's
+    /// <see cref="ParameterNames"/>, or throws when it has none.
+    /// </summary>
+    internal static ExitPolicy Create(ExitPolicyKind kind, Func<string, double> parameter) => kind switch
+    {
+        ExitPolicyKind.None => Never,
+        ExitPolicyKind.Patience => new ExitPolicy(kind, patience: (int)parameter("t")),
+        ExitPolicyKind.EntropyReduction => new ExitPolicy(kind, tau: (float)parameter("tau"), kappa: (float)parameter("kappa")),
+        _ => new ExitPolicy(kind, tau: (float)parameter("tau")),
+    };
+
+    /// <summary>
+    /// Checks one policy's stored thresholds (config <c>thresholds.&lt;policy&gt;</c>): a known policy, exactly its
+    /// parameters, finite, <c>t</c> a positive integer.
+    /// </summary>
+    /// <exception cref="ModelFile.ModelFormatException">The first defect, named.</exception>
+    internal static void ValidateStored(string policy, IReadOnlyDictionary<string, double> parameters)
+    {
+        ExitPolicyKind kind;
+        try
+        {
+            kind = ParseKind(policy);
+        }
+        catch (ArgumentException)
+        {
+            throw new ModelFile.ModelFormatException($"thresholds for unknown policy '{policy}' (known: {string.Join(", ", Enum.GetValues<ExitPolicyKind>().Select(NameOf))})");
+        }
+        IReadOnlyList<string> names = ParameterNames(kind);
+        foreach (string name in names)
+            if (!parameters.ContainsKey(name))
+                throw new ModelFile.ModelFormatException($"thresholds of policy '{policy}' lack '{name}' (needs {string.Join(", ", names)})");
+        foreach (var (name, value) in parameters)
+        {
+            string shown = value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (!names.Contains(name))
+                throw new ModelFile.ModelFormatException($"thresholds of policy '{policy}' have unknown parameter '{name}' (takes {string.Join(", ", names)})");
+            if (!double.IsFinite(value))
+                throw new ModelFile.ModelFormatException($"threshold {policy}.{name} = {shown} is not finite");
+            if (name == "t" && (value < 1 || value != Math.Floor(value) || value > int.MaxValue))
+                throw new ModelFile.ModelFormatException($"threshold {policy}.t = {shown}; expected a positive integer");
+        }
+    }
+
+    /// <summary>The parameters the policy reads, by their config.json names (docs/MODEL.md): tau and kappa, tau, or t; none for none.</summary>
+    public IReadOnlyList<KeyValuePair<string, double>> Parameters =>
+        ParameterNames(Kind).Select(name => new KeyValuePair<string, double>(name, name switch
+        {
+            "kappa" => Kappa,
+            "t" => Patience,
+            _ => Tau,
+        })).ToArray();
 
     /// <summary>
     /// The entropy-reduction rule alone: exit after a block whose entropy is <paramref name="entropy"/>
@@ -145,13 +199,9 @@ public sealed record ExitPolicy
     }
 
     /// <summary>The policy and its thresholds, e.g. <c>entropy_reduction(tau=0.5, kappa=0.8)</c>.</summary>
-    public override string ToString() => Kind switch
-    {
-        ExitPolicyKind.EntropyReduction => $"{Name}(tau={Tau}, kappa={Kappa})",
-        ExitPolicyKind.Patience => $"{Name}(t={Patience})",
-        ExitPolicyKind.None => Name,
-        _ => $"{Name}(tau={Tau})",
-    };
+    public override string ToString() => Kind == ExitPolicyKind.None
+        ? Name
+        : $"{Name}({string.Join(", ", Parameters.Select(p => FormattableString.Invariant($"{p.Key}={(float)p.Value}")))})";
 }
 
 /// <summary>What a policy remembers about one sample between blocks.</summary>

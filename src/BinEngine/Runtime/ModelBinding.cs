@@ -84,18 +84,10 @@ internal static class ModelBinding
     public static ExitPolicy PolicyFromConfig(ModelConfig c, string name)
     {
         ExitPolicyKind kind = ExitPolicy.ParseKind(name);
-        if (kind == ExitPolicyKind.None)
-            return ExitPolicy.Never;
         string policy = ExitPolicy.NameOf(kind);
         c.Thresholds.TryGetValue(policy, out IReadOnlyDictionary<string, double>? stored);
-        float Get(string key) => stored is not null && stored.TryGetValue(key, out double v)
-            ? (float)v
-            : throw new ArgumentException($"the model file stores no threshold '{key}' for exit policy '{policy}'; pass it explicitly");
-        return kind switch
-        {
-            ExitPolicyKind.Patience => new ExitPolicy(kind, patience: (int)Get("t")),
-            ExitPolicyKind.EntropyReduction => new ExitPolicy(kind, tau: Get("tau"), kappa: Get("kappa")),
-            _ => new ExitPolicy(kind, tau: Get("tau")),
-        };
+        return ExitPolicy.Create(kind, key => stored is not null && stored.TryGetValue(key, out double v)
+            ? v
+            : throw new ArgumentException($"the model file stores no threshold '{key}' for exit policy '{policy}'; pass it explicitly"));
     }
 }
