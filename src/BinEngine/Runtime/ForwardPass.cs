@@ -271,7 +271,9 @@ internal sealed class ForwardPass
         if (head.Temperature != 1f)
             TensorPrimitives.Divide(logits, head.Temperature, logits); // z_i / T_i (docs/MODEL.md, Exits)
 
-        Span<float> p = ws.Probabilities;
+        // The probabilities go straight into the sample's answer row: if this exit answers, the result reads
+        // them from there (nothing recomputed); if not, the next exit overwrites them.
+        Span<float> p = ws.Answers.AsSpan(slot * classes, classes);
         float entropy = SoftmaxEntropy(logits, p);
         ws.Entropies[slot * _a.Layers + layer] = entropy;
         return policy.ShouldExit(ref state, p, entropy);

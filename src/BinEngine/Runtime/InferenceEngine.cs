@@ -130,8 +130,7 @@ internal sealed class InferenceEngine
         int exitBlock = ws.ExitBlocks[slot], classes = a.Classes;
         float[] logits = ws.Logits.AsSpan(slot * a.Layers * classes, exitBlock * classes).ToArray();
         float[] entropies = ws.Entropies.AsSpan(slot * a.Layers, exitBlock).ToArray();
-        var probabilities = new float[classes];
-        ForwardPass.SoftmaxEntropy(logits.AsSpan((exitBlock - 1) * classes, classes), probabilities);
+        float[] probabilities = ws.Answers.AsSpan(slot * classes, classes).ToArray(); // the answering exit's, as its policy saw them
         // The load-time bounds (ModelConfig.MaxMagnitude) rule overflow out; this keeps any other route to a
         // non-finite answer (an engine bug) from being reported as a label.
         foreach (float p in probabilities)

@@ -41,6 +41,7 @@ internal sealed class Workspace
     public ExitState[] States = [];
     public float[] Logits = [];                     // [samples × L × C]
     public float[] Entropies = [];                  // [samples × L]
+    public float[] Answers = [];                    // [samples × C] probabilities of the last exit run (the answering one, after a pass)
 
     // Small per-row scratch.
     public float[] Scores = [];                     // [T × T] one head's attention scores
@@ -48,7 +49,6 @@ internal sealed class Workspace
     public float[] HeadVt = [];                     // [d_h × T] one head's V, transposed
     public float[] HeadOut = [];                    // [T × d_h]
     public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
-    public float[] Probabilities = [];              // [C]
 
     /// <summary>Longest sample the per-head attention scratch holds (grows with the texts seen, up to max_len).</summary>
     public int SequenceCapacity { get; private set; }
@@ -101,6 +101,7 @@ internal sealed class Workspace
             States = new ExitState[s];
             Logits = new float[Size(s, (long)_a.Layers * _a.Classes)];
             Entropies = new float[Size(s, _a.Layers)];
+            Answers = new float[Size(s, _a.Classes)];
             SampleCapacity = s;
         }
         if (longest > SequenceCapacity)
@@ -118,7 +119,6 @@ internal sealed class Workspace
         {
             Pooled = new float[d];
             RowScale = new float[wide];
-            Probabilities = new float[_a.Classes];
         }
     }
 
