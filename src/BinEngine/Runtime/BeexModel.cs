@@ -37,7 +37,7 @@ public sealed class BeexModel : IDisposable
         Architecture = weights.Architecture;
         _engine = new InferenceEngine(weights, options.Kernels ?? KernelRegistry.Selected, file.Config.Labels);
         TokenizerSettings t = file.Tokenizer;
-        Tokenizer = new WordPieceTokenizer(t.Vocabulary, new WordPieceOptions
+        Tokenizer = new BertWordPieceTokenizer(t.Vocabulary, new BertWordPieceOptions
         {
             Lowercase = t.Lowercase, UnkToken = t.UnkToken, ClsToken = t.ClsToken, SepToken = t.SepToken, PadToken = t.PadToken,
         });
@@ -109,7 +109,7 @@ public sealed class BeexModel : IDisposable
     public ExitPolicy DefaultPolicy { get; }
 
     /// <summary>The tokenizer built from the vocabulary, options and special tokens in the model file.</summary>
-    public WordPieceTokenizer Tokenizer { get; }
+    public BertWordPieceTokenizer Tokenizer { get; }
 
     /// <summary>The open model file: metadata, provenance, tensor table (its spans are invalid after <see cref="Dispose"/>).</summary>
     public ModelFile.ModelFile File => _file;
