@@ -73,11 +73,11 @@ internal static class TokenizeCommand
         {
             throw new CliException($"unusable tokenizer file: {e.Message}");
         }
-        string path = RequireFile(ModelLocator.Locate(cx, model), "model");
+        string path = ModelLocator.Locate(cx, model);
         try
         {
             // Only the vocabulary is needed: open the file without binding the weights.
-            using var file = BinEngine.ModelFile.ModelFile.Open(path);
+            using var file = ModelLocator.OpenFile(path);
             return new BertWordPieceTokenizer(file.Tokenizer.Vocabulary, new BertWordPieceOptions { Lowercase = file.Tokenizer.Lowercase });
         }
         catch (ModelFormatException e)
