@@ -11,7 +11,7 @@
 #
 #   linux-x64-v3   NativeAOT, x86-64-v3 (AVX2, FMA, BMI1/2, LZCNT, MOVBE): Intel Haswell (2013) and later,
 #                  AMD Zen 1 and later. Runs the avx2 kernels.
-#   linux-x64-v4   NativeAOT, x86-64-v4 + AVX512-VBMI (AVX-512 F/BW/CD/DQ/VL/VBMI): Intel Ice Lake,
+#   linux-x64-v4   NativeAOT, x86-64-v4 + avx512v2 (AVX-512 F/BW/CD/DQ/VL + IFMA/VBMI): Intel Ice Lake,
 #                  Sapphire Rapids and later, AMD Zen 4 and later. Runs the avx512 kernels (the Harley-Seal
 #                  ones need VBMI). On Skylake-X/Cascade Lake (AVX-512 without VBMI) use v3.
 #   linux-arm64    self-contained single-file (JIT, the runtime inside; ~70 MB): any ARMv8-A with AdvSimd
@@ -27,17 +27,21 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(linux-x64-v3 linux-x64-v4 linux-arm64)
 
+# %2C is an escaped comma: a bare one would split the -p: switch into two MSBuild properties.
 common=(src/BinEngine.Cli/BinEngine.Cli.csproj -c Release -nologo -v q -p:EmbedDefaultModel=true -p:DebugType=none)
 for t in "${targets[@]}"; do
   echo "== $t -> $out/$t"
   start=$(date +%s)
+  rm -rf "${out:?}/$t"
   case "$t" in
     linux-x64-v3) dotnet publish "${common[@]}" -r linux-x64 -p:PublishAot=true -p:IlcInstructionSet=x86-64-v3 -o "$out/$t" ;;
-    linux-x64-v4) dotnet publish "${common[@]}" -r linux-x64 -p:PublishAot=true -p:IlcInstructionSet=x86-64-v4,avx512vbmi -o "$out/$t" ;;
+    linux-x64-v4) dotnet publish "${common[@]}" -r linux-x64 -p:PublishAot=true -p:IlcInstructionSet=x86-64-v4%2Cavx512v2 -o "$out/$t" ;;
     linux-arm64)  dotnet publish "${common[@]}" -r linux-arm64 --self-contained -p:PublishSingleFile=true \
                     -p:IncludeNativeLibrariesForSelfExtract=true -p:EnableCompressionInSingleFile=true -o "$out/$t" ;;
     *) echo "unknown target '$t' (linux-x64-v3, linux-x64-v4, linux-arm64)" >&2; exit 2 ;;
   esac
+  # Only the binary ships: the native symbols (binengine.dbg) stay in obj/, the library's XML docs are for IDEs.
+  rm -f "$out/$t"/*.dbg "$out/$t"/*.xml "$out/$t"/*.pdb
   ls -l "$out/$t"
   echo "   $(( $(date +%s) - start )) s"
 done
