@@ -32,3 +32,9 @@ done
 
 echo "== trainer tests (PyTorch)"
 bash tools/train/test.sh
+
+# ARM64 for real: the self-contained linux-arm64 single-file build under qemu-user (installed when missing;
+# skipped with the reason when it cannot be): AdvSimd/Vector128 kernels, and dev-set labels, exit blocks and
+# logits equal to the x64 build's (tools/check-arm64.sh).
+echo "== linux-arm64 under qemu-user"
+bash tools/check-arm64.sh

@@ -6,12 +6,26 @@ namespace BinEngine.Cli;
 /// <summary>
 /// Finds and loads the model a command runs: the --model path, or the default trained model shipped
 /// beside the binengine assembly (the csproj copies models/sst2-default/model.bex there) or found by
-/// walking up from the working directory (running from a checkout of the repository).
+/// walking up from the working directory (running from a checkout of the repository), or, in a
+/// single-file build (tools/publish.sh sets EmbedDefaultModel), compiled into the binary as a resource.
 /// </summary>
 internal static class ModelLocator
 {
     /// <summary>Where the default model lies, relative to the assembly folder or a repository root.</summary>
     public const string DefaultModelRelative = "models/sst2-default/model.bex";
+
+    /// <summary>What <see cref="Locate"/> returns for the default model compiled into the binary; <see cref="Load"/> reads it from the resource.</summary>
+    public const string EmbeddedDefaultModel = "embedded:" + DefaultModelRelative;
+
+    // The manifest resource name the csproj gives the model when EmbedDefaultModel is true.
+    private const string EmbeddedResourceName = "BinEngine.Cli.DefaultModel.bex";
+
+    private static bool HasEmbeddedModel =>
+        typeof(ModelLocator).Assembly.GetManifestResourceInfo(EmbeddedResourceName) is not null;
+
+    private static Stream OpenEmbedded() =>
+        typeof(ModelLocator).Assembly.GetManifestResourceStream(EmbeddedResourceName)
+            ?? throw new CliException($"this binengine has no embedded model ({EmbeddedResourceName}); pass --model");
 
     /// <summary>Where the FP32 twin of the default model lies when it has been converted.</summary>
     public const string DefaultFp32Relative = "models/sst2-fp32/model.bex";
@@ -22,6 +36,7 @@ internal static class ModelLocator
         if (modelOption is not null)
             return cx.Resolve(modelOption);
         return Find(cx, DefaultModelRelative)
+            ?? (HasEmbeddedModel ? EmbeddedDefaultModel : null)
             ?? throw new CliException(
                 $"no model given and the default model ({DefaultModelRelative}) was found neither beside binengine ({cx.BaseDirectory}) " +
                 $"nor in {cx.WorkingDirectory} or a folder above it; pass --model PATH/TO/model.bex " +
@@ -44,6 +59,11 @@ internal static class ModelLocator
     /// <summary>Loads the model at <paramref name="path"/>, turning every way it can be unusable into a <see cref="CliException"/> (exit 2).</summary>
     public static BeexModel Load(string path, BeexModelOptions? options = null)
     {
+        if (path == EmbeddedDefaultModel)
+        {
+            using Stream embedded = OpenEmbedded();
+            return BeexModel.Load(embedded, options);
+        }
         if (Directory.Exists(path))
             throw new CliException($"model '{path}' is a folder; pass the model file inside it (model.bex)");
         if (!File.Exists(path))
@@ -71,6 +91,19 @@ internal static class ModelLocator
     {
         if (UnixFiles.Of(path) is { IsRegular: false })
             throw new CliException($"{what} '{path}' is not a regular file (a FIFO, device, socket or folder); pass the path of a file");
+    }
+
+    /// <summary>Opens the container at <paramref name="path"/> (a file, or <see cref="EmbeddedDefaultModel"/>) without binding the weights.</summary>
+    public static BinEngine.ModelFile.ModelFile OpenFile(string path)
+    {
+        if (path == EmbeddedDefaultModel)
+        {
+            using Stream embedded = OpenEmbedded();
+            return BinEngine.ModelFile.ModelFile.Open(embedded);
+        }
+        if (!File.Exists(path)) throw new CliException($"model file '{path}' does not exist");
+        RequireRegularFile(path, "model");
+        return BinEngine.ModelFile.ModelFile.Open(path);
     }
 
     /// <summary>Locates and loads in one step.</summary>

@@ -12,7 +12,12 @@ namespace BinEngine.Bench.EndToEnd;
 ///
 ///   dotnet run -c Release --project bench/BinEngine.Bench -- e2e
 ///       [--model models/sst2-default/model.bex] [--fp32 models/sst2-fp32/model.bex]
-///       [--data data/sst2/dev.tsv] [--runs 5] [--out bench/results/end-to-end.md]
+///       [--data data/sst2/dev.tsv] [--runs 5] [--out FILE]
+///
+/// The table goes to standard output; it is written to a file only when --out names one (the tracked
+/// bench/results/end-to-end.md is rewritten only when asked for by name). Without --fp32 (or when the
+/// default twin file is missing) the twin has the same shapes and random weights: at full depth a
+/// dense pass costs the same whatever its weights, so the speed ratios need no converted twin.
 ///
 /// Batch 1: each sentence classified alone (Classify), latency per sentence → p50 and p99.
 /// Batch 64: ClassifyBatch over chunks of 64 → sentences per second.
@@ -31,7 +36,7 @@ public static class EndToEndHarness
         string fp32Path = Arg("--fp32", "models/sst2-fp32/model.bex");
         string dataPath = Arg("--data", "data/sst2/dev.tsv");
         int runs = int.Parse(Arg("--runs", "5"), CultureInfo.InvariantCulture);
-        string output = Arg("--out", "bench/results/end-to-end.md");
+        string? output = Array.IndexOf(args, "--out") >= 0 ? Arg("--out", "") : null;
 
         string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
         // --model takes a comma-separated list: every model is measured in the same run, the first one's
@@ -123,9 +128,13 @@ public static class EndToEndHarness
         current?.Dispose();
 
         string table = Render(rows, binary, fp32, modelPath, fp32Path, dataPath, texts.Length, runs);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        File.WriteAllText(output, table);
         Console.WriteLine(table);
+        if (!string.IsNullOrEmpty(output))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+            File.WriteAllText(output, table);
+            Console.WriteLine($"written to {output}");
+        }
         foreach (BeexModel model in binaries)
             model.Dispose();
         return 0;

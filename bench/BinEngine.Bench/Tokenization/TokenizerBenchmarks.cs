@@ -15,7 +15,7 @@ namespace BinEngine.Bench.Tokenization;
 public class TokenizerBenchmarks
 {
     private const int Sst2DevTexts = 872;
-    private WordPieceTokenizer _tokenizer = null!;
+    private BertWordPieceTokenizer _tokenizer = null!;
     private string[] _texts = null!;
     private int[] _ids = null!;
     private string _megabyteWord = null!;
@@ -28,7 +28,7 @@ public class TokenizerBenchmarks
     public void Setup()
     {
         string root = RepoRoot();
-        _tokenizer = WordPieceTokenizer.FromVocabFile(Path.Combine(root, "data", "vocab", "bert-base-uncased-vocab.txt"));
+        _tokenizer = BertWordPieceTokenizer.FromVocabFile(Path.Combine(root, "data", "vocab", "bert-base-uncased-vocab.txt"));
         _texts = File.ReadLines(Path.Combine(root, "data", "sst2", "dev.tsv"))
             .Skip(1)
             .Where(line => line.Length > 0)

@@ -27,7 +27,7 @@ internal static class TokenizeCommand
         {
             int? max = parse.GetValue(maxLength);
             if (max is < 2) throw new CliException($"--max-length must be at least 2 ([CLS] and [SEP]), got {max}");
-            WordPieceTokenizer tokenizer = Load(cx, parse.GetValue(model), parse.GetValue(vocab), parse.GetValue(tokenizerJson));
+            BertWordPieceTokenizer tokenizer = Load(cx, parse.GetValue(model), parse.GetValue(vocab), parse.GetValue(tokenizerJson));
             bool withTokens = parse.GetValue(tokens);
             var line = new JsonLine();
             var lines = cx.OpenStdinLines(Batch.ByteLineReader.DefaultMaxLineBytes);
@@ -73,25 +73,25 @@ internal static class TokenizeCommand
         return command;
     }
 
-    private static WordPieceTokenizer Load(CliContext cx, string? model, string? vocab, string? tokenizerJson)
+    private static BertWordPieceTokenizer Load(CliContext cx, string? model, string? vocab, string? tokenizerJson)
     {
         if ((vocab is not null ? 1 : 0) + (tokenizerJson is not null ? 1 : 0) + (model is not null ? 1 : 0) > 1)
             throw new CliException("pass only one of --model, --vocab and --tokenizer-json");
         try
         {
-            if (vocab is not null) return WordPieceTokenizer.FromVocabFile(RequireFile(cx.Resolve(vocab), "vocabulary"));
-            if (tokenizerJson is not null) return WordPieceTokenizer.FromTokenizerJson(RequireFile(cx.Resolve(tokenizerJson), "tokenizer.json"));
+            if (vocab is not null) return BertWordPieceTokenizer.FromVocabFile(RequireFile(cx.Resolve(vocab), "vocabulary"));
+            if (tokenizerJson is not null) return BertWordPieceTokenizer.FromTokenizerJson(RequireFile(cx.Resolve(tokenizerJson), "tokenizer.json"));
         }
         catch (InvalidDataException e)
         {
             throw new CliException($"unusable tokenizer file: {e.Message}");
         }
-        string path = RequireFile(ModelLocator.Locate(cx, model), "model");
+        string path = ModelLocator.Locate(cx, model);
         try
         {
             // Only the vocabulary is needed: open the file without binding the weights.
-            using var file = BinEngine.ModelFile.ModelFile.Open(path);
-            return new WordPieceTokenizer(file.Tokenizer.Vocabulary, new WordPieceOptions { Lowercase = file.Tokenizer.Lowercase });
+            using var file = ModelLocator.OpenFile(path);
+            return file.Tokenizer.CreateTokenizer();
         }
         catch (ModelFormatException e)
         {

@@ -11,7 +11,14 @@ namespace BinEngine.ModelFile;
 /// <param name="SepToken">The token that closes every sequence.</param>
 /// <param name="PadToken">The padding token.</param>
 internal sealed record TokenizerSettings(IReadOnlyList<string> Vocabulary, bool Lowercase,
-    string UnkToken = "[UNK]", string ClsToken = "[CLS]", string SepToken = "[SEP]", string PadToken = "[PAD]");
+    string UnkToken = "[UNK]", string ClsToken = "[CLS]", string SepToken = "[SEP]", string PadToken = "[PAD]")
+{
+    /// <summary>The tokenizer these settings describe: the one place a model file's vocabulary, case and special tokens become a tokenizer.</summary>
+    public Tokenization.BertWordPieceTokenizer CreateTokenizer() => new(Vocabulary, new Tokenization.BertWordPieceOptions
+    {
+        Lowercase = Lowercase, UnkToken = UnkToken, ClsToken = ClsToken, SepToken = SepToken, PadToken = PadToken,
+    });
+}
 
 /// <summary>Where a model file came from (any field may be null when the converter had no value).</summary>
 public sealed record ModelProvenance(

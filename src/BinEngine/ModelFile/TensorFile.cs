@@ -1,4 +1,5 @@
 using BinEngine.Kernels;
+using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -52,12 +53,12 @@ internal sealed unsafe class TensorFile : IDisposable
 
         if (verifyChecksum)
         {
-            var hash = new XxHash64(0);
+            var hash = new XxHash64();
             // Chunks keep each span within int range for data sections over 2 GiB.
             const int Chunk = 1 << 30;
             for (long at = 0; at < head.DataLength; at += Chunk)
                 hash.Append(new ReadOnlySpan<byte>(region.Pointer + head.DataOffset + at, (int)Math.Min(Chunk, head.DataLength - at)));
-            ulong actual = hash.GetCurrentHash();
+            ulong actual = hash.GetCurrentHashAsUInt64();
             if (actual != head.DataChecksum)
                 throw new ModelFormatException($"{source}: data checksum mismatch: header says 0x{head.DataChecksum:x16}, the {head.DataLength} data bytes hash to 0x{actual:x16} (the file is corrupt)");
         }

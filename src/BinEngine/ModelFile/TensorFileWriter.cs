@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -166,7 +167,7 @@ internal sealed class TensorFileWriter
         BinaryPrimitives.WriteUInt64LittleEndian(h[BexFormat.OffsetTensorCount..], (ulong)_tensors.Count);
         BinaryPrimitives.WriteUInt64LittleEndian(h[BexFormat.OffsetDataOffset..], (ulong)dataOffset);
         BinaryPrimitives.WriteUInt64LittleEndian(h[BexFormat.OffsetDataLength..], (ulong)dataLength);
-        BinaryPrimitives.WriteUInt64LittleEndian(h[BexFormat.OffsetDataChecksum..], XxHash64.Hash(file.AsSpan((int)dataOffset)));
+        BinaryPrimitives.WriteUInt64LittleEndian(h[BexFormat.OffsetDataChecksum..], XxHash64.HashToUInt64(file.AsSpan((int)dataOffset)));
         BinaryPrimitives.WriteUInt64LittleEndian(h[BexFormat.OffsetHeaderChecksum..], HeaderChecksum(file, (int)dataOffset));
         return file;
     }
@@ -174,10 +175,10 @@ internal sealed class TensorFileWriter
     /// <summary>XXH64 of the head with the header-checksum field itself left out: bytes [0, 56) then [64, dataOffset).</summary>
     internal static ulong HeaderChecksum(ReadOnlySpan<byte> file, int dataOffset)
     {
-        var hash = new XxHash64(0);
+        var hash = new XxHash64();
         hash.Append(file[..BexFormat.OffsetHeaderChecksum]);
         hash.Append(file[BexFormat.HeaderBytes..dataOffset]);
-        return hash.GetCurrentHash();
+        return hash.GetCurrentHashAsUInt64();
     }
 
     private static void WriteValue(Stream s, MetadataValue value)

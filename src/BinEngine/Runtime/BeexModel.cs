@@ -36,11 +36,7 @@ public sealed class BeexModel : IDisposable
         ModelWeights weights = ModelBinding.Bind(file);
         Architecture = weights.Architecture;
         _engine = new InferenceEngine(weights, options.ResolveKernels(), file.Config.Labels);
-        TokenizerSettings t = file.Tokenizer;
-        Tokenizer = new WordPieceTokenizer(t.Vocabulary, new WordPieceOptions
-        {
-            Lowercase = t.Lowercase, UnkToken = t.UnkToken, ClsToken = t.ClsToken, SepToken = t.SepToken, PadToken = t.PadToken,
-        });
+        Tokenizer = file.Tokenizer.CreateTokenizer();
         DefaultPolicy = ModelBinding.PolicyFromConfig(file.Config, file.Config.Policy);
     }
 
@@ -109,7 +105,7 @@ public sealed class BeexModel : IDisposable
     public ExitPolicy DefaultPolicy { get; }
 
     /// <summary>The tokenizer built from the vocabulary, options and special tokens in the model file.</summary>
-    public WordPieceTokenizer Tokenizer { get; }
+    public BertWordPieceTokenizer Tokenizer { get; }
 
     /// <summary>The open model file: metadata, provenance, tensor table (its spans are invalid after <see cref="Dispose"/>).</summary>
     internal ModelFile.ModelFile File => _file;

@@ -27,6 +27,10 @@ internal static partial class UnicodeData
     internal const byte HasLowercase = 1 << 3;
     internal const byte HasDecomposition = 1 << 4;
     internal const byte NonzeroCombiningClass = 1 << 5;
+    /// <summary>Unicode Cased and not Case_Ignorable (a Final_Sigma scan stops on it: a word goes on).</summary>
+    internal const byte Cased = 1 << 6;
+    /// <summary>Unicode Case_Ignorable (a Final_Sigma scan skips it: apostrophes, periods, marks, Cf…).</summary>
+    internal const byte CaseIgnorable = 1 << 7;
 
     // Hangul syllables decompose algorithmically (Unicode ch. 3.12): S = L·V·T, no table needed.
     private const int HangulSBase = 0xAC00, HangulLBase = 0x1100, HangulVBase = 0x1161, HangulTBase = 0x11A7;
@@ -57,7 +61,7 @@ internal static partial class UnicodeData
 
     /// <summary>
     /// The single-code-point lowercase of a code point whose flags have <see cref="HasLowercase"/>.
-    /// U+0130 (whose full lowercase is "i" + U+0307) and U+03A3 (context dependent) are the caller's.
+    /// U+0130 (whose full lowercase is "i" + U+0307) and U+03A3 (σ or, by Final_Sigma, ς) are the caller's.
     /// </summary>
     public static int SimpleLowercase(int cp)
     {

@@ -21,7 +21,7 @@ internal static class VocabularyFiles
         return File.ReadAllBytes(path);
     }
 
-    public static WordPieceTokenizer LoadVocabFile(string path, WordPieceOptions options)
+    public static BertWordPieceTokenizer LoadVocabFile(string path, BertWordPieceOptions options)
     {
         byte[] bytes = ReadBounded(path, "Vocabulary file");
         string text;
@@ -49,7 +49,7 @@ internal static class VocabularyFiles
         if (tokens.Count == 0) throw new InvalidDataException($"Vocabulary file '{path}' is empty.");
         try
         {
-            return new WordPieceTokenizer(tokens, options);
+            return new BertWordPieceTokenizer(tokens, options);
         }
         catch (ArgumentException e)
         {
@@ -57,7 +57,7 @@ internal static class VocabularyFiles
         }
     }
 
-    public static WordPieceTokenizer LoadTokenizerJson(string path)
+    public static BertWordPieceTokenizer LoadTokenizerJson(string path)
     {
         byte[] bytes = ReadBounded(path, "Tokenizer file");
         try
@@ -79,7 +79,7 @@ internal static class VocabularyFiles
         }
     }
 
-    private static WordPieceTokenizer FromJson(JsonElement root)
+    private static BertWordPieceTokenizer FromJson(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException("the root is not a JSON object.");
 
@@ -114,7 +114,7 @@ internal static class VocabularyFiles
                 throw new InvalidDataException("model.max_input_chars_per_word is not an integer.");
         }
 
-        var options = new WordPieceOptions
+        var options = new BertWordPieceOptions
         {
             UnkToken = unk,
             ContinuingSubwordPrefix = prefix,
@@ -183,7 +183,7 @@ internal static class VocabularyFiles
             AddedTokens = added,
             MaskToken = added.Contains("[MASK]") ? "[MASK]" : null,
         };
-        return new WordPieceTokenizer(vocabulary, options);
+        return new BertWordPieceTokenizer(vocabulary, options);
     }
 
     private static (string Cls, string Sep) ReadPostProcessor(JsonElement post)

@@ -24,6 +24,13 @@ CLASS_OTHER, CLASS_REMOVED, CLASS_WHITESPACE, CLASS_PUNCTUATION, CLASS_NONSPACIN
 HAS_LOWER = 1 << 3
 HAS_DECOMPOSITION = 1 << 4
 NONZERO_CCC = 1 << 5
+# Unicode's Cased and Case_Ignorable properties, for the Final_Sigma rule of lower-casing (Σ -> ς at the end of a
+# word). unicodedata does not expose them, but str.lower() applies the rule with exactly these properties
+# (Unicode ch. 3.13: C is Final_Sigma when preceded by Cased Case_Ignorable* and not followed by Case_Ignorable*
+# Cased), so they are read back from it: after "Α" (cased) a Σ stays word-final across c iff c is case-ignorable
+# or cased; after "1" (not cased) iff c is cased and not case-ignorable (an ignorable c is skipped, back to "1").
+CASED = 1 << 6
+CASE_IGNORABLE = 1 << 7
 
 
 def char_class(cp):
@@ -79,6 +86,12 @@ def main():
         if cc:
             f |= NONZERO_CCC
             ccc[cp] = cc
+        final_after_letter = ("\u0391" + c + "\u03a3").lower()[-1] == "\u03c2"
+        final_after_digit = ("1" + c + "\u03a3").lower()[-1] == "\u03c2"
+        if final_after_letter and not final_after_digit:
+            f |= CASE_IGNORABLE
+        elif final_after_digit:
+            f |= CASED
         flags[cp] = f
 
     # Two-stage table: stage 1 maps cp / BLOCK to a block number, stage 2 holds the distinct blocks.

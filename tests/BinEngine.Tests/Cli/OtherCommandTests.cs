@@ -12,7 +12,7 @@ public class OtherCommandTests(CliFixture fx)
         string[] lines = ["Hello, world!", "", string.Join(' ', Enumerable.Repeat("token", 100))];
         var r = CliFixture.Run(["tokenize", "--model", fx.ModelPath], string.Join("\n", lines) + "\n");
         Assert.True(r.ExitCode == 0, r.ToString());
-        var reference = WordPieceTokenizer.FromVocabFile(TestPaths.Repo(CliFixture.VocabRelative));
+        var reference = BertWordPieceTokenizer.FromVocabFile(TestPaths.Repo(CliFixture.VocabRelative));
         Assert.Equal(3, r.Lines.Length);
         for (int i = 0; i < lines.Length; i++)
         {

@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.Text;
 using BinEngine.ModelFile;
@@ -15,7 +16,7 @@ internal static class FileSurgery
         ulong dataOffset = BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(32));
         if (dataOffset < BexFormat.HeaderBytes || dataOffset > (ulong)file.Length)
             return;
-        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(48), XxHash64.Hash(file.AsSpan((int)dataOffset)));
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(48), XxHash64.HashToUInt64(file.AsSpan((int)dataOffset)));
         BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(56), TensorFileWriter.HeaderChecksum(file, (int)dataOffset));
     }
 

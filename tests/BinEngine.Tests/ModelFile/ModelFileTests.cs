@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using BinEngine.ModelFile;
 using BinEngine.Tests.ConverterTests;
 using ModelFileReader = BinEngine.ModelFile.ModelFile;
@@ -38,7 +39,7 @@ public class ModelFileTests
             expected[id] = new float[32];
             m.TokenEmbedding(id, expected[id]);
         }
-        ulong bitsHash = XxHash64.Hash(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Bits("blocks.1.slfn.f1.weight")));
+        ulong bitsHash = XxHash64.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Bits("blocks.1.slfn.f1.weight")));
         Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
         {
             var row = new float[32];
@@ -47,7 +48,7 @@ public class ModelFileTests
                 int id = (i * 7 + rep) % 50;
                 m.TokenEmbedding(id, row);
                 Assert.Equal(expected[id], row);
-                Assert.Equal(bitsHash, XxHash64.Hash(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Bits("blocks.1.slfn.f1.weight"))));
+                Assert.Equal(bitsHash, XxHash64.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Bits("blocks.1.slfn.f1.weight"))));
             }
         });
     }

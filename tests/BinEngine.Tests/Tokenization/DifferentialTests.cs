@@ -34,17 +34,17 @@ public class DifferentialTests
 
     public static TheoryData<string> Configurations => new() { "uncased", "cased", "lower-keep-accents", "strip-keep-case", "raw", "short-words" };
 
-    private static WordPieceTokenizer Tokenizer(string configuration)
+    private static BertWordPieceTokenizer Tokenizer(string configuration)
     {
         var vocab = BertUncased.Tokenizer.Vocabulary;
         return configuration switch
         {
             "uncased" => BertUncased.Tokenizer,
-            "cased" => new WordPieceTokenizer(vocab, WordPieceOptions.BertCased),
-            "lower-keep-accents" => new WordPieceTokenizer(vocab, WordPieceOptions.BertUncased with { StripAccents = false }),
-            "strip-keep-case" => new WordPieceTokenizer(vocab, WordPieceOptions.BertCased with { StripAccents = true }),
-            "raw" => new WordPieceTokenizer(vocab, new WordPieceOptions { CleanText = false, HandleChineseChars = false, Lowercase = false, AddedTokens = [] }),
-            "short-words" => new WordPieceTokenizer(vocab, WordPieceOptions.BertUncased with { MaxInputCharsPerWord = 6 }),
+            "cased" => new BertWordPieceTokenizer(vocab, BertWordPieceOptions.BertCased),
+            "lower-keep-accents" => new BertWordPieceTokenizer(vocab, BertWordPieceOptions.BertUncased with { StripAccents = false }),
+            "strip-keep-case" => new BertWordPieceTokenizer(vocab, BertWordPieceOptions.BertCased with { StripAccents = true }),
+            "raw" => new BertWordPieceTokenizer(vocab, new BertWordPieceOptions { CleanText = false, HandleChineseChars = false, Lowercase = false, AddedTokens = [] }),
+            "short-words" => new BertWordPieceTokenizer(vocab, BertWordPieceOptions.BertUncased with { MaxInputCharsPerWord = 6 }),
             _ => throw new ArgumentOutOfRangeException(nameof(configuration)),
         };
     }
@@ -93,7 +93,7 @@ public class DifferentialTests
     }
 
     /// <summary>The reference pipeline, one whole-string stage at a time.</summary>
-    private static int[] NaiveEncode(WordPieceTokenizer t, string text)
+    private static int[] NaiveEncode(BertWordPieceTokenizer t, string text)
     {
         var o = t.Options;
         var output = new List<int> { t.ClsId };
@@ -128,7 +128,7 @@ public class DifferentialTests
 
     private static CharClass Class(int cp) => UnicodeData.ClassOf(UnicodeData.Flags(cp));
 
-    private static IEnumerable<int> NaiveSegment(WordPieceTokenizer t, string text)
+    private static IEnumerable<int> NaiveSegment(BertWordPieceTokenizer t, string text)
     {
         var o = t.Options;
         List<int> cps = CodePoints(text);
@@ -161,6 +161,19 @@ public class DifferentialTests
         }
         if (o.Lowercase)
         {
+            // Final_Sigma on the whole normalized segment, as str.lower() does it: Σ after Cased Case_Ignorable*
+            // and not before Case_Ignorable* Cased is ς.
+            bool Ignorable(int cp) => (UnicodeData.Flags(cp) & UnicodeData.CaseIgnorable) != 0;
+            bool Cased(int cp) => (UnicodeData.Flags(cp) & UnicodeData.Cased) != 0;
+            var before = cps;
+            cps = cps.Select((cp, i) =>
+            {
+                if (cp != 0x3A3) return cp;
+                int b = i - 1, a = i + 1;
+                while (b >= 0 && Ignorable(before[b])) b--;
+                while (a < before.Count && Ignorable(before[a])) a++;
+                return b >= 0 && Cased(before[b]) && !(a < before.Count && Cased(before[a])) ? 0x3C2 : 0x3A3;
+            }).ToList();
             cps = cps.SelectMany(cp =>
                 cp == 0x130 ? new[] { 0x69, 0x307 }
                 : (UnicodeData.Flags(cp) & UnicodeData.HasLowercase) != 0 ? new[] { UnicodeData.SimpleLowercase(cp) }

@@ -27,8 +27,8 @@ public sealed class LoaderTests : IDisposable
     public void VocabFileLineEndingsDoNotMatter()
     {
         string[] tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "##s"];
-        var lf = WordPieceTokenizer.FromVocabFile(Write("lf.txt", string.Join("\n", tokens) + "\n"));
-        var crlf = WordPieceTokenizer.FromVocabFile(Write("crlf.txt", string.Join("\r\n", tokens)));
+        var lf = BertWordPieceTokenizer.FromVocabFile(Write("lf.txt", string.Join("\n", tokens) + "\n"));
+        var crlf = BertWordPieceTokenizer.FromVocabFile(Write("crlf.txt", string.Join("\r\n", tokens)));
         Assert.Equal(tokens, lf.Vocabulary);
         Assert.Equal(tokens, crlf.Vocabulary);
         Assert.Equal(lf.Encode("hellos"), crlf.Encode("hellos"));
@@ -38,10 +38,10 @@ public sealed class LoaderTests : IDisposable
     [Fact]
     public void BrokenVocabFilesFailClearly()
     {
-        Assert.Contains("empty", Assert.Throws<InvalidDataException>(() => WordPieceTokenizer.FromVocabFile(Write("empty.txt", ""))).Message);
-        Assert.Contains("UTF-8", Assert.Throws<InvalidDataException>(() => WordPieceTokenizer.FromVocabFile(Write("bad.txt", [0x5B, 0xFF, 0xFE, 0x0A]))).Message);
-        Assert.Contains("[UNK]", Assert.Throws<InvalidDataException>(() => WordPieceTokenizer.FromVocabFile(Write("nounk.txt", "[PAD]\n[CLS]\n[SEP]\n"))).Message);
-        Assert.Throws<FileNotFoundException>(() => WordPieceTokenizer.FromVocabFile(Path.Combine(_dir, "missing.txt")));
+        Assert.Contains("empty", Assert.Throws<InvalidDataException>(() => BertWordPieceTokenizer.FromVocabFile(Write("empty.txt", ""))).Message);
+        Assert.Contains("UTF-8", Assert.Throws<InvalidDataException>(() => BertWordPieceTokenizer.FromVocabFile(Write("bad.txt", [0x5B, 0xFF, 0xFE, 0x0A]))).Message);
+        Assert.Contains("[UNK]", Assert.Throws<InvalidDataException>(() => BertWordPieceTokenizer.FromVocabFile(Write("nounk.txt", "[PAD]\n[CLS]\n[SEP]\n"))).Message);
+        Assert.Throws<FileNotFoundException>(() => BertWordPieceTokenizer.FromVocabFile(Path.Combine(_dir, "missing.txt")));
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public sealed class LoaderTests : IDisposable
         var json = BertJson();
         json["normalizer"]!["lowercase"] = false;
         json["model"]!["max_input_chars_per_word"] = 7;
-        var t = WordPieceTokenizer.FromTokenizerJson(Write("cased.json", json.ToJsonString()));
+        var t = BertWordPieceTokenizer.FromTokenizerJson(Write("cased.json", json.ToJsonString()));
         Assert.False(t.Options.Lowercase);
         Assert.False(t.Options.EffectiveStripAccents);
         Assert.Equal(7, t.Options.MaxInputCharsPerWord);
@@ -71,7 +71,7 @@ public sealed class LoaderTests : IDisposable
     [MemberData(nameof(BrokenJson))]
     public void BrokenTokenizerJsonFailsClearly(string expectedInMessage, string content)
     {
-        var e = Assert.Throws<InvalidDataException>(() => WordPieceTokenizer.FromTokenizerJson(Write("broken.json", content)));
+        var e = Assert.Throws<InvalidDataException>(() => BertWordPieceTokenizer.FromTokenizerJson(Write("broken.json", content)));
         Assert.Contains(expectedInMessage, e.Message);
     }
 
@@ -108,7 +108,7 @@ public sealed class LoaderTests : IDisposable
             case "added_tokens/id": json["added_tokens"]![0]!["id"] = 5; break;
             case "model.unk_token": model["unk_token"] = "<unk>"; break;
         }
-        var e = Assert.Throws<InvalidDataException>(() => WordPieceTokenizer.FromTokenizerJson(Write("field.json", json.ToJsonString())));
+        var e = Assert.Throws<InvalidDataException>(() => BertWordPieceTokenizer.FromTokenizerJson(Write("field.json", json.ToJsonString())));
         Assert.Contains(expectedInMessage, e.Message);
     }
 
@@ -117,7 +117,7 @@ public sealed class LoaderTests : IDisposable
     {
         // What a model file does: embed Vocabulary and Options, rebuild, get the same ids.
         var original = BertUncased.JsonTokenizer;
-        var rebuilt = new WordPieceTokenizer(original.Vocabulary.ToArray(), original.Options);
+        var rebuilt = new BertWordPieceTokenizer(original.Vocabulary.ToArray(), original.Options);
         foreach (var (text, expected) in BertUncased.ReferenceCases.Take(300))
             Assert.Equal(expected, rebuilt.Encode(text));
     }

@@ -11,12 +11,12 @@ internal static class BertUncased
     public const string VocabPath = "data/vocab/bert-base-uncased-vocab.txt";
     public const string TokenizerJsonPath = "data/vocab/bert-base-uncased-tokenizer.json";
 
-    private static readonly Lazy<WordPieceTokenizer> FromVocab = new(() => WordPieceTokenizer.FromVocabFile(TestPaths.Repo(VocabPath)));
-    private static readonly Lazy<WordPieceTokenizer> FromJson = new(() => WordPieceTokenizer.FromTokenizerJson(TestPaths.Repo(TokenizerJsonPath)));
+    private static readonly Lazy<BertWordPieceTokenizer> FromVocab = new(() => BertWordPieceTokenizer.FromVocabFile(TestPaths.Repo(VocabPath)));
+    private static readonly Lazy<BertWordPieceTokenizer> FromJson = new(() => BertWordPieceTokenizer.FromTokenizerJson(TestPaths.Repo(TokenizerJsonPath)));
     private static readonly Lazy<IReadOnlyList<(string Text, int[] Ids)>> Cases = new(LoadCases);
 
-    public static WordPieceTokenizer Tokenizer => FromVocab.Value;
-    public static WordPieceTokenizer JsonTokenizer => FromJson.Value;
+    public static BertWordPieceTokenizer Tokenizer => FromVocab.Value;
+    public static BertWordPieceTokenizer JsonTokenizer => FromJson.Value;
     public static IReadOnlyList<(string Text, int[] Ids)> ReferenceCases => Cases.Value;
 
     private static IReadOnlyList<(string Text, int[] Ids)> LoadCases()
@@ -39,7 +39,7 @@ public class ParityTests(ITestOutputHelper output)
     private static string Show(string text) =>
         string.Concat(text.Select(c => c < 0x20 || c > 0x7E ? $"\\u{(int)c:X4}" : c.ToString()));
 
-    private static string Tokens(WordPieceTokenizer t, IEnumerable<int> ids) =>
+    private static string Tokens(BertWordPieceTokenizer t, IEnumerable<int> ids) =>
         string.Join(" ", ids.Select(id => id >= 0 && id < t.VocabSize ? t.IdToToken(id) : $"<{id}>"));
 
     /// <summary>Every Hugging Face reference case gives exactly the reference ids.</summary>

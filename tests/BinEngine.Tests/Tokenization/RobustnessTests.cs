@@ -5,7 +5,7 @@ namespace BinEngine.Tests.Tokenization;
 /// <summary>Hostile or degenerate input on the real bert-base-uncased vocabulary.</summary>
 public class RobustnessTests
 {
-    private static WordPieceTokenizer Bert => BertUncased.Tokenizer;
+    private static BertWordPieceTokenizer Bert => BertUncased.Tokenizer;
     private const int Megabyte = 1 << 20;
 
     private static int[] Ids(params string[] tokens) => tokens.Select(t => Bert.TokenToId(t)).ToArray();

@@ -6,7 +6,7 @@ namespace BinEngine.Tokenization;
 /// continuing_subword_prefix, max_input_chars_per_word) and the special tokens.
 /// The defaults are bert-base-uncased's.
 /// </summary>
-public sealed record WordPieceOptions
+public sealed record BertWordPieceOptions
 {
     /// <summary>Lower-case the text (bert-base-uncased: true; cased models: false).</summary>
     public bool Lowercase { get; init; } = true;
@@ -60,27 +60,27 @@ public sealed record WordPieceOptions
     public bool EffectiveStripAccents => StripAccents ?? Lowercase;
 
     /// <summary>bert-base-uncased: lower-case, strip accents.</summary>
-    public static WordPieceOptions BertUncased { get; } = new();
+    public static BertWordPieceOptions BertUncased { get; } = new();
 
     /// <summary>bert-base-cased: no lower-casing, accents kept.</summary>
-    public static WordPieceOptions BertCased { get; } = new() { Lowercase = false };
+    public static BertWordPieceOptions BertCased { get; } = new() { Lowercase = false };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
         static void Token(string? value, string name)
         {
-            if (string.IsNullOrEmpty(value)) throw new ArgumentException($"WordPieceOptions.{name} must be a non-empty token.", name);
+            if (string.IsNullOrEmpty(value)) throw new ArgumentException($"BertWordPieceOptions.{name} must be a non-empty token.", name);
         }
         Token(UnkToken, nameof(UnkToken));
         Token(ClsToken, nameof(ClsToken));
         Token(SepToken, nameof(SepToken));
         Token(PadToken, nameof(PadToken));
-        if (ContinuingSubwordPrefix is null) throw new ArgumentException("WordPieceOptions.ContinuingSubwordPrefix must not be null (it may be empty).", nameof(ContinuingSubwordPrefix));
+        if (ContinuingSubwordPrefix is null) throw new ArgumentException("BertWordPieceOptions.ContinuingSubwordPrefix must not be null (it may be empty).", nameof(ContinuingSubwordPrefix));
         if (MaxInputCharsPerWord < 1 || MaxInputCharsPerWord > MaxInputCharsPerWordLimit)
-            throw new ArgumentException($"WordPieceOptions.MaxInputCharsPerWord must be between 1 and {MaxInputCharsPerWordLimit}, not {MaxInputCharsPerWord}.", nameof(MaxInputCharsPerWord));
+            throw new ArgumentException($"BertWordPieceOptions.MaxInputCharsPerWord must be between 1 and {MaxInputCharsPerWordLimit}, not {MaxInputCharsPerWord}.", nameof(MaxInputCharsPerWord));
         if (AddedTokens is not null)
             foreach (var t in AddedTokens)
-                if (string.IsNullOrEmpty(t)) throw new ArgumentException("WordPieceOptions.AddedTokens must not hold null or empty tokens.", nameof(AddedTokens));
+                if (string.IsNullOrEmpty(t)) throw new ArgumentException("BertWordPieceOptions.AddedTokens must not hold null or empty tokens.", nameof(AddedTokens));
     }
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Checks the single-file x64 builds of tools/publish.sh against the JIT build, on this machine:
+#   - each build this CPU can run: `isa` names the kernels of its level (v3: avx2; v4: avx512);
+#   - `eval data/sst2/dev.tsv` prints what the JIT build prints (the timing lines and the model path aside);
+#   - `batch data/sst2/dev.tsv --logits` gives the JIT build's labels and exit blocks, logits within 5e-3
+#     (tools/compare_predictions.py), from the model embedded in the binary (run from a folder with no models/);
+#   - size, start-up (`isa`, best of 5) and eval wall time beside the JIT build's.
+# A build above this CPU's level is reported as skipped, not failed.
+#
+#   tools/publish.sh artifacts/publish linux-x64-v3 linux-x64-v4 && tools/check-publish.sh artifacts/publish
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+pub=$(realpath "${1:-artifacts/publish}")
+jit_dll=$root/src/BinEngine.Cli/bin/Release/net10.0/binengine.dll
+[ -f "$jit_dll" ] || dotnet build src/BinEngine.Cli -c Release -nologo -v q
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+has() { [[ " $flags " == *" $1 "* ]]; }
+
+# Start-up: the best of 5 runs of `isa` (the smallest command), in milliseconds.
+startup_ms() {
+  local best=999999 t0 t1 ms
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N); "$@" isa > /dev/null; t1=$(date +%s%N)
+    ms=$(( (t1 - t0) / 1000000 )); (( ms < best )) && best=$ms
+  done
+  echo "$best"
+}
+strip_timing() { grep -vE '^(data|model|latency|throughput) ' "$1"; }
+
+echo "== JIT build ($jit_dll)"
+jit=(dotnet "$jit_dll")
+t0=$(date +%s%N); "${jit[@]}" eval data/sst2/dev.tsv > "$work/jit.eval"; t1=$(date +%s%N)
+jit_eval_s=$(awk "BEGIN{printf \"%.1f\", ($t1-$t0)/1e9}")
+"${jit[@]}" batch data/sst2/dev.tsv -o "$work/jit.jsonl" --logits --no-progress > /dev/null
+jit_size=$(du -sb "$(dirname "$jit_dll")" | cut -f1)
+echo "   start-up $(startup_ms "${jit[@]}") ms; eval $jit_eval_s s; folder $jit_size bytes (runtime not counted)"
+
+status=0
+for level in v3 v4; do
+  bin=$pub/linux-x64-$level/binengine
+  if [ ! -x "$bin" ]; then echo "== linux-x64-$level: not built ($bin)"; continue; fi
+  if [ "$level" = v3 ] && ! { has avx2 && has fma && has bmi2; }; then echo "== linux-x64-$level: skipped, this CPU lacks AVX2/FMA/BMI2"; continue; fi
+  if [ "$level" = v4 ] && ! { has avx512f && has avx512bw && has avx512vl && has avx512vbmi && has avx512ifma; }; then echo "== linux-x64-$level: skipped, this CPU lacks AVX-512 F/BW/VL/VBMI/IFMA"; continue; fi
+  echo "== linux-x64-$level ($bin, $(stat -c %s "$bin") bytes)"
+  kernels=$("$bin" isa | grep '^kernels:')
+  echo "   $kernels"
+  want=$([ "$level" = v3 ] && echo avx2 || echo avx512)
+  if [[ "$kernels" != *"xnor-$want"* || "$kernels" != *"plane-$want"* ]]; then
+    echo "   FAIL: expected the $want xnor and plane kernels"; status=1
+  fi
+  t0=$(date +%s%N); (cd "$work" && "$bin" eval "$root/data/sst2/dev.tsv" > "$work/$level.eval"); t1=$(date +%s%N)
+  eval_s=$(awk "BEGIN{printf \"%.1f\", ($t1-$t0)/1e9}")
+  grep -q '^model .*embedded:' "$work/$level.eval" || { echo "   FAIL: eval did not use the embedded model"; status=1; }
+  if diff <(strip_timing "$work/jit.eval") <(strip_timing "$work/$level.eval") > "$work/$level.diff"; then
+    echo "   eval output equals the JIT build's (timing lines and model path aside)"
+  else
+    echo "   FAIL: eval output differs from the JIT build's:"; head -20 "$work/$level.diff"; status=1
+  fi
+  (cd "$work" && "$bin" batch "$root/data/sst2/dev.tsv" -o "$work/$level.jsonl" --logits --no-progress > /dev/null)
+  python3 tools/compare_predictions.py "$work/jit.jsonl" "$work/$level.jsonl" | sed 's/^/   /' || status=1
+  if cmp -s "$work/jit.jsonl" "$work/$level.jsonl"; then echo "   batch JSONL byte-identical to the JIT build's"; fi
+  echo "   start-up $(startup_ms "$bin") ms; eval $eval_s s"
+done
+exit $status
