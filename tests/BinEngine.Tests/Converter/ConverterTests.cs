@@ -89,7 +89,7 @@ public class ConverterTests
     [Fact]
     public void OptionalTemperaturesAndGateFlagAreMapped()
     {
-        foreach (string dir in new[] { "models/tiny-smoke", "models/tiny-smoke-a1" })
+        foreach (string dir in new[] { "models/tiny-smoke", "models/tiny-smoke-a1", "models/tiny-smoke-a1-gc" })
         {
             string bex = Path.Combine(Path.GetTempPath(), $"opt-{Guid.NewGuid():N}.bex");
             try
