@@ -6,6 +6,7 @@
 #     (tools/compare_predictions.py), from the model embedded in the binary (run from a folder with no models/);
 #   - size, start-up (one `classify` from process start to exit, model load included, best of 5) and the
 #     wall time of `eval data/sst2/dev.tsv`, beside the JIT build's.
+#   - below its level (an emulated Nehalem under qemu-x86_64, when installed) it refuses to start.
 # A build above this CPU's level is reported as skipped, not failed.
 #
 #   tools/publish.sh artifacts/publish linux-x64-v3 linux-x64-v4 && tools/check-publish.sh artifacts/publish
@@ -77,5 +78,15 @@ for level in v3 v4; do
   python3 tools/compare_predictions.py "$work/jit.jsonl" "$work/$level.jsonl" | sed 's/^/   /' || status=1
   if cmp -s "$work/jit.jsonl" "$work/$level.jsonl"; then echo "   batch JSONL byte-identical to the JIT build's"; fi
   echo "   start-up $(startup_ms "$bin") ms; eval $eval_s s"
+  # Below its level the binary must refuse to start rather than meet an illegal instruction mid-run: run it
+  # on an emulated Nehalem (SSE4.2, no AVX), when qemu-user is here (tools/check-arm64.sh installs it).
+  if command -v qemu-x86_64 > /dev/null; then
+    below=$(qemu-x86_64 -cpu Nehalem "$bin" isa 2>&1 || true)
+    if grep -q 'required instruction sets are not supported' <<< "$below"; then
+      echo "   on an emulated Nehalem it refuses to start: \"The required instruction sets are not supported by the current CPU.\""
+    else
+      echo "   FAIL: on an emulated Nehalem it did not refuse to start:"; head -5 <<< "$below"; status=1
+    fi
+  fi
 done
 exit $status
