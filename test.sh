@@ -38,3 +38,8 @@ bash tools/train/test.sh
 # logits equal to the x64 build's (tools/check-arm64.sh).
 echo "== linux-arm64 under qemu-user"
 bash tools/check-arm64.sh
+
+# The NativeAOT single-file binary at the highest level this CPU runs (x86-64-v4 with AVX-512, else v3):
+# its isa report names that level's kernels, and eval/batch on dev equal the JIT build's (tools/check-publish.sh).
+echo "== NativeAOT x64 build against the JIT build"
+bash tools/check-publish.sh --publish artifacts/aot-check

@@ -317,7 +317,7 @@ public sealed class BertWordPieceTokenizer : Tokenizer
         int max = settings.MaxTokenCount;
         if (max < 2) return new EncodeResults<int> { Tokens = [], NormalizedText = null, CharsConsumed = 0 };
         // The untracked path is cheaper; only a truncated encoding needs offsets, to say where it stopped.
-        int[] ids = Encode(span.ToString(), max);
+        int[] ids = Encode(text ?? span.ToString(), max);
         if (ids.Length < max) return new EncodeResults<int> { Tokens = ids, NormalizedText = null, CharsConsumed = span.Length };
         var (tracked, _, consumed) = EncodeTracked(span, max);
         return new EncodeResults<int> { Tokens = tracked, NormalizedText = null, CharsConsumed = consumed };

@@ -106,6 +106,12 @@ public class MLTokenizersTests
         Assert.Equal(text.Length, all);
         Assert.Empty(Ml.EncodeToIds(text, 1, out _, out int none));
         Assert.Equal(0, none);
+
+        // From the end: [CLS] + the last two pieces ("and", "desperate") + [SEP] start at "and", index 20.
+        Assert.Equal(20, Ml.GetIndexByTokenCountFromEnd(text, 4, out _, out int fromEnd));
+        Assert.Equal(4, fromEnd);
+        Assert.Equal(0, Ml.GetIndexByTokenCountFromEnd(text, 100, out _, out int whole));
+        Assert.Equal(full.Length, whole);
     }
 
     [Fact]
