@@ -30,6 +30,7 @@ fi
 
 start=$(date +%s)
 out=$root/artifacts/arm64-check
+mkdir -p "$root/artifacts" # git-ignored: absent on a fresh clone
 bash tools/publish.sh "$out" linux-arm64 > "$out.log" 2>&1 || { cat "$out.log"; echo "FAIL: linux-arm64 publish"; exit 1; }
 bin=$out/linux-arm64/binengine
 echo "== linux-arm64 single-file build: $(stat -c %s "$bin") bytes ($(( $(date +%s) - start )) s to publish)"

@@ -27,6 +27,11 @@ internal static class ModelLocator
         typeof(ModelLocator).Assembly.GetManifestResourceStream(EmbeddedResourceName)
             ?? throw new CliException($"this binengine has no embedded model ({EmbeddedResourceName}); pass --model");
 
+    /// <summary>The bytes of the model at <paramref name="path"/>: the file, or the embedded model for <see cref="EmbeddedDefaultModel"/>.</summary>
+    public static Stream OpenBytes(string path) => path == EmbeddedDefaultModel
+        ? OpenEmbedded()
+        : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+
     /// <summary>Where the FP32 twin of the default model lies when it has been converted.</summary>
     public const string DefaultFp32Relative = "models/sst2-fp32/model.bex";
 

@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using System.IO.Hashing;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -18,13 +18,17 @@ internal static class RunRecord
     /// <summary>The record of this run; the model path is kept for people, not compared (a moved model is the same model).</summary>
     public static JsonObject Of(string modelPath, string policy, IReadOnlyDictionary<string, string?> options)
     {
-        string sha;
-        using (var model = new FileStream(modelPath, FileMode.Open, FileAccess.Read, FileShare.Read))
-            sha = Convert.ToHexStringLower(SHA256.HashData(model));
+        // XXH128, not SHA-256: the record tells one model from another, it is no defence against forgery, and
+        // System.Security.Cryptography needs the machine's OpenSSL, which a minimal edge or emulated arm64
+        // system may lack (the process would abort before the first row).
+        var hash = new XxHash128();
+        using (Stream model = ModelLocator.OpenBytes(modelPath)) // a single-file build's embedded model too
+            hash.Append(model);
+        string digest = Convert.ToHexStringLower(hash.GetCurrentHash());
         var record = new JsonObject
         {
             ["binengine_batch"] = 1,
-            ["model_sha256"] = sha,
+            ["model_xxh128"] = digest,
             ["policy"] = policy,
         };
         foreach (var (key, value) in options)
@@ -71,8 +75,8 @@ internal static class RunRecord
             string mine = value?.ToJsonString() ?? "null";
             string theirs = written.TryGetPropertyValue(key, out var w) ? w?.ToJsonString() ?? "null" : "(absent)";
             if (mine != theirs)
-                differences.Add(key == "model_sha256"
-                    ? $"the model differs (sha256 {Short(theirs)} then, {Short(mine)} now{(written["model_path"] is { } p ? ", written with " + p.ToJsonString() : "")})"
+                differences.Add(key == "model_xxh128"
+                    ? $"the model differs (xxh128 {Short(theirs)} then, {Short(mine)} now{(written["model_path"] is { } p ? ", written with " + p.ToJsonString() : "")})"
                     : $"{key} was {theirs}, now {mine}");
         }
         if (differences.Count > 0)
