@@ -129,30 +129,38 @@ def load_config(path):
     return cfg
 
 
-def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
-    ct = cfg["train"]
-    mc = dict(cfg["model"])
-    dc = cfg["data"]
-    torch.set_num_threads(int(ct["threads"]))
-    set_seed(ct["seed"])
+class Splits:
+    """The tokenized data of one run: train (to fit), dev (to select and calibrate), and an optional
+    test set that is only reported (TREC, whose dev is a holdout of train)."""
+
+    def __init__(self, tok, tr_ids, tr_labels, dv_texts, dv_labels, dv_ids, test, train_rows):
+        self.tok, self.tr_ids, self.tr_labels = tok, tr_ids, tr_labels
+        self.dv_texts, self.dv_labels, self.dv_ids = dv_texts, dv_labels, dv_ids
+        self.test = test              # (texts, labels) or None
+        self.train_rows = train_rows  # indices into the train file (train_limit), for the teacher cache
+
+
+def load_splits(cfg, log):
+    """Reads, splits and tokenizes the data the config names."""
+    ct, mc, dc = cfg["train"], cfg["model"], cfg["data"]
     tok = WordPieceTokenizer(repo_path(dc["vocab"]), lowercase=mc.get("lowercase", True))
-    mc["vocab_size"] = len(tok)
     T = mc["max_len"]
     tr_texts, tr_labels = D.read_tsv(repo_path(dc["train"]))
     dv_texts, dv_labels = D.read_tsv(repo_path(dc["dev"]))
+    sel, test = None, None
     if ct["train_limit"]:
         sel = np.random.RandomState(ct["seed"]).permutation(len(tr_texts))[: ct["train_limit"]]
         tr_texts = [tr_texts[i] for i in sel]
         tr_labels = [tr_labels[i] for i in sel]
     if dc.get("holdout"):
         # No separate dev set (TREC): hold out the last `holdout` rows of a seeded shuffle of
-        # train for selection and thresholds; data.dev is then the reported test set.
+        # train for selection and thresholds (data/trec/holdout.tsv holds the same rows);
+        # data.dev is then the reported test set.
         perm = np.random.RandomState(12345).permutation(len(tr_texts))
         ho, keep = perm[-int(dc["holdout"]):], perm[:-int(dc["holdout"])]
-        te_texts, te_labels = dv_texts, dv_labels
+        test = (dv_texts, dv_labels)
         dv_texts, dv_labels = [tr_texts[i] for i in ho], [tr_labels[i] for i in ho]
         tr_texts, tr_labels = [tr_texts[i] for i in keep], [tr_labels[i] for i in keep]
-        cfg["_test"] = (te_texts, te_labels)
     if dc.get("dev_limit"):
         dv_texts, dv_labels = dv_texts[: dc["dev_limit"]], dv_labels[: dc["dev_limit"]]
     t0 = time.time()
@@ -160,9 +168,18 @@ def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
     dv_ids = D.encode_all(tok, dv_texts, T)
     log(f"tokenized {len(tr_ids)} train / {len(dv_ids)} dev texts in {time.time() - t0:.1f}s; "
         f"mean length train {np.mean([len(s) for s in tr_ids]):.1f}, dev {np.mean([len(s) for s in dv_ids]):.1f}")
+    return Splits(tok, tr_ids, tr_labels, dv_texts, dv_labels, dv_ids, test, sel)
+
+
+def build_model(cfg, data, log):
+    """The model (vocabulary pruned to the train ids when asked), its optimizer and an optional teacher cache."""
+    ct, dc = cfg["train"], cfg["data"]
+    mc = dict(cfg["model"])
+    tok = data.tok
+    mc["vocab_size"] = len(tok)
     tok_map = None
     if dc.get("prune_vocab", False):
-        tok_map = D.build_tok_map(tr_ids, len(tok), tok.unk_id, keep_ids=(tok.cls_id, tok.sep_id, tok.pad_id),
+        tok_map = D.build_tok_map(data.tr_ids, len(tok), tok.unk_id, keep_ids=(tok.cls_id, tok.sep_id, tok.pad_id),
                                   min_count=int(dc.get("prune_min_count", 1)))
         log(f"vocabulary pruned to {int(tok_map.max()) + 1} rows (ids seen >= {dc.get('prune_min_count', 1)}x in train)")
     model = BEExformer(mc, tok_map=tok_map, dropout=ct["dropout"], attn_dropout=ct["attn_dropout"])
@@ -179,10 +196,27 @@ def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
     teacher = None
     if ct["distill_teacher"]:
         teacher = torch.load(repo_path(ct["distill_teacher"]))  # [N_train, C] cached logits
-        if ct["train_limit"]:
-            teacher = teacher[torch.as_tensor(sel)]
+        if data.train_rows is not None:
+            teacher = teacher[torch.as_tensor(data.train_rows)]
         log(f"distilling from {ct['distill_teacher']} (alpha {ct['distill_alpha']}, T {ct['distill_temperature']})")
+    return model, opt, sizes, teacher
 
+
+def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
+    """One training run: load the data, build the model, train (resumable), then finish (calibrate, export)."""
+    ct = cfg["train"]
+    torch.set_num_threads(int(ct["threads"]))
+    set_seed(ct["seed"])
+    data = load_splits(cfg, log)
+    model, opt, sizes, teacher = build_model(cfg, data, log)
+    state = train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_only)
+    return finish(cfg, model, data, state, sizes, run_dir, log)
+
+
+def train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_only):
+    """The training loop with dev evaluation, early stopping and checkpoints; leaves the dev-best state in the model."""
+    ct = cfg["train"]
+    tok, tr_ids, tr_labels, dv_ids, dv_labels = data.tok, data.tr_ids, data.tr_labels, data.dv_ids, data.dv_labels
     lengths = [len(s) for s in tr_ids]
     steps_per_epoch = math.ceil(len(tr_ids) / ct["batch_size"])
     total = steps_per_epoch * ct["epochs"]
@@ -303,10 +337,12 @@ def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
         model.load_state_dict(best_state)
     log(f"training done: {state['step']} steps, {state['train_seconds'] / 60:.1f} min, best dev {state['best_acc']:.4f} "
         f"at step {state['best_step']}")
-    return finish(cfg, model, tok, dv_texts, dv_labels, dv_ids, state, sizes, run_dir, log)
+    return state
 
 
-def finish(cfg, model, tok, dv_texts, dv_labels, dv_ids, state, sizes, run_dir, log):
+def finish(cfg, model, data, state, sizes, run_dir, log):
+    """Calibrates every policy on dev, reports the test set when there is one, writes result.json and exports."""
+    tok, dv_texts, dv_labels, dv_ids = data.tok, data.dv_texts, data.dv_labels, data.dv_ids
     exp = cfg.get("export") or {}
     weight_dtype = exp.get("weight_dtype", "F32")
     if exp.get("dir") and weight_dtype == "F16":
@@ -330,8 +366,8 @@ def finish(cfg, model, tok, dv_texts, dv_labels, dv_ids, state, sizes, run_dir, 
         log(f"policy {pol} {json.dumps(params)}: dev acc {acc:.4f}, mean blocks {blocks:.3f}")
     L = model.cfg["n_layers"]
     test_metrics = None
-    if cfg.get("_test"):
-        te_texts, te_labels = cfg.pop("_test")
+    if data.test is not None:
+        te_texts, te_labels = data.test
         te_logits = predict_all(model, D.encode_all(tok, te_texts, model.cfg["max_len"]), tok.pad_id)
         te_accs = exit_accuracies(te_logits, te_labels)
         test_metrics = {"acc_per_exit": te_accs, "acc_full": te_accs[-1], "policies": {}}
