@@ -64,19 +64,19 @@ public class ModelFileBenchmarks
     {
         var config = new ModelConfig
         {
-            VocabSize = 30522, MaxLen = 64, DModel = 256, NHeads = 4, NLayers = 6, DFf = 512, NClasses = 2,
+            VocabSize = 30522, MaxLength = 64, Dim = 256, Heads = 4, Layers = 6, FfDim = 512, Classes = 2,
             WeightBits = 1, ActBits = 1, EmbBits = 2, Labels = ["negative", "positive"], Policy = BinEngine.Runtime.ExitPolicy.NameOf(BinEngine.Runtime.ExitPolicyKind.None),
         };
         var rng = new Random(1);
         var w = new TensorFileWriter()
             .Add(ModelKeys.Architecture, MetadataValue.FromString(ModelFileReader.ArchitectureName))
             .Add(ModelKeys.VocabSize, MetadataValue.FromInt64(config.VocabSize))
-            .Add(ModelKeys.MaxLen, MetadataValue.FromInt64(config.MaxLen))
-            .Add(ModelKeys.DModel, MetadataValue.FromInt64(config.DModel))
-            .Add(ModelKeys.NHeads, MetadataValue.FromInt64(config.NHeads))
-            .Add(ModelKeys.NLayers, MetadataValue.FromInt64(config.NLayers))
-            .Add(ModelKeys.DFf, MetadataValue.FromInt64(config.DFf))
-            .Add(ModelKeys.NClasses, MetadataValue.FromInt64(config.NClasses))
+            .Add(ModelKeys.MaxLen, MetadataValue.FromInt64(config.MaxLength))
+            .Add(ModelKeys.DModel, MetadataValue.FromInt64(config.Dim))
+            .Add(ModelKeys.NHeads, MetadataValue.FromInt64(config.Heads))
+            .Add(ModelKeys.NLayers, MetadataValue.FromInt64(config.Layers))
+            .Add(ModelKeys.DFf, MetadataValue.FromInt64(config.FfDim))
+            .Add(ModelKeys.NClasses, MetadataValue.FromInt64(config.Classes))
             .Add(ModelKeys.WeightBits, MetadataValue.FromInt64(config.WeightBits))
             .Add(ModelKeys.ActBits, MetadataValue.FromInt64(config.ActBits))
             .Add(ModelKeys.EmbBits, MetadataValue.FromInt64(config.EmbBits))

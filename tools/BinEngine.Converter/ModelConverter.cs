@@ -153,8 +153,8 @@ internal static class ModelConverter
         }
 
         var tok = Require(ModelLayout.TokenEmbedding);
-        if (tok.Shape.Length != 2 || tok.Shape[1] != cfg.DModel || tok.Shape[0] < 1 || tok.Shape[0] > cfg.VocabSize)
-            throw new ConversionException($"{src}: tensor '{ModelLayout.TokenEmbedding}' has shape [{string.Join(", ", tok.Shape)}]; expected [V' ≤ {cfg.VocabSize}, d_model = {cfg.DModel}]");
+        if (tok.Shape.Length != 2 || tok.Shape[1] != cfg.Dim || tok.Shape[0] < 1 || tok.Shape[0] > cfg.VocabSize)
+            throw new ConversionException($"{src}: tensor '{ModelLayout.TokenEmbedding}' has shape [{string.Join(", ", tok.Shape)}]; expected [V' ≤ {cfg.VocabSize}, d_model = {cfg.Dim}]");
         int tokenRows = (int)tok.Shape[0];
         bool hasMap = tensors.ContainsKey(ModelLayout.TokenMap);
         if (!hasMap && tokenRows != cfg.VocabSize)
@@ -162,7 +162,7 @@ internal static class ModelConverter
 
         var expected = ModelLayout.Expected(cfg, tokenRows, hasMap);
         var produced = new Dictionary<string, (Array Data, string Source, long Fp32Bytes)>(StringComparer.Ordinal);
-        var binLinears = new HashSet<string>(Enumerable.Range(0, cfg.NLayers).SelectMany(i => ModelLayout.BinLinears(cfg, i)).Select(l => l.Name + ".weight"), StringComparer.Ordinal);
+        var binLinears = new HashSet<string>(Enumerable.Range(0, cfg.Layers).SelectMany(i => ModelLayout.BinLinears(cfg, i)).Select(l => l.Name + ".weight"), StringComparer.Ordinal);
         string Describe(string tensor) => $"{tensors[tensor].DType} [{string.Join(", ", tensors[tensor].Shape)}]";
 
         foreach (var e in expected)
@@ -257,12 +257,12 @@ internal static class ModelConverter
         w.Add(ModelKeys.Architecture, MetadataValue.FromString(ModelFileReader.ArchitectureName));
         w.Add(ModelKeys.Name, MetadataValue.FromString(name));
         w.Add(ModelKeys.VocabSize, MetadataValue.FromInt64(c.VocabSize));
-        w.Add(ModelKeys.MaxLen, MetadataValue.FromInt64(c.MaxLen));
-        w.Add(ModelKeys.DModel, MetadataValue.FromInt64(c.DModel));
-        w.Add(ModelKeys.NHeads, MetadataValue.FromInt64(c.NHeads));
-        w.Add(ModelKeys.NLayers, MetadataValue.FromInt64(c.NLayers));
-        w.Add(ModelKeys.DFf, MetadataValue.FromInt64(c.DFf));
-        w.Add(ModelKeys.NClasses, MetadataValue.FromInt64(c.NClasses));
+        w.Add(ModelKeys.MaxLen, MetadataValue.FromInt64(c.MaxLength));
+        w.Add(ModelKeys.DModel, MetadataValue.FromInt64(c.Dim));
+        w.Add(ModelKeys.NHeads, MetadataValue.FromInt64(c.Heads));
+        w.Add(ModelKeys.NLayers, MetadataValue.FromInt64(c.Layers));
+        w.Add(ModelKeys.DFf, MetadataValue.FromInt64(c.FfDim));
+        w.Add(ModelKeys.NClasses, MetadataValue.FromInt64(c.Classes));
         w.Add(ModelKeys.WeightBits, MetadataValue.FromInt64(c.WeightBits));
         w.Add(ModelKeys.ActBits, MetadataValue.FromInt64(c.ActBits));
         w.Add(ModelKeys.EmbBits, MetadataValue.FromInt64(c.EmbBits));

@@ -158,12 +158,12 @@ internal sealed class SourceConfig
             var model = new ModelConfig
             {
                 VocabSize = Int("vocab_size"),
-                MaxLen = Int("max_len"),
-                DModel = Int("d_model"),
-                NHeads = Int("n_heads"),
-                NLayers = Int("n_layers"),
-                DFf = Int("d_ff"),
-                NClasses = classes,
+                MaxLength = Int("max_len"),
+                Dim = Int("d_model"),
+                Heads = Int("n_heads"),
+                Layers = Int("n_layers"),
+                FfDim = Int("d_ff"),
+                Classes = classes,
                 WeightBits = Int("weight_bits"),
                 ActBits = Int("act_bits"),
                 EmbBits = Int("emb_bits"),

@@ -87,7 +87,7 @@ internal static class InspectCommand
         w.WriteLine($"file         {path}");
         w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size         {f.FileBytes:N0} bytes (header+metadata+table {t.DataOffset:N0}, data {t.DataLength:N0}); FP32 {f.Fp32ParameterBytes:N0} bytes; ratio {Ratio(f):0.00}× (weights alone {(double)f.Fp32ParameterBytes / t.DataLength:0.00}×)"));
         w.WriteLine($"format       BEXF v{BexFormat.Version}, data checksum xxh64 0x{t.DataChecksum:x16} (verified)");
-        w.WriteLine($"model        {ModelFileReader.ArchitectureName}: V={c.VocabSize} T={c.MaxLen} d={c.DModel} h={c.NHeads} L={c.NLayers} f={c.DFf} C={c.NClasses}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
+        w.WriteLine($"model        {ModelFileReader.ArchitectureName}: V={c.VocabSize} T={c.MaxLength} d={c.Dim} h={c.Heads} L={c.Layers} f={c.FfDim} C={c.Classes}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
         w.WriteLine($"exits        default {BinEngine.Runtime.ModelBinding.PolicyFromConfig(c, c.Policy)}");
         if (ExitGuarantee.Read(t) is { } g)
             w.WriteLine($"guarantee    {g}");
@@ -130,12 +130,12 @@ internal static class InspectCommand
             var c = f.Config;
             j.WriteStartObject("config");
             j.WriteNumber("vocab_size", c.VocabSize);
-            j.WriteNumber("max_len", c.MaxLen);
-            j.WriteNumber("d_model", c.DModel);
-            j.WriteNumber("n_heads", c.NHeads);
-            j.WriteNumber("n_layers", c.NLayers);
-            j.WriteNumber("d_ff", c.DFf);
-            j.WriteNumber("n_classes", c.NClasses);
+            j.WriteNumber("max_len", c.MaxLength);
+            j.WriteNumber("d_model", c.Dim);
+            j.WriteNumber("n_heads", c.Heads);
+            j.WriteNumber("n_layers", c.Layers);
+            j.WriteNumber("d_ff", c.FfDim);
+            j.WriteNumber("n_classes", c.Classes);
             j.WriteNumber("weight_bits", c.WeightBits);
             j.WriteNumber("act_bits", c.ActBits);
             j.WriteNumber("emb_bits", c.EmbBits);

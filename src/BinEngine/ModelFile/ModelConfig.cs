@@ -39,17 +39,17 @@ internal sealed class ModelConfig
     /// <summary>V: ids the tokenizer can emit.</summary>
     public required int VocabSize { get; init; }
     /// <summary>T: max tokens per text, [CLS] and [SEP] included.</summary>
-    public required int MaxLen { get; init; }
+    public required int MaxLength { get; init; }
     /// <summary>d: model width.</summary>
-    public required int DModel { get; init; }
+    public required int Dim { get; init; }
     /// <summary>h: attention heads.</summary>
-    public required int NHeads { get; init; }
+    public required int Heads { get; init; }
     /// <summary>L: blocks (= exits).</summary>
-    public required int NLayers { get; init; }
+    public required int Layers { get; init; }
     /// <summary>f: SLFN inner width.</summary>
-    public required int DFf { get; init; }
+    public required int FfDim { get; init; }
     /// <summary>C: classes.</summary>
-    public required int NClasses { get; init; }
+    public required int Classes { get; init; }
     /// <summary>1 (binarized BinLinear weights) or 32 (the FP32 twin).</summary>
     public required int WeightBits { get; init; }
     /// <summary>a: activation bits at every BinLinear input: 1, 2, 4, 8 or 32.</summary>
@@ -70,42 +70,32 @@ internal sealed class ModelConfig
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Thresholds { get; init; } =
         new Dictionary<string, IReadOnlyDictionary<string, double>>();
 
+    /// <summary>The hyper-parameters the forward pass needs, under the same names.</summary>
+    public Runtime.Architecture Architecture =>
+        new(VocabSize, MaxLength, Dim, Heads, Layers, FfDim, Classes, WeightBits, ActBits, EmbBits, (float)LnEps, SlfnGateCenter);
+
     /// <summary>d_h = d / h.</summary>
-    public int HeadDim => DModel / NHeads;
+    public int HeadDim => Dim / Heads;
 
     /// <summary>Throws <see cref="ModelFormatException"/> naming the first value that is out of range or inconsistent.</summary>
     public void Validate()
     {
-        static void Range(string key, int value, int min, int max)
-        {
-            if (value < min || value > max)
-                throw new ModelFormatException($"config '{key}' = {value}; expected {min}..{max}");
-        }
-        static void OneOf(string key, int value, params int[] allowed)
-        {
-            if (Array.IndexOf(allowed, value) < 0)
-                throw new ModelFormatException($"config '{key}' = {value}; expected one of {string.Join(", ", allowed)}");
-        }
-        Range("vocab_size", VocabSize, 1, MaxVocabSize);
-        Range("max_len", MaxLen, 2, MaxSequenceLength);
-        Range("d_model", DModel, 1, MaxWidth);
-        Range("n_heads", NHeads, 1, DModel);
-        Range("n_layers", NLayers, 1, 1024);
-        Range("d_ff", DFf, 1, MaxWidth);
-        Range("n_classes", NClasses, 2, MaxDimension);
-        if (DModel % NHeads != 0)
-            throw new ModelFormatException($"config 'd_model' = {DModel} is not a multiple of 'n_heads' = {NHeads}");
-        OneOf("weight_bits", WeightBits, 1, 32);
-        OneOf("act_bits", ActBits, 1, 2, 4, 8, 32);
-        OneOf("emb_bits", EmbBits, 1, 2, 4, 8, 32);
-        if (!(LnEps > 0 && double.IsFinite(LnEps)))
+        if (!(LnEps > 0 && double.IsFinite(LnEps) && LnEps <= float.MaxValue))
             throw new ModelFormatException($"config 'ln_eps' = {LnEps.ToString(CultureInfo.InvariantCulture)}; expected a positive finite number");
-        if (Labels is null || Labels.Count != NClasses)
-            throw new ModelFormatException($"config 'labels' has {Labels?.Count ?? 0} names; 'n_classes' = {NClasses}");
+        try
+        {
+            Architecture.Validate(); // the one validator of the shape and bit widths
+        }
+        catch (ArgumentException e)
+        {
+            throw new ModelFormatException(e.Message, e);
+        }
+        if (Labels is null || Labels.Count != Classes)
+            throw new ModelFormatException($"config 'labels' has {Labels?.Count ?? 0} names; 'n_classes' = {Classes}");
         if (ExitTemperatures is not null)
         {
-            if (ExitTemperatures.Count != NLayers)
-                throw new ModelFormatException($"config 'exit_temperatures' has {ExitTemperatures.Count} values; 'n_layers' = {NLayers}");
+            if (ExitTemperatures.Count != Layers)
+                throw new ModelFormatException($"config 'exit_temperatures' has {ExitTemperatures.Count} values; 'n_layers' = {Layers}");
             foreach (double t in ExitTemperatures)
                 if (!(t > 0 && double.IsFinite(t) && (float)t > 0 && float.IsFinite((float)t)))
                     throw new ModelFormatException($"config 'exit_temperatures' holds {t.ToString(CultureInfo.InvariantCulture)}; expected positive finite numbers");

@@ -100,7 +100,7 @@ internal sealed class ModelFile : IDisposable
     /// all V rows even when pruned rows were dropped (derived tensors — α, scales, token map — excluded).
     /// </summary>
     public long Fp32ParameterBytes => Container.Tensors.Where(t => ModelLayout.IsParameter(t.Name))
-        .Sum(t => t.Name == ModelLayout.TokenEmbedding ? (long)Config.VocabSize * Config.DModel * 4 : t.ElementCount * 4);
+        .Sum(t => t.Name == ModelLayout.TokenEmbedding ? (long)Config.VocabSize * Config.Dim * 4 : t.ElementCount * 4);
 
     /// <summary>Opens and validates a model file (read into memory, or mapped: see <see cref="TensorFile.Open(string, bool, bool)"/>).</summary>
     /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
@@ -175,14 +175,14 @@ internal sealed class ModelFile : IDisposable
     /// <summary>Writes the dequantized position embedding of <paramref name="position"/> (0-based, &lt; T).</summary>
     public void PositionEmbedding(int position, Span<float> destination)
     {
-        if ((uint)position >= (uint)Config.MaxLen)
-            throw new ArgumentOutOfRangeException(nameof(position), position, $"positions are 0..{Config.MaxLen - 1}");
+        if ((uint)position >= (uint)Config.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(position), position, $"positions are 0..{Config.MaxLength - 1}");
         EmbeddingRow(_positionTable!, _positionScale, position, destination);
     }
 
     private void EmbeddingRow(TensorInfo table, TensorInfo? scales, int row, Span<float> destination)
     {
-        int d = Config.DModel;
+        int d = Config.Dim;
         if (destination.Length != d)
             throw new ArgumentException($"destination holds {destination.Length} floats; d_model = {d}", nameof(destination));
         switch (table.ElementType)
@@ -243,12 +243,12 @@ internal sealed class ModelFile : IDisposable
         return new ModelConfig
         {
             VocabSize = Int(ModelKeys.VocabSize),
-            MaxLen = Int(ModelKeys.MaxLen),
-            DModel = Int(ModelKeys.DModel),
-            NHeads = Int(ModelKeys.NHeads),
-            NLayers = Int(ModelKeys.NLayers),
-            DFf = Int(ModelKeys.DFf),
-            NClasses = Int(ModelKeys.NClasses),
+            MaxLength = Int(ModelKeys.MaxLen),
+            Dim = Int(ModelKeys.DModel),
+            Heads = Int(ModelKeys.NHeads),
+            Layers = Int(ModelKeys.NLayers),
+            FfDim = Int(ModelKeys.DFf),
+            Classes = Int(ModelKeys.NClasses),
             WeightBits = Int(ModelKeys.WeightBits),
             ActBits = Int(ModelKeys.ActBits),
             EmbBits = Int(ModelKeys.EmbBits),
@@ -290,7 +290,7 @@ internal sealed class ModelFile : IDisposable
         var expectedNames = new HashSet<string>(expected.Select(e => e.Name), StringComparer.Ordinal);
         foreach (var t in Container.Tensors)
             if (!expectedNames.Contains(t.Name))
-                throw new ModelFormatException($"{source}: unexpected tensor '{t.Name}' for this config (weight_bits = {Config.WeightBits}, emb_bits = {Config.EmbBits}, n_layers = {Config.NLayers})");
+                throw new ModelFormatException($"{source}: unexpected tensor '{t.Name}' for this config (weight_bits = {Config.WeightBits}, emb_bits = {Config.EmbBits}, n_layers = {Config.Layers})");
         foreach (var e in expected)
         {
             if (!Container.Contains(e.Name))

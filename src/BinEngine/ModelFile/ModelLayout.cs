@@ -26,7 +26,7 @@ internal static class ModelLayout
     /// <summary>The BinLinear layers of one block: (name without ".weight", outputs, inputs).</summary>
     public static IEnumerable<(string Name, int Out, int In)> BinLinears(ModelConfig config, int block)
     {
-        int d = config.DModel, f = config.DFf;
+        int d = config.Dim, f = config.FfDim;
         string p = $"blocks.{block}.";
         foreach (string x in new[] { "q", "k", "v", "o" })
             yield return (p + "attn." + x, d, d);
@@ -55,7 +55,7 @@ internal static class ModelLayout
     /// </summary>
     public static IReadOnlyList<ExpectedTensor> Expected(ModelConfig config, int tokenRows, bool hasTokenMap)
     {
-        int d = config.DModel, c = config.NClasses;
+        int d = config.Dim, c = config.Classes;
         var list = new List<ExpectedTensor>();
         var (embType, embPlanes) = EmbeddingStorage(config.EmbBits);
         list.Add(new(TokenEmbedding, embType, embPlanes, [tokenRows, d]));
@@ -63,12 +63,12 @@ internal static class ModelLayout
             list.Add(new(TokenScale, TensorElementType.F32, 0, [tokenRows]));
         if (hasTokenMap)
             list.Add(new(TokenMap, TensorElementType.I32, 0, [config.VocabSize]));
-        list.Add(new(PositionEmbedding, embType, embPlanes, [config.MaxLen, d]));
+        list.Add(new(PositionEmbedding, embType, embPlanes, [config.MaxLength, d]));
         if (config.EmbBits != 32)
-            list.Add(new(PositionScale, TensorElementType.F32, 0, [config.MaxLen]));
+            list.Add(new(PositionScale, TensorElementType.F32, 0, [config.MaxLength]));
         list.Add(new(EmbeddingNormWeight, TensorElementType.F32, 0, [d]));
         list.Add(new(EmbeddingNormBias, TensorElementType.F32, 0, [d]));
-        for (int i = 0; i < config.NLayers; i++)
+        for (int i = 0; i < config.Layers; i++)
         {
             foreach (var (name, o, n) in BinLinears(config, i))
             {
@@ -91,7 +91,7 @@ internal static class ModelLayout
             list.Add(new($"blocks.{i}.ln2.weight", TensorElementType.F32, 0, [d]));
             list.Add(new($"blocks.{i}.ln2.bias", TensorElementType.F32, 0, [d]));
         }
-        for (int i = 0; i < config.NLayers; i++)
+        for (int i = 0; i < config.Layers; i++)
         {
             list.Add(new($"exits.{i}.weight", TensorElementType.F32, 0, [c, d]));
             list.Add(new($"exits.{i}.bias", TensorElementType.F32, 0, [c]));

@@ -23,25 +23,38 @@ public sealed record Architecture(
     /// <summary>Width of one attention head, d / h.</summary>
     public int HeadDim => Dim / Heads;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first inconsistent hyper-parameter.</summary>
+    /// <summary>
+    /// The one validator of the hyper-parameters, for the file reader (<see cref="ModelConfig.Validate"/>
+    /// wraps it), the converter (which re-opens what it writes) and the runtime: throws
+    /// <see cref="ArgumentException"/> naming the first value out of range by its config.json key.
+    /// </summary>
     public void Validate()
     {
-        static void Require(bool ok, string what)
+        static void Range(string key, int value, int min, int max)
         {
-            if (!ok) throw new ArgumentException($"invalid model architecture: {what}");
+            if (value < min || value > max)
+                throw new ArgumentException($"config '{key}' = {value}; expected {min}..{max}");
         }
-        // The bounds are ModelConfig's, so a file that opens is a model that runs.
-        Require(VocabSize is > 0 and <= ModelConfig.MaxVocabSize, $"vocab_size {VocabSize} must be in 1..{ModelConfig.MaxVocabSize}");
-        Require(MaxLength is >= 2 and <= ModelConfig.MaxSequenceLength, $"max_len {MaxLength} must be in 2..{ModelConfig.MaxSequenceLength} ([CLS] and [SEP] need two)");
-        Require(Dim is > 0 and <= ModelConfig.MaxWidth, $"d_model {Dim} must be in 1..{ModelConfig.MaxWidth}");
-        Require(Heads > 0 && Dim % Heads == 0, $"n_heads {Heads} must divide d_model {Dim}");
-        Require(Layers is > 0 and <= 1024, $"n_layers {Layers} must be in 1..1024");
-        Require(FfDim is > 0 and <= ModelConfig.MaxWidth, $"d_ff {FfDim} must be in 1..{ModelConfig.MaxWidth}");
-        Require(Classes is >= 2 and <= ModelConfig.MaxDimension, $"n_classes {Classes} must be in 2..{ModelConfig.MaxDimension}");
-        Require(WeightBits is 1 or 32, $"weight_bits {WeightBits} must be 1 or 32");
-        Require(ActBits is 32 or (>= 1 and <= 8), $"act_bits {ActBits} must be 1..8 or 32");
-        Require(EmbBits is 32 or (>= 1 and <= 8), $"emb_bits {EmbBits} must be 1..8 or 32");
-        Require(WeightBits == 1 || ActBits == 32, $"the FP32 twin (weight_bits 32) takes float activations, not act_bits {ActBits}");
-        Require(float.IsFinite(LnEps) && LnEps > 0, $"ln_eps {LnEps} must be a positive number");
+        static void OneOf(string key, int value, params int[] allowed)
+        {
+            if (Array.IndexOf(allowed, value) < 0)
+                throw new ArgumentException($"config '{key}' = {value}; expected one of {string.Join(", ", allowed)}");
+        }
+        Range("vocab_size", VocabSize, 1, ModelConfig.MaxVocabSize);
+        Range("max_len", MaxLength, 2, ModelConfig.MaxSequenceLength); // [CLS] and [SEP] need two
+        Range("d_model", Dim, 1, ModelConfig.MaxWidth);
+        Range("n_heads", Heads, 1, Dim);
+        Range("n_layers", Layers, 1, 1024);
+        Range("d_ff", FfDim, 1, ModelConfig.MaxWidth);
+        Range("n_classes", Classes, 2, ModelConfig.MaxDimension);
+        if (Dim % Heads != 0)
+            throw new ArgumentException($"config 'd_model' = {Dim} is not a multiple of 'n_heads' = {Heads}");
+        OneOf("weight_bits", WeightBits, 1, 32);
+        OneOf("act_bits", ActBits, 1, 2, 4, 8, 32);
+        OneOf("emb_bits", EmbBits, 1, 2, 4, 8, 32);
+        if (WeightBits == 32 && ActBits != 32)
+            throw new ArgumentException($"config 'act_bits' = {ActBits}; the FP32 twin (weight_bits 32) takes float activations (32)");
+        if (!(LnEps > 0 && float.IsFinite(LnEps)))
+            throw new ArgumentException($"config 'ln_eps' = {LnEps.ToString(System.Globalization.CultureInfo.InvariantCulture)}; expected a positive finite number");
     }
 }

@@ -13,14 +13,10 @@ namespace BinEngine.Runtime;
 /// </summary>
 internal static class ModelBinding
 {
-    public static Architecture ArchitectureOf(ModelConfig c) =>
-        new(c.VocabSize, c.MaxLen, c.DModel, c.NHeads, c.NLayers, c.DFf, c.NClasses, c.WeightBits, c.ActBits, c.EmbBits, (float)c.LnEps, c.SlfnGateCenter);
-
     public static ModelWeights Bind(ModelFile.ModelFile file)
     {
         ModelConfig c = file.Config;
-        Architecture a = ArchitectureOf(c);
-        a.Validate();
+        Architecture a = c.Architecture; // validated when the file was opened
 
         TensorView<float> F32(string name) => TensorView<float>.OverFixedMemory(file.F32(name));
 

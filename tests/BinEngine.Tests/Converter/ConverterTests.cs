@@ -119,7 +119,7 @@ public class ConverterTests
     {
         using var m = ModelFileReader.Open(Fixtures.TinyModel);
         var c = m.Config;
-        Assert.Equal((50, 16, 32, 2, 2, 64, 2), (c.VocabSize, c.MaxLen, c.DModel, c.NHeads, c.NLayers, c.DFf, c.NClasses));
+        Assert.Equal((50, 16, 32, 2, 2, 64, 2), (c.VocabSize, c.MaxLength, c.Dim, c.Heads, c.Layers, c.FfDim, c.Classes));
         Assert.Equal((1, 1, 2), (c.WeightBits, c.ActBits, c.EmbBits));
         Assert.Equal(1e-5, c.LnEps);
         Assert.Equal(["negative", "positive"], c.Labels);

@@ -24,7 +24,7 @@ public class ValidationTests
     public void TheValidFileOpens()
     {
         using var m = ModelFileReader.Open(Valid());
-        Assert.Equal(2, m.Config.NLayers);
+        Assert.Equal(2, m.Config.Layers);
     }
 
     [Fact]
