@@ -71,8 +71,6 @@ internal sealed class ModelFile : IDisposable
         ValidateTensors();
     }
 
-    // The embedding tensors, looked up once: a per-token lookup should not hash names.
-    private TensorInfo? _tokenTable, _tokenScale, _tokenMap, _positionTable, _positionScale;
 
     /// <summary>The validated container: metadata and raw tensor access.</summary>
     public TensorFile Container { get; }
@@ -170,41 +168,23 @@ internal sealed class ModelFile : IDisposable
 
     /// <summary>Writes the dequantized embedding of vocabulary id <paramref name="tokenId"/> (d floats): <c>code · scale</c>, or the f32 row.</summary>
     public void TokenEmbedding(int tokenId, Span<float> destination) =>
-        EmbeddingRow(_tokenTable!, _tokenScale, TokenRow(tokenId), destination);
+        EmbeddingRow(ModelLayout.TokenEmbedding, ModelLayout.TokenScale, TokenRows, TokenRow(tokenId), destination);
 
     /// <summary>Writes the dequantized position embedding of <paramref name="position"/> (0-based, &lt; T).</summary>
     public void PositionEmbedding(int position, Span<float> destination)
     {
         if ((uint)position >= (uint)Config.MaxLength)
             throw new ArgumentOutOfRangeException(nameof(position), position, $"positions are 0..{Config.MaxLength - 1}");
-        EmbeddingRow(_positionTable!, _positionScale, position, destination);
+        EmbeddingRow(ModelLayout.PositionEmbedding, ModelLayout.PositionScale, Config.MaxLength, position, destination);
     }
 
-    private void EmbeddingRow(TensorInfo table, TensorInfo? scales, int row, Span<float> destination)
+    // The runtime's reader (one definition of code · scale for every storage type), over this file's tensors.
+    private void EmbeddingRow(string table, string scales, int rows, int row, Span<float> destination)
     {
         int d = Config.Dim;
         if (destination.Length != d)
             throw new ArgumentException($"destination holds {destination.Length} floats; d_model = {d}", nameof(destination));
-        switch (table.ElementType)
-        {
-            case TensorElementType.F32:
-                Container.Span<float>(table).Slice(row * d, d).CopyTo(destination);
-                break;
-            case TensorElementType.I8:
-            {
-                float s = Container.Span<float>(scales!)[row];
-                var codes = Container.Span<sbyte>(table).Slice(row * d, d);
-                for (int j = 0; j < d; j++)
-                    destination[j] = codes[j] * s;
-                break;
-            }
-            default:
-            {
-                int words = TwosComplementPlanes.RowWords(d, table.Planes);
-                TwosComplementPlanes.DequantizeRow(Container.Span<ulong>(table).Slice(row * words, words), table.Planes, Container.Span<float>(scales!)[row], destination);
-                break;
-            }
-        }
+        Runtime.ModelBinding.EmbeddingTableOf(this, table, scales, rows).Dequantize(row, destination);
     }
 
     /// <summary>Releases the mapping.</summary>
@@ -301,11 +281,6 @@ internal sealed class ModelFile : IDisposable
             if (t.ElementType == TensorElementType.F32)
                 CheckValues(e.Name);
         }
-        _tokenTable = tok;
-        _tokenScale = Container.Contains(ModelLayout.TokenScale) ? Container.GetTensor(ModelLayout.TokenScale) : null;
-        _tokenMap = HasTokenMap ? Container.GetTensor(ModelLayout.TokenMap) : null;
-        _positionTable = Container.GetTensor(ModelLayout.PositionEmbedding);
-        _positionScale = Container.Contains(ModelLayout.PositionScale) ? Container.GetTensor(ModelLayout.PositionScale) : null;
         if (HasTokenMap)
         {
             var map = Container.I32(ModelLayout.TokenMap);

@@ -13,6 +13,30 @@ namespace BinEngine.Runtime;
 /// </summary>
 internal static class ModelBinding
 {
+    /// <summary>
+    /// A view of one embedding table of <paramref name="file"/> (f32 rows, int8 codes or two's-complement planes,
+    /// with their row scales): the one reader of embedding rows, for the forward pass and for <see cref="ModelFile.ModelFile.TokenEmbedding"/>.
+    /// </summary>
+    public static EmbeddingTable EmbeddingTableOf(ModelFile.ModelFile file, string name, string scales, int rows)
+    {
+        TensorInfo info = file.GetTensor(name);
+        int d = file.Config.Dim;
+        TensorView<float> F32(string n) => TensorView<float>.OverFixedMemory(file.F32(n));
+        return info.ElementType switch
+        {
+            TensorElementType.F32 => new EmbeddingTable { Rows = rows, Dim = d, Floats = F32(name) },
+            TensorElementType.I8 => new EmbeddingTable
+            {
+                Rows = rows, Dim = d, Codes = TensorView<sbyte>.OverFixedMemory(file.I8(name)), Scales = F32(scales),
+            },
+            _ => new EmbeddingTable
+            {
+                Rows = rows, Dim = d, Planes = TensorView<ulong>.OverFixedMemory(file.Bits(name)), PlaneCount = info.Planes,
+                Scales = F32(scales),
+            },
+        };
+    }
+
     public static ModelWeights Bind(ModelFile.ModelFile file)
     {
         ModelConfig c = file.Config;
@@ -20,23 +44,7 @@ internal static class ModelBinding
 
         TensorView<float> F32(string name) => TensorView<float>.OverFixedMemory(file.F32(name));
 
-        EmbeddingTable Table(string name, string scales, int rows)
-        {
-            TensorInfo info = file.GetTensor(name);
-            return info.ElementType switch
-            {
-                TensorElementType.F32 => new EmbeddingTable { Rows = rows, Dim = a.Dim, Floats = F32(name) },
-                TensorElementType.I8 => new EmbeddingTable
-                {
-                    Rows = rows, Dim = a.Dim, Codes = TensorView<sbyte>.OverFixedMemory(file.I8(name)), Scales = F32(scales),
-                },
-                _ => new EmbeddingTable
-                {
-                    Rows = rows, Dim = a.Dim, Planes = TensorView<ulong>.OverFixedMemory(file.Bits(name)), PlaneCount = info.Planes,
-                    Scales = F32(scales),
-                },
-            };
-        }
+        EmbeddingTable Table(string name, string scales, int rows) => EmbeddingTableOf(file, name, scales, rows);
 
         LinearWeights Linear(string name, int outputs, int inputs)
         {
