@@ -6,7 +6,8 @@ namespace BinEngine.Bench;
 /// `dotnet run -c Release --project bench/BinEngine.Bench -- quick [iterations]` prints the kernel table of
 /// bench/README.md (Stopwatch medians, seconds); `-- e2e` runs the end-to-end comparison harness
 /// (binarized model vs its FP32 twin, see EndToEnd/EndToEndHarness.cs); `-- peer` times BinEngine against
-/// ONNX Runtime running the FP32 model (Peer/PeerHarness.cs); anything else goes to
+/// ONNX Runtime running the FP32 model (Peer/PeerHarness.cs); `-- anchor` the XNOR kernels against the native VPOPCNTQ
+/// GEMM of ../shared/anchors/bgemm.c (Peer/AnchorHarness.cs); anything else goes to
 /// BenchmarkDotNet, e.g. `-- --filter '*Kernel*'`.
 /// </summary>
 public static class Program
@@ -14,6 +15,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "quick") return QuickTable.Run(args.Skip(1).ToArray());
+        if (args.Length > 0 && args[0] == "anchor") return Peer.AnchorHarness.Run(args[1..]);
         if (args.Length > 0 && args[0] == "peer") return Peer.PeerHarness.Run(args[1..]);
         if (args.Length > 0 && args[0] == "e2e") return EndToEnd.EndToEndHarness.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
