@@ -90,9 +90,9 @@ public static class StageProfile
             sb.AppendLine("|---|---:|---:|---:|---:|");
             double t1 = one.Stages.Sum(), t64 = many.Stages.Sum();
             for (int s = 0; s < (int)Stage.Count; s++)
-                sb.AppendLine(inv, s == (int)Stage.Tokenizer
-                    ? $"| {StageNames[s]} | {one.Stages[s]:0.0} | {one.Stages[s] / t1 * 100:0.0}% | (ids given) | |"
-                    : $"| {StageNames[s]} | {one.Stages[s]:0.0} | {one.Stages[s] / t1 * 100:0.0}% | {many.Stages[s]:0.0} | {many.Stages[s] / t64 * 100:0.0}% |");
+                sb.AppendLine(s == (int)Stage.Tokenizer
+                    ? string.Create(inv, $"| {StageNames[s]} | {one.Stages[s]:0.0} | {one.Stages[s] / t1 * 100:0.0}% | (ids given) | |")
+                    : string.Create(inv, $"| {StageNames[s]} | {one.Stages[s]:0.0} | {one.Stages[s] / t1 * 100:0.0}% | {many.Stages[s]:0.0} | {many.Stages[s] / t64 * 100:0.0}% |"));
             double products1 = one.Stages[(int)Stage.ProductQkv..((int)Stage.ProductG2F2 + 1)].Sum();
             double products64 = many.Stages[(int)Stage.ProductQkv..((int)Stage.ProductG2F2 + 1)].Sum();
             sb.AppendLine(inv, $"| **all binary products** | {products1:0.0} | {products1 / t1 * 100:0.0}% | {products64:0.0} | {products64 / t64 * 100:0.0}% |");
