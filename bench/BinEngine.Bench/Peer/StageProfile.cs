@@ -84,7 +84,7 @@ public static class StageProfile
             var one = Pick(batch1);
             var many = Pick(batch64);
             sb.AppendLine();
-            sb.AppendLine(inv, $"## {path} (W1A{model.Architecture.ActBits}, {(ForwardPass.UsesCodes(model.Architecture.ActBits) ? "int8 code kernel " + model.Kernels.Code.Name : model.Architecture.ActBits == 1 ? "XNOR kernel " + model.Kernels.Xnor.Name : "plane kernel " + model.Kernels.Plane.Name)}), full depth");
+            sb.AppendLine(inv, $"## {path} (W1A{model.Architecture.ActBits}, {model.Plan.Activations} on {model.Plan.Kernel.Name}), full depth");
             sb.AppendLine();
             sb.AppendLine("| stage | batch 1 µs/sent | share | batch 64 µs/sent | share |");
             sb.AppendLine("|---|---:|---:|---:|---:|");
@@ -118,6 +118,7 @@ public static class StageProfile
         private readonly ModelWeights _w;
         private readonly Architecture _a;
         private readonly KernelSet _kernels;
+        private readonly ExecutionPlan _plan;
         private readonly Workspace _ws;
         private readonly double[] _ticks = new double[(int)Stage.Count];
         private long _mark;
@@ -127,7 +128,8 @@ public static class StageProfile
             _model = model;
             _w = ModelBinding.Bind(model.File);
             _a = _w.Architecture;
-            _kernels = model.Kernels;
+            _plan = model.Plan;
+            _kernels = _plan.Kernels;
             _ws = new Workspace(_a);
         }
 
@@ -340,16 +342,16 @@ public static class StageProfile
             if (bits == 32)
                 return;
             Lap(Stage.Elementwise);   // whatever ran since the last mark belongs to the caller's element-wise work
-            if (ForwardPass.UsesCodes(bits))
+            if (_plan.Activations == ActivationEncoding.Codes)
             {
                 for (int t = 0; t < rows; t++)
-                    ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k));
+                    ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k), _plan.VectorisedHelpers);
             }
             else
             {
                 int stride = bits * BitPacking.RowWords(k);
                 for (int t = 0; t < rows; t++)
-                    ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride));
+                    ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.VectorisedHelpers);
             }
             Lap(Stage.QuantizePack);
         }
@@ -362,17 +364,16 @@ public static class StageProfile
             ReadOnlySpan<float> bias = w.Bias.Span;
             ReadOnlySpan<float> alpha = w.Alpha.Span;
             int bits = _a.ActBits;
-            if (!w.IsBinary || bits == 32)
+            if (!w.IsBinary || _plan.Activations == ActivationEncoding.Float)
                 throw new NotSupportedException("the stage profile covers binarized models with 1..8-bit activations");
 
             Span<int> products = ws.Products.AsSpan(0, rows * n);
-            ReadOnlySpan<ulong> planes = ForwardPass.UsesCodes(bits) ? default : ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k));
-            if (bits == 1)
-                _kernels.Xnor.Multiply(planes, rows, w.Packed!, products, 1);
-            else if (ForwardPass.UsesCodes(bits))
+            if (_plan.Activations == ActivationEncoding.Codes)
                 _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, 1);
+            else if (bits == 1)
+                _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, products, 1);
             else
-                _kernels.Plane.Multiply(planes, rows, bits, w.Packed!, products, 1);
+                _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, 1);
             Lap(product);
 
             Span<float> rowScale = ws.RowScale.AsSpan(0, n);
