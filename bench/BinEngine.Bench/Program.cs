@@ -16,6 +16,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "quick") return QuickTable.Run(args.Skip(1).ToArray());
+        if (args.Length > 0 && args[0] == "epilogue") return Peer.EpilogueLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "profile") return Peer.StageProfile.Run(args[1..]);
         if (args.Length > 0 && args[0] == "anchor") return Peer.AnchorHarness.Run(args[1..]);
         if (args.Length > 0 && args[0] == "peer") return Peer.PeerHarness.Run(args[1..]);

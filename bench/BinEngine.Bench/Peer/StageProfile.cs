@@ -376,14 +376,8 @@ public static class StageProfile
                 _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, 1);
             Lap(product);
 
-            Span<float> rowScale = ws.RowScale.AsSpan(0, n);
             for (int t = 0; t < rows; t++)
-            {
-                Span<float> yt = y.Slice(t * n, n);
-                TensorPrimitives.ConvertTruncating<int, float>(products.Slice(t * n, n), yt);
-                TensorPrimitives.Multiply(alpha, ws.Scales[t], rowScale);
-                TensorPrimitives.MultiplyAdd(yt, rowScale, bias, yt);
-            }
+                Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n));
             Lap(Stage.Epilogue);
         }
 
