@@ -208,8 +208,10 @@ public static class StageProfile
             int exitBlock = _ws.ExitBlocks[slot], classes = _a.Classes;
             float[] logits = _ws.Logits.AsSpan(slot * _a.Layers * classes, exitBlock * classes).ToArray();
             float[] entropies = _ws.Entropies.AsSpan(slot * _a.Layers, exitBlock).ToArray();
-            var probabilities = new float[classes];
-            ForwardPass.SoftmaxEntropy(logits.AsSpan((exitBlock - 1) * classes, classes), probabilities);
+            float[] probabilities = _ws.Answers.AsSpan(slot * classes, classes).ToArray();
+            foreach (float p in probabilities)
+                if (!float.IsFinite(p))
+                    throw new InvalidOperationException("non-finite output");
             int label = ExitPolicy.ArgMax(probabilities);
             int tokens = _ws.SampleLengths[slot];
             return new ClassificationResult
@@ -289,6 +291,8 @@ public static class StageProfile
             Linear(b.F1, h, tokens, ws.Forget, Stage.ProductG1F1);
             Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
             TensorPrimitives.Sigmoid(gate, gate);
+            if (_a.SlfnGateCenter)
+                TensorPrimitives.Subtract(gate, 0.5f, gate);
             TensorPrimitives.Tanh(forget, forget);
             Lap(Stage.Elementwise);
             Quantize(gate, tokens, f);
@@ -401,7 +405,9 @@ public static class StageProfile
             ReadOnlySpan<float> weight = head.Weight.Span;
             for (int c = 0; c < classes; c++)
                 logits[c] = TensorPrimitives.Dot(weight.Slice(c * d, d), pooled) + head.Bias.Span[c];
-            Span<float> p = ws.Probabilities;
+            if (head.Temperature != 1f)
+                TensorPrimitives.Divide(logits, head.Temperature, logits);
+            Span<float> p = ws.Answers.AsSpan(slot * classes, classes);
             float entropy = ForwardPass.SoftmaxEntropy(logits, p);
             ws.Entropies[slot * _a.Layers + layer] = entropy;
             ExitPolicy.Never.ShouldExit(ref ws.States[slot], p, entropy);
