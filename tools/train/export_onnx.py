@@ -55,10 +55,12 @@ class OnnxPeer(nn.Module):
         count = w.sum(dim=1)
         key_pad = attention_mask == 0
         out = []
-        for block, head in zip(m.blocks, m.exits):
+        for i, (block, head) in enumerate(zip(m.blocks, m.exits)):
             x = self._block(block, x, key_pad)
             pooled = (x * w).sum(dim=1) / count
-            out.append(head(pooled))
+            z = head(pooled)
+            # exit_temperatures (docs/MODEL.md, Exits): exit i returns z_i / T_i, as the reference does
+            out.append(z if m.temperatures is None else z / float(m.temperatures[i]))
         return torch.stack(out)
 
     def _block(self, block, x, key_pad):
@@ -75,6 +77,8 @@ class OnnxPeer(nn.Module):
         s = block.slfn
         lin = torch.nn.functional.linear
         g = torch.sigmoid(lin(h, s.g1.weight, s.g1.bias))
+        if s.gate_center:  # slfn_gate_center: G2 sees sigma(G1 h) - 1/2
+            g = g - 0.5
         f = torch.tanh(lin(h, s.f1.weight, s.f1.bias))
         return block.ln2(h + lin(g, s.g2.weight, s.g2.bias) * lin(f, s.f2.weight, s.f2.bias))
 
