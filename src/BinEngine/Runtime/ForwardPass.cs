@@ -239,15 +239,9 @@ internal sealed class ForwardPass
         else
             _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, threads);
 
-        // y_o = (α_o · scale) · product_o + b_o, vectorised across the row.
-        Span<float> rowScale = ws.RowScale.AsSpan(0, n);
+        // y_o = (α_o · scale) · product_o + b_o, one vectorised pass over the row (Epilogue).
         for (int t = 0; t < rows; t++)
-        {
-            Span<float> yt = y.Slice(t * n, n);
-            TensorPrimitives.ConvertTruncating<int, float>(products.Slice(t * n, n), yt);
-            TensorPrimitives.Multiply(alpha, ws.Scales[t], rowScale);
-            TensorPrimitives.MultiplyAdd(yt, rowScale, bias, yt);
-        }
+            Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n));
     }
 
     /// <summary>

@@ -32,7 +32,6 @@ internal sealed class Workspace
     public float[] Scales = [];                     // [tokens]
     public ulong[] Planes = [];                      // [tokens × planes × RowWords(max(d, f))]
     public int[] Products = [];                     // [tokens × max(d, f)] exact integer products
-    public float[] RowScale = [];                   // [max(d, f)] α ⊙ one row's activation scale
 
     // Per sample. Lengths are indexed by live position during a pass (they move with compaction).
     public int[] TokenIds = [];                     // [tokens] ids of all samples, one after another
@@ -118,7 +117,6 @@ internal sealed class Workspace
         if (Pooled.Length == 0)
         {
             Pooled = new float[d];
-            RowScale = new float[wide];
         }
     }
 

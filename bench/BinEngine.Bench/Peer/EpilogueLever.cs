@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Numerics.Tensors;
+using BinEngine.Runtime;
+
+namespace BinEngine.Bench.Peer;
+
+/// <summary>
+/// One lever of issue 11, measured alone: the linear layers' epilogue y = (α·s)·p + b as three
+/// TensorPrimitives passes per row (what ForwardPass did) against <see cref="Epilogue.ScaleBias"/>'s
+/// one pass, on the model's row widths at one sentence (25 rows) and at a chunk of 32 sentences (800
+/// rows), interleaved, medians; the outputs must agree bit for bit.
+///
+///   dotnet run -c Release --project bench/BinEngine.Bench -- epilogue [--reps 41]
+/// </summary>
+public static class EpilogueLever
+{
+    public static int Run(string[] args)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        int i0 = Array.IndexOf(args, "--reps");
+        int reps = i0 >= 0 ? int.Parse(args[i0 + 1], inv) : 41;
+        Console.WriteLine(string.Create(inv, $"epilogue lever; load {PeerHarness.Load()}; {reps} interleaved repeats, medians"));
+        Console.WriteLine("| rows | n | 3 passes µs | 1 pass µs | speed-up | bit-identical |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---|");
+        var rng = new Random(7);
+        foreach (int rows in new[] { 25, 800 })
+            foreach (int n in new[] { 256, 512 })
+            {
+                var products = Enumerable.Range(0, rows * n).Select(_ => rng.Next(-40000, 40000)).ToArray();
+                var alpha = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray();
+                var bias = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+                var scales = Enumerable.Range(0, rows).Select(_ => (float)rng.NextDouble() * 0.01f).ToArray();
+                float[] yOld = new float[rows * n], yNew = new float[rows * n], rowScale = new float[n];
+                void Old()
+                {
+                    for (int t = 0; t < rows; t++)
+                    {
+                        Span<float> yt = yOld.AsSpan(t * n, n);
+                        TensorPrimitives.ConvertTruncating<int, float>(products.AsSpan(t * n, n), yt);
+                        TensorPrimitives.Multiply(alpha, scales[t], rowScale);
+                        TensorPrimitives.MultiplyAdd(yt, rowScale, bias, yt);
+                    }
+                }
+                void New()
+                {
+                    for (int t = 0; t < rows; t++)
+                        Epilogue.ScaleBias(products.AsSpan(t * n, n), alpha, scales[t], bias, yNew.AsSpan(t * n, n));
+                }
+                Old();
+                New();
+                bool same = yOld.AsSpan().SequenceEqual(yNew);
+                int inner = Math.Max(1, 200_000 / (rows * n));
+                var told = new List<double>();
+                var tnew = new List<double>();
+                for (int w = 0; w < 200; w++) { Old(); New(); }
+                for (int r = 0; r < reps; r++)
+                {
+                    long s = Stopwatch.GetTimestamp();
+                    for (int k = 0; k < inner; k++) Old();
+                    told.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
+                    s = Stopwatch.GetTimestamp();
+                    for (int k = 0; k < inner; k++) New();
+                    tnew.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
+                }
+                double o = PeerHarness.Median(told), nw = PeerHarness.Median(tnew);
+                Console.WriteLine(string.Create(inv, $"| {rows} | {n} | {o:0.00} | {nw:0.00} | {o / nw:0.00}x | {(same ? "yes" : "NO")} |"));
+            }
+        return 0;
+    }
+}

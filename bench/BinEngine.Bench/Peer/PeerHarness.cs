@@ -1,0 +1,280 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using BinEngine.Runtime;
+
+namespace BinEngine.Bench.Peer;
+
+/// <summary>
+/// BinEngine against the FP32 peer a .NET user would pick (ONNX Runtime running the same architecture
+/// with the FP32 twin's trained weights), on the same token ids, interleaved in one process (issue 11).
+///
+///   dotnet run -c Release --project bench/BinEngine.Bench -- peer
+///       [--models models/sst2-default/model.bex,models/sst2-w1a1/model.bex] [--twin models/sst2-fp32-twin]
+///       [--onnx bench/peer/sst2-fp32-twin.onnx] [--data data/sst2/dev.tsv] [--runs 5] [--out PATH]
+///
+/// The sentences are tokenized once by the first model's tokenizer (outside every timed loop); every
+/// system then sees the same ids. Each run goes once through every configuration in turn (ORT at 1
+/// thread, each model full depth and with its exits at 1 thread, then the same at all cores), so a
+/// change of machine load lands on all of them; the table reports medians over runs.
+/// Batch 1: one sentence per call (ORT: a [1 × n] tensor without padding; BinEngine: Classify(ids)),
+/// p50 / mean / p99 latency over the 872 sentences. Batch 64: chunks of 64 in input order (ORT: padded
+/// to the chunk's longest sentence with attention_mask; BinEngine: ClassifyBatch), sentences per second.
+/// ORT: sequential execution, all graph optimisations, IntraOpNumThreads = 1 or the core count.
+/// BinEngine: BeexModelOptions.Threads = BatchThreads = 1 or the core count.
+/// </summary>
+public static class PeerHarness
+{
+    private sealed class Config(string name, string system, int threads, Func<int, int> one, Action<int> chunk)
+    {
+        public string Name { get; } = name;
+        public string System { get; } = system;
+        public int Threads { get; } = threads;
+        public Func<int, int> One { get; } = one;        // sentence index → blocks used
+        public Action<int> Chunk { get; } = chunk;       // chunk index
+        public List<double> P50 { get; } = [];
+        public List<double> Mean { get; } = [];
+        public List<double> P99 { get; } = [];
+        public List<double> Batch64 { get; } = [];
+        public List<double> CpuMs { get; } = [];
+        public double Blocks { get; set; }
+    }
+
+    public static int Run(string[] args)
+    {
+        string Arg(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+        string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a1/model.bex").Split(',');
+        string twinDir = Arg("--twin", "models/sst2-fp32-twin");
+        string onnxPath = Arg("--onnx", "bench/peer/sst2-fp32-twin.onnx");
+        string dataPath = Arg("--data", "data/sst2/dev.tsv");
+        int runs = int.Parse(Arg("--runs", "5"), CultureInfo.InvariantCulture);
+        string? output = Arg("--out", "");
+        int cores = Environment.ProcessorCount;
+        int[] threadCounts = Arg("--threads", $"1,{cores}").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).Distinct().ToArray();
+        string loadBefore = Load();
+
+        OnnxPeer.EnsureExported(onnxPath, twinDir);
+
+        // Same ids for everyone: the first model's tokenizer, max_len of the architecture.
+        var rows = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')).Where(p => p[0].Length > 0).ToArray();
+        int[] labels = rows.Select(p => int.Parse(p[1], CultureInfo.InvariantCulture)).ToArray();
+        int[][] ids;
+        using (BeexModel first = BeexModel.Load(modelPaths[0]))
+            ids = rows.Select(p => first.Tokenizer.Encode(p[0], first.Architecture.MaxLength)).ToArray();
+        int n = ids.Length;
+        const int chunkSize = 64;
+        int chunks = (n + chunkSize - 1) / chunkSize;
+        ReadOnlyMemory<int>[][] chunkIds = Enumerable.Range(0, chunks)
+            .Select(c => ids.Skip(c * chunkSize).Take(chunkSize).Select(a => (ReadOnlyMemory<int>)a).ToArray()).ToArray();
+        // ORT's inputs are built per call inside the timed loops from these int ids (a user converts too).
+        var configs = new List<Config>();
+        var disposables = new List<IDisposable>();
+        int classes = 0, layers = 0;
+        string kernels = "";
+        int[] ortPredictions = new int[n];
+
+        foreach (int threads in threadCounts)
+        {
+            var peer = new OnnxPeer(onnxPath, threads);
+            disposables.Add(peer);
+            float[] logits = [];
+            configs.Add(new Config("ONNX Runtime FP32, full depth", "ort", threads,
+                i =>
+                {
+                    int[] a = ids[i];
+                    var inputIds = new long[a.Length];
+                    var mask = new long[a.Length];
+                    for (int t = 0; t < a.Length; t++)
+                    {
+                        inputIds[t] = a[t];
+                        mask[t] = 1;
+                    }
+                    peer.Run(inputIds, mask, 1, a.Length, ref logits);
+                    layers = logits.Length / Math.Max(1, classes);
+                    int last = logits.Length - classes;
+                    ortPredictions[i] = ArgMax(logits.AsSpan(last, classes));
+                    return layers;
+                },
+                c =>
+                {
+                    ReadOnlyMemory<int>[] chunk = chunkIds[c];
+                    int sequence = chunk.Max(m => m.Length);
+                    var inputIds = new long[chunk.Length * sequence];
+                    var mask = new long[chunk.Length * sequence];
+                    for (int s = 0; s < chunk.Length; s++)
+                    {
+                        ReadOnlySpan<int> a = chunk[s].Span;
+                        for (int t = 0; t < a.Length; t++)
+                        {
+                            inputIds[s * sequence + t] = a[t];
+                            mask[s * sequence + t] = 1;
+                        }
+                    }
+                    peer.Run(inputIds, mask, chunk.Length, sequence, ref logits);
+                }));
+
+            foreach (string path in modelPaths)
+            {
+                var model = BeexModel.Load(path, new BeexModelOptions { Threads = threads, BatchThreads = threads });
+                disposables.Add(model);
+                classes = model.Architecture.Classes;
+                kernels = model.Kernels.ToString() ?? "";
+                string tag = $"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path)))} (W1A{model.Architecture.ActBits})";
+                foreach (ExitPolicy policy in new[] { ExitPolicy.Never, model.DefaultPolicy })
+                {
+                    string what = policy == ExitPolicy.Never ? "full depth" : $"exits ({policy.Name})";
+                    configs.Add(new Config($"{tag}, {what}", path, threads,
+                        i => model.Classify(ids[i], policy).ExitBlock,
+                        c => model.ClassifyBatch(chunkIds[c], policy)));
+                }
+            }
+        }
+
+        // The peer must compute what PyTorch computes: golden ids one by one and as a padded batch.
+        var check = (OnnxPeer)disposables[0];
+        double goldenDiff = check.MaxDiffAgainstGolden(Path.Combine(twinDir, "golden.json"), out int goldenSamples);
+        Console.Error.WriteLine($"peer: ONNX Runtime vs PyTorch logits of {goldenSamples} golden samples (all exits, one by one and padded): max abs diff {goldenDiff:g3}");
+        if (!(goldenDiff < 1e-3))
+            throw new InvalidOperationException($"ONNX Runtime's logits differ from PyTorch's by {goldenDiff} (tolerance 1e-3)");
+
+        // Warm-up: JIT, workspaces, ORT's arenas.
+        foreach (Config c in configs)
+        {
+            for (int i = 0; i < Math.Min(64, n); i++)
+                c.One(i);
+            c.Chunk(0);
+        }
+
+        var latencies = new double[n];
+        using var process = Process.GetCurrentProcess();
+        for (int run = 0; run < runs; run++)
+        {
+            foreach (Config c in configs)
+            {
+                double blocks = 0;
+                process.Refresh();
+                TimeSpan cpuStart = process.TotalProcessorTime;
+                for (int i = 0; i < n; i++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    blocks += c.One(i);
+                    latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                }
+                process.Refresh();
+                c.CpuMs.Add((process.TotalProcessorTime - cpuStart).TotalMilliseconds / n);
+                c.Blocks = blocks / n;
+                c.Mean.Add(latencies.Average());
+                Array.Sort(latencies);
+                c.P50.Add(Percentile(latencies, 0.50));
+                c.P99.Add(Percentile(latencies, 0.99));
+                long batchStart = Stopwatch.GetTimestamp();
+                for (int k = 0; k < chunks; k++)
+                    c.Chunk(k);
+                c.Batch64.Add(n / Stopwatch.GetElapsedTime(batchStart).TotalSeconds);
+                Console.Error.WriteLine($"run {run + 1}/{runs} {c.Name,-58} t={c.Threads}: p50 {c.P50[^1]:0.000} ms, mean {c.Mean[^1]:0.000}, p99 {c.P99[^1]:0.000}, batch 64 {c.Batch64[^1]:0} sent/s, blocks {c.Blocks:0.00}");
+            }
+        }
+        double ortAccuracy = ortPredictions.Zip(labels).Count(p => p.First == p.Second) / (double)n;
+
+        string table = Render(configs, threadCounts, modelPaths, onnxPath, dataPath, kernels, n, ids.Average(a => a.Length), runs,
+            loadBefore, Load(), goldenDiff, goldenSamples, ortAccuracy, args);
+        Console.WriteLine(table);
+        if (!string.IsNullOrEmpty(output))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+            File.WriteAllText(output, table);
+        }
+        foreach (IDisposable d in disposables)
+            d.Dispose();
+        return 0;
+    }
+
+    private static string Render(List<Config> configs, int[] threadCounts, string[] modelPaths, string onnxPath, string dataPath, string kernels,
+        int n, double meanTokens, int runs, string loadBefore, string loadAfter, double goldenDiff, int goldenSamples, double ortAccuracy, string[] args)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine("# BinEngine vs ONNX Runtime (FP32 peer, same architecture, same token ids)");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; ONNX Runtime {OrtVersion()}");
+        sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {loadAfter}");
+        sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, mean {meanTokens:0.0} tokens ([CLS] and [SEP] included), tokenized once by BinEngine's tokenizer; {runs} interleaved runs, medians");
+        sb.AppendLine(inv, $"- models: {string.Join(", ", modelPaths)}; peer: {onnxPath} (tools/train/export_onnx.py, opset 17, the FP32 twin's trained weights); ORT vs PyTorch on {goldenSamples} golden samples: max abs diff {goldenDiff:0.0e0}; ORT dev accuracy (full depth) {ortAccuracy:0.0000}");
+        sb.AppendLine(inv, $"- ORT: CPU provider, ORT_SEQUENTIAL, ORT_ENABLE_ALL, IntraOpNumThreads = threads; BinEngine: Threads = BatchThreads = threads; kernels: {kernels}");
+        sb.AppendLine(inv, $"- command: `dotnet run -c Release --project bench/BinEngine.Bench -- peer {string.Join(' ', args)}`");
+        sb.AppendLine("- CPU ms/sent: the process's CPU time over the batch-1 loop per sentence (at 1 thread the fairest figure on a loaded machine: time spent descheduled does not count)");
+        sb.AppendLine();
+        sb.AppendLine("| system | threads | mean blocks | p50 ms | mean ms | p99 ms | p50 x ORT | mean x ORT | CPU ms/sent | CPU x ORT | batch 64 sent/s | batch 64 x ORT |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (int threads in threadCounts)
+        {
+            Config ort = configs.First(c => c.System == "ort" && c.Threads == threads);
+            foreach (Config c in configs.Where(c => c.Threads == threads))
+                sb.AppendLine(inv, $"| {c.Name} | {c.Threads} | {c.Blocks:0.00} | {Median(c.P50):0.000} | {Median(c.Mean):0.000} | {Median(c.P99):0.000} | " +
+                    $"{Median(ort.P50) / Median(c.P50):0.00}x | {Median(ort.Mean) / Median(c.Mean):0.00}x | {Median(c.CpuMs):0.000} | {Median(ort.CpuMs) / Median(c.CpuMs):0.00}x | {Median(c.Batch64):0} | {Median(c.Batch64) / Median(ort.Batch64):0.00}x |");
+        }
+        if (threadCounts.Length > 1)
+        {
+            sb.AppendLine();
+            sb.AppendLine(inv, $"All cores ({threadCounts[^1]}) over 1 thread, batch 64 throughput:");
+            sb.AppendLine();
+            sb.AppendLine("| system | batch 64 all cores / 1 thread |");
+            sb.AppendLine("|---|---:|");
+            foreach (Config one in configs.Where(c => c.Threads == threadCounts[0]))
+            {
+                Config all = configs.First(c => c.Name == one.Name && c.Threads == threadCounts[^1]);
+                sb.AppendLine(inv, $"| {one.Name} | {Median(all.Batch64) / Median(one.Batch64):0.00}x |");
+            }
+        }
+        return sb.ToString();
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++)
+            if (v[i] > v[best])
+                best = i;
+        return best;
+    }
+
+    private static string OrtVersion() =>
+        typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version?.ToString(3) ?? "?";
+
+    internal static string Load()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "n/a";
+        }
+    }
+
+    private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+
+    internal static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    internal static string CpuName()
+    {
+        try
+        {
+            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString() : line.Split(':', 2)[1].Trim();
+        }
+        catch (IOException)
+        {
+            return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using System.Numerics.Tensors;
+using BinEngine.Runtime;
+
+namespace BinEngine.Tests.Runtime;
+
+/// <summary>The one-pass epilogue against the three TensorPrimitives passes it replaced: bit for bit, every length around the vector widths.</summary>
+[Trait("Category", "Isa")]
+public class EpilogueTests
+{
+    public static TheoryData<int> Lengths()
+    {
+        var data = new TheoryData<int>();
+        foreach (int n in new[] { 0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256, 257, 512 })
+            data.Add(n);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void EqualsConvertScaleMultiplyAdd(int n)
+    {
+        var random = new Random(n + 11);
+        for (int trial = 0; trial < 20; trial++)
+        {
+            int[] p = Enumerable.Range(0, n).Select(_ => random.Next(-130_000, 130_000)).ToArray();
+            float[] alpha = Enumerable.Range(0, n).Select(_ => (float)random.NextDouble() * 2).ToArray();
+            float[] bias = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5) * 4).ToArray();
+            float scale = (float)random.NextDouble() * 0.05f;
+            var expected = new float[n];
+            var rowScale = new float[n];
+            TensorPrimitives.ConvertTruncating<int, float>(p, expected);
+            TensorPrimitives.Multiply(alpha, scale, rowScale);
+            TensorPrimitives.MultiplyAdd(expected, rowScale, bias, expected);
+            var actual = new float[n];
+            Epilogue.ScaleBias(p, alpha, scale, bias, actual);
+            for (int i = 0; i < n; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                    $"n={n} trial={trial} i={i}: expected {expected[i]:R}, got {actual[i]:R}");
+        }
+    }
+}
