@@ -128,13 +128,7 @@ public static class EndToEndHarness
         current?.Dispose();
 
         string table = Render(rows, binary, fp32, modelPath, fp32Path, dataPath, texts.Length, runs);
-        Console.WriteLine(table);
-        if (!string.IsNullOrEmpty(output))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-            File.WriteAllText(output, table);
-            Console.WriteLine($"written to {output}");
-        }
+        ResultTable.Emit(table, output);
         foreach (BeexModel model in binaries)
             model.Dispose();
         return 0;

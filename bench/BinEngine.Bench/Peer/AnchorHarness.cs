@@ -101,12 +101,7 @@ public static class AnchorHarness
         sb.AppendLine(inv, $"{selected.Name} over the best native VPOPCNTQ variant: {string.Join(", ", fractions.Select(f => (f * 100).ToString("0", inv) + "%"))} " +
             $"(geometric mean {Math.Exp(fractions.Average(Math.Log)) * 100:0}%; target ≥ 60%)");
         string table = sb.ToString();
-        Console.WriteLine(table);
-        if (!string.IsNullOrEmpty(output))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-            File.WriteAllText(output, table);
-        }
+        ResultTable.Emit(table, output);
         return 0;
     }
 

@@ -182,12 +182,7 @@ public static class PeerHarness
 
         string table = Render(configs, threadCounts, modelPaths, onnxPath, dataPath, kernels, n, ids.Average(a => a.Length), runs,
             loadBefore, Load(), goldenDiff, goldenSamples, ortAccuracy, args);
-        Console.WriteLine(table);
-        if (!string.IsNullOrEmpty(output))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-            File.WriteAllText(output, table);
-        }
+        ResultTable.Emit(table, output);
         foreach (IDisposable d in disposables)
             d.Dispose();
         return 0;

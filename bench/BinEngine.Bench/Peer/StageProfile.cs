@@ -103,12 +103,7 @@ public static class StageProfile
         sb.AppendLine();
         sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {PeerHarness.Load()}");
         string table = sb.ToString();
-        Console.WriteLine(table);
-        if (!string.IsNullOrEmpty(output))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-            File.WriteAllText(output, table);
-        }
+        ResultTable.Emit(table, output);
         return 0;
     }
 
