@@ -17,6 +17,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "quick") return QuickTable.Run(args.Skip(1).ToArray());
+        if (args.Length > 0 && args[0] == "load") return LoadCost.Run(args[1..]);
         if (args.Length > 0 && args[0] == "fusion") return Peer.FusionLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "epilogue") return Peer.EpilogueLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "profile") return Peer.StageProfile.Run(args[1..]);
