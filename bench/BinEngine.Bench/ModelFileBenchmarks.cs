@@ -1,8 +1,7 @@
 using BinEngine.Kernels;
 using System.IO.Hashing;
 using BenchmarkDotNet.Attributes;
-using BinEngine.ModelFile;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Bench;
 
@@ -17,7 +16,7 @@ public class ModelFileBenchmarks
 {
     private string _path = "";
     private byte[] _data = [];
-    private ModelFileReader? _model;
+    private ModelFile? _model;
     private readonly float[] _row = new float[256];
 
     [GlobalSetup]
@@ -25,7 +24,7 @@ public class ModelFileBenchmarks
     {
         _path = Path.Combine(Path.GetTempPath(), $"binengine-bench-{Environment.ProcessId}.bex");
         File.WriteAllBytes(_path, DefaultShapedModel());
-        _model = ModelFileReader.Open(_path);
+        _model = ModelFile.Open(_path);
         _data = File.ReadAllBytes(_path)[(int)_model.Container.DataOffset..];
     }
 
@@ -39,14 +38,14 @@ public class ModelFileBenchmarks
     [Benchmark(Description = "open + validate + checksum")]
     public int OpenVerified()
     {
-        using var m = ModelFileReader.Open(_path);
+        using var m = ModelFile.Open(_path);
         return m.TokenRows;
     }
 
     [Benchmark(Description = "open + validate, no checksum")]
     public int OpenUnverified()
     {
-        using var m = ModelFileReader.Open(_path, verifyChecksum: false);
+        using var m = ModelFile.Open(_path, verifyChecksum: false);
         return m.TokenRows;
     }
 
@@ -69,7 +68,7 @@ public class ModelFileBenchmarks
         };
         var rng = new Random(1);
         var w = new TensorFileWriter()
-            .Add(ModelKeys.Architecture, MetadataValue.FromString(ModelFileReader.ArchitectureName))
+            .Add(ModelKeys.Architecture, MetadataValue.FromString(ModelFile.ArchitectureName))
             .Add(ModelKeys.VocabSize, MetadataValue.FromInt64(config.VocabSize))
             .Add(ModelKeys.MaxLen, MetadataValue.FromInt64(config.MaxLength))
             .Add(ModelKeys.DModel, MetadataValue.FromInt64(config.Dim))

@@ -1,4 +1,4 @@
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Runtime;
 
 namespace BinEngine.Cli;
@@ -99,16 +99,16 @@ internal static class ModelLocator
     }
 
     /// <summary>Opens the container at <paramref name="path"/> (a file, or <see cref="EmbeddedDefaultModel"/>) without binding the weights.</summary>
-    public static BinEngine.ModelFile.ModelFile OpenFile(string path)
+    public static BinEngine.Format.ModelFile OpenFile(string path)
     {
         if (path == EmbeddedDefaultModel)
         {
             using Stream embedded = OpenEmbedded();
-            return BinEngine.ModelFile.ModelFile.Open(embedded);
+            return BinEngine.Format.ModelFile.Open(embedded);
         }
         if (!File.Exists(path)) throw new CliException($"model file '{path}' does not exist");
         RequireRegularFile(path, "model");
-        return BinEngine.ModelFile.ModelFile.Open(path);
+        return BinEngine.Format.ModelFile.Open(path);
     }
 
     /// <summary>Locates and loads in one step.</summary>

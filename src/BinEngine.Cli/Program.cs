@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using BinEngine.Cli.Commands;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Cli;
 

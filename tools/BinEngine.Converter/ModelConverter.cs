@@ -1,7 +1,6 @@
 using BinEngine.Kernels;
 using System.Globalization;
-using BinEngine.ModelFile;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Converter;
 
@@ -243,7 +242,7 @@ internal static class ModelConverter
 
         // The converter's output must pass the reader's full validation; a failure here is a converter bug.
         long dataOffset, dataLength;
-        using (var check = ModelFileReader.Open(file))
+        using (var check = ModelFile.Open(file))
         {
             dataOffset = check.Container.DataOffset;
             dataLength = check.Container.DataLength;
@@ -254,7 +253,7 @@ internal static class ModelConverter
     private static void AddMetadata(TensorFileWriter w, Checkpoint checkpoint, SourceConfig config, IReadOnlyList<string> vocabulary, bool lowercase, string name, long fp32Bytes)
     {
         var c = config.Model;
-        w.Add(ModelKeys.Architecture, MetadataValue.FromString(ModelFileReader.ArchitectureName));
+        w.Add(ModelKeys.Architecture, MetadataValue.FromString(ModelFile.ArchitectureName));
         w.Add(ModelKeys.Name, MetadataValue.FromString(name));
         w.Add(ModelKeys.VocabSize, MetadataValue.FromInt64(c.VocabSize));
         w.Add(ModelKeys.MaxLen, MetadataValue.FromInt64(c.MaxLength));

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Converter;
 

@@ -2,8 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using BinEngine.Evaluation;
-using BinEngine.ModelFile;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Cli.Commands;
 
@@ -27,7 +26,7 @@ internal static class InspectCommand
             ModelLocator.RequireRegularFile(path, "model");
             try
             {
-                using var file = ModelFileReader.Open(path);
+                using var file = ModelFile.Open(path);
                 if (parse.GetValue(json))
                     WriteJson(stdout, file, path, parse.GetValue(all));
                 else
@@ -78,16 +77,16 @@ internal static class InspectCommand
             w.WriteLine("  " + line);
     }
 
-    private static double Ratio(ModelFileReader f) => (double)f.Fp32ParameterBytes / f.FileBytes;
+    private static double Ratio(ModelFile f) => (double)f.Fp32ParameterBytes / f.FileBytes;
 
-    internal static void WriteText(TextWriter w, ModelFileReader f, string path, bool all)
+    internal static void WriteText(TextWriter w, ModelFile f, string path, bool all)
     {
         var c = f.Config;
         var t = f.Container;
         w.WriteLine($"file         {path}");
         w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size         {f.FileBytes:N0} bytes (header+metadata+table {t.DataOffset:N0}, data {t.DataLength:N0}); FP32 {f.Fp32ParameterBytes:N0} bytes; ratio {Ratio(f):0.00}× (weights alone {(double)f.Fp32ParameterBytes / t.DataLength:0.00}×)"));
         w.WriteLine($"format       BEXF v{BexFormat.Version}, data checksum xxh64 0x{t.DataChecksum:x16} (verified)");
-        w.WriteLine($"model        {ModelFileReader.ArchitectureName}: V={c.VocabSize} T={c.MaxLength} d={c.Dim} h={c.Heads} L={c.Layers} f={c.FfDim} C={c.Classes}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
+        w.WriteLine($"model        {ModelFile.ArchitectureName}: V={c.VocabSize} T={c.MaxLength} d={c.Dim} h={c.Heads} L={c.Layers} f={c.FfDim} C={c.Classes}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
         w.WriteLine($"exits        default {BinEngine.Runtime.ModelBinding.PolicyFromConfig(c, c.Policy)}");
         if (ExitGuarantee.Read(t) is { } g)
             w.WriteLine($"guarantee    {g}");
@@ -109,7 +108,7 @@ internal static class InspectCommand
 
     private static string OneLine(string s) => s.Length > 200 && !s.StartsWith('[') ? s[..200].ReplaceLineEndings(" ") + " …" : s.ReplaceLineEndings(" ");
 
-    internal static void WriteJson(TextWriter w, ModelFileReader f, string path, bool all)
+    internal static void WriteJson(TextWriter w, ModelFile f, string path, bool all)
     {
         var t = f.Container;
         using var stream = new MemoryStream();

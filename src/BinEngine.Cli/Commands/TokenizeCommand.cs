@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Tokenization;
 
 namespace BinEngine.Cli.Commands;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Runtime;
 
 namespace BinEngine.Evaluation;

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Kernels;
 

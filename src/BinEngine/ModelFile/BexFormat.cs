@@ -1,4 +1,4 @@
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>
 /// The constants of the BinEngine model file (".bex"), version 1. The layout is documented in

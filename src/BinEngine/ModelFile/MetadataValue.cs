@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>The type of a metadata value (the code is the on-disk value).</summary>
 internal enum MetadataValueType : uint

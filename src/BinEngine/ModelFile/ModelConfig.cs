@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>
 /// The hyper-parameters, labels and exit policy of a BEExformer model (docs/MODEL.md,

@@ -1,7 +1,7 @@
 using BinEngine.Kernels;
 using System.Globalization;
 
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>The tokenizer settings a model file carries; every special token is in the vocabulary (checked at open).</summary>
 /// <param name="Vocabulary">WordPiece tokens, index = id (V of them).</param>

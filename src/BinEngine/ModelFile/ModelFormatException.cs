@@ -1,4 +1,4 @@
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>
 /// The one exception every defect of a model file raises: bad magic or version, a count, offset

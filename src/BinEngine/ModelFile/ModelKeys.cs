@@ -1,4 +1,4 @@
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>
 /// The metadata keys of a BEExformer model file, namespaced like GGUF's (docs/FORMAT.md lists

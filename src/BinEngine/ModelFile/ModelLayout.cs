@@ -1,4 +1,4 @@
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>One tensor a model file of a given config must hold.</summary>
 /// <param name="Name">The tensor's name.</param>

@@ -1,4 +1,4 @@
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>How a tensor's elements are stored in the model file (the code is the on-disk value).</summary>
 internal enum TensorElementType : uint

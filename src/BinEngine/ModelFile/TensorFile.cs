@@ -4,7 +4,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>
 /// A model file opened at the container level: the header, typed metadata, the tensor table and

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>
 /// Builds a model file: add metadata and tensors, then <see cref="WriteTo(Stream)"/>. Tensors are

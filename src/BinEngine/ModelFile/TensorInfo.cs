@@ -1,4 +1,4 @@
-namespace BinEngine.ModelFile;
+namespace BinEngine.Format;
 
 /// <summary>One entry of a model file's tensor table: what the tensor is and where its bytes are.</summary>
 internal sealed class TensorInfo

@@ -1,4 +1,4 @@
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Runtime;
 

@@ -1,6 +1,6 @@
 using System.Buffers;
 using BinEngine.Kernels;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Tokenization;
 
 namespace BinEngine.Runtime;
@@ -21,7 +21,7 @@ namespace BinEngine.Runtime;
 /// </example>
 public sealed class BeexModel : IDisposable
 {
-    private readonly ModelFile.ModelFile _file;
+    private readonly Format.ModelFile _file;
     private readonly InferenceEngine _engine;
 
     // Calls in flight plus one for the owner (released by Dispose); the file's memory is released when
@@ -29,7 +29,7 @@ public sealed class BeexModel : IDisposable
     private int _leases = 1;
     private int _disposed;
 
-    private BeexModel(ModelFile.ModelFile file, BeexModelOptions options)
+    private BeexModel(Format.ModelFile file, BeexModelOptions options)
     {
         _file = file;
         Options = options;
@@ -48,7 +48,7 @@ public sealed class BeexModel : IDisposable
     public static BeexModel Load(string path, BeexModelOptions? options = null)
     {
         options = Checked(options);
-        return Create(ModelFile.ModelFile.Open(path, options.VerifyChecksum, options.MemoryMap), options, path);
+        return Create(Format.ModelFile.Open(path, options.VerifyChecksum, options.MemoryMap), options, path);
     }
 
     /// <summary>Loads a model file read from <paramref name="stream"/> to its end (an embedded resource, a download).</summary>
@@ -56,7 +56,7 @@ public sealed class BeexModel : IDisposable
     public static BeexModel Load(Stream stream, BeexModelOptions? options = null)
     {
         options = Checked(options);
-        return Create(ModelFile.ModelFile.Open(stream, options.VerifyChecksum), options, "<stream>");
+        return Create(Format.ModelFile.Open(stream, options.VerifyChecksum), options, "<stream>");
     }
 
     /// <summary>Loads a model file held in memory (copied; the caller may reuse <paramref name="bytes"/> afterwards).</summary>
@@ -64,7 +64,7 @@ public sealed class BeexModel : IDisposable
     public static BeexModel Load(ReadOnlySpan<byte> bytes, BeexModelOptions? options = null)
     {
         options = Checked(options);
-        return Create(ModelFile.ModelFile.Open(bytes, options.VerifyChecksum), options, "<memory>");
+        return Create(Format.ModelFile.Open(bytes, options.VerifyChecksum), options, "<memory>");
     }
 
     private static BeexModelOptions Checked(BeexModelOptions? options)
@@ -74,7 +74,7 @@ public sealed class BeexModel : IDisposable
         return options;
     }
 
-    private static BeexModel Create(ModelFile.ModelFile file, BeexModelOptions options, string source)
+    private static BeexModel Create(Format.ModelFile file, BeexModelOptions options, string source)
     {
         try
         {
@@ -108,7 +108,7 @@ public sealed class BeexModel : IDisposable
     public BertWordPieceTokenizer Tokenizer { get; }
 
     /// <summary>The open model file: metadata, provenance, tensor table (its spans are invalid after <see cref="Dispose"/>).</summary>
-    internal ModelFile.ModelFile File => _file;
+    internal Format.ModelFile File => _file;
 
     /// <summary>Where the model came from: source checkpoint, training data, metrics recorded by the converter.</summary>
     public ModelProvenance Provenance => _file.Provenance;

@@ -135,7 +135,7 @@ public sealed record ExitPolicy
     /// Checks one policy's stored thresholds (config <c>thresholds.&lt;policy&gt;</c>): a known policy, exactly its
     /// parameters, finite, <c>t</c> a positive integer.
     /// </summary>
-    /// <exception cref="ModelFile.ModelFormatException">The first defect, named.</exception>
+    /// <exception cref="Format.ModelFormatException">The first defect, named.</exception>
     internal static void ValidateStored(string policy, IReadOnlyDictionary<string, double> parameters)
     {
         ExitPolicyKind kind;
@@ -145,21 +145,21 @@ public sealed record ExitPolicy
         }
         catch (ArgumentException)
         {
-            throw new ModelFile.ModelFormatException($"thresholds for unknown policy '{policy}' (known: {string.Join(", ", Enum.GetValues<ExitPolicyKind>().Select(NameOf))})");
+            throw new Format.ModelFormatException($"thresholds for unknown policy '{policy}' (known: {string.Join(", ", Enum.GetValues<ExitPolicyKind>().Select(NameOf))})");
         }
         IReadOnlyList<string> names = ParameterNames(kind);
         foreach (string name in names)
             if (!parameters.ContainsKey(name))
-                throw new ModelFile.ModelFormatException($"thresholds of policy '{policy}' lack '{name}' (needs {string.Join(", ", names)})");
+                throw new Format.ModelFormatException($"thresholds of policy '{policy}' lack '{name}' (needs {string.Join(", ", names)})");
         foreach (var (name, value) in parameters)
         {
             string shown = value.ToString(System.Globalization.CultureInfo.InvariantCulture);
             if (!names.Contains(name))
-                throw new ModelFile.ModelFormatException($"thresholds of policy '{policy}' have unknown parameter '{name}' (takes {string.Join(", ", names)})");
+                throw new Format.ModelFormatException($"thresholds of policy '{policy}' have unknown parameter '{name}' (takes {string.Join(", ", names)})");
             if (!double.IsFinite(value))
-                throw new ModelFile.ModelFormatException($"threshold {policy}.{name} = {shown} is not finite");
+                throw new Format.ModelFormatException($"threshold {policy}.{name} = {shown} is not finite");
             if (name == "t" && (value < 1 || value != Math.Floor(value) || value > int.MaxValue))
-                throw new ModelFile.ModelFormatException($"threshold {policy}.t = {shown}; expected a positive integer");
+                throw new Format.ModelFormatException($"threshold {policy}.t = {shown}; expected a positive integer");
         }
     }
 

@@ -1,10 +1,10 @@
 using BinEngine.Kernels;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Runtime;
 
 /// <summary>
-/// Points the forward pass at the tensors of an open, validated <see cref="ModelFile.ModelFile"/>.
+/// Points the forward pass at the tensors of an open, validated <see cref="Format.ModelFile"/>.
 /// Float tensors (norms, biases, α, scales, exit heads, embeddings) are views into the file's memory,
 /// not copies; each packed weight matrix is prepared once here for the kernels (<see cref="BinaryWeights"/>:
 /// a row-major copy, the 16-row interleaved copy, row sums, and ±1 bytes for the int8 kernel) —
@@ -15,9 +15,9 @@ internal static class ModelBinding
 {
     /// <summary>
     /// A view of one embedding table of <paramref name="file"/> (f32 rows, int8 codes or two's-complement planes,
-    /// with their row scales): the one reader of embedding rows, for the forward pass and for <see cref="ModelFile.ModelFile.TokenEmbedding"/>.
+    /// with their row scales): the one reader of embedding rows, for the forward pass and for <see cref="Format.ModelFile.TokenEmbedding"/>.
     /// </summary>
-    public static EmbeddingTable EmbeddingTableOf(ModelFile.ModelFile file, string name, string scales, int rows)
+    public static EmbeddingTable EmbeddingTableOf(Format.ModelFile file, string name, string scales, int rows)
     {
         TensorInfo info = file.GetTensor(name);
         int d = file.Config.Dim;
@@ -37,7 +37,7 @@ internal static class ModelBinding
         };
     }
 
-    public static ModelWeights Bind(ModelFile.ModelFile file)
+    public static ModelWeights Bind(Format.ModelFile file)
     {
         ModelConfig c = file.Config;
         Architecture a = c.Architecture; // validated when the file was opened

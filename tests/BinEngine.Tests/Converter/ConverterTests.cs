@@ -1,7 +1,6 @@
 using BinEngine.Kernels;
 using BinEngine.Converter;
-using BinEngine.ModelFile;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Tests.ConverterTests;
 
@@ -75,7 +74,7 @@ public class ConverterTests
         Assert.Equal((floats + (50 - 40) * 32) * 4, report.Fp32Bytes);
         Assert.Equal(file.Length, report.FileBytes);
         Assert.Equal((double)report.Fp32Bytes / file.Length, report.Ratio);
-        using var m = ModelFileReader.Open(file);
+        using var m = ModelFile.Open(file);
         Assert.Equal(report.Fp32Bytes, m.Fp32ParameterBytes);
         Assert.Equal(report.Fp32Bytes, m.GetInt(ModelKeys.Fp32Bytes));
         Assert.Equal(report.FileBytes, report.HeadBytes + report.DataBytes);
@@ -97,7 +96,7 @@ public class ConverterTests
                 ModelConverter.Convert(TestPaths.Repo(dir + "/model.safetensors"), bex,
                     new ConvertOptions { VocabPath = TestPaths.Repo("data/vocab/bert-base-uncased-vocab.txt") });
                 using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TestPaths.Repo(dir + "/config.json")));
-                using var m = ModelFileReader.Open(bex);
+                using var m = ModelFile.Open(bex);
                 bool hasTemps = config.RootElement.TryGetProperty("exit_temperatures", out var temps);
                 Assert.Equal(hasTemps, m.Container.TryGetMetadata(ModelKeys.ExitTemperatures) is not null);
                 if (hasTemps)
@@ -117,7 +116,7 @@ public class ConverterTests
     [Fact]
     public void MetadataCarriesConfigTokenizerAndProvenance()
     {
-        using var m = ModelFileReader.Open(Fixtures.TinyModel);
+        using var m = ModelFile.Open(Fixtures.TinyModel);
         var c = m.Config;
         Assert.Equal((50, 16, 32, 2, 2, 64, 2), (c.VocabSize, c.MaxLength, c.Dim, c.Heads, c.Layers, c.FfDim, c.Classes));
         Assert.Equal((1, 1, 2), (c.WeightBits, c.ActBits, c.EmbBits));
@@ -145,7 +144,7 @@ public class ConverterTests
     [Fact]
     public void BinLinearWeightsAreSignBitsAndMeanAbsAlpha()
     {
-        using var m = ModelFileReader.Open(Fixtures.TinyModel);
+        using var m = ModelFile.Open(Fixtures.TinyModel);
         foreach (var (name, outputs, inputs) in ModelLayout.BinLinears(m.Config, 1).Prepend(("blocks.0.attn.q", 32, 32)))
         {
             var w = Fixtures.TinyCheckpoint.Tensors[name + ".weight"].ToFloat32();
@@ -179,7 +178,7 @@ public class ConverterTests
     public void EmbeddingsDequantizeToTheirQuantizedValues(int embBits)
     {
         var (file, _) = Fixtures.Convert(c => c["emb_bits"] = embBits);
-        using var m = ModelFileReader.Open(file);
+        using var m = ModelFile.Open(file);
         var (type, planes) = ModelLayout.EmbeddingStorage(embBits);
         Assert.Equal(type, m.GetTensor("embed.tok.weight").ElementType);
         Assert.Equal(planes, m.GetTensor("embed.pos.weight").Planes);
@@ -228,7 +227,7 @@ public class ConverterTests
     [Fact]
     public void FixtureEdgeRowsQuantizeAsTheContractSays()
     {
-        using var m = ModelFileReader.Open(Fixtures.TinyModel); // e = 2: m = 1
+        using var m = ModelFile.Open(Fixtures.TinyModel); // e = 2: m = 1
         var row = new float[32];
         // Position 0 is [1, 0.5, −0.5, 0.25, −1, 0.75, 0…]: s = 1, halves round to even (0).
         m.PositionEmbedding(0, row);
@@ -266,7 +265,7 @@ public class ConverterTests
     public void WeightBitsAndEmbeddingBitsCombine(int weightBits, int embBits)
     {
         var (file, report) = Fixtures.Convert(c => { c["weight_bits"] = weightBits; c["emb_bits"] = embBits; c["act_bits"] = weightBits == 32 ? 32 : 4; });
-        using var m = ModelFileReader.Open(file);
+        using var m = ModelFile.Open(file);
         var q = m.GetTensor("blocks.0.attn.q.weight");
         if (weightBits == 32)
         {

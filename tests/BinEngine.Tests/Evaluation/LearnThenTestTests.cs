@@ -1,5 +1,5 @@
 using BinEngine.Evaluation;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Runtime;
 
 namespace BinEngine.Tests.Evaluation;
@@ -105,11 +105,11 @@ public class LearnThenTestTests
     {
         string path = TestPaths.Repo("models/sst2-default/model.bex");
         using var source = TensorFile.Open(path);
-        using var original = BinEngine.ModelFile.ModelFile.Open(path);
+        using var original = BinEngine.Format.ModelFile.Open(path);
         var policy = new ExitPolicy(ExitPolicyKind.EntropyReduction, tau: 0.5f, kappa: 0.37f);
         var g = new ExitGuarantee(policy.ToString(), ExitGuarantee.LearnThenTestMethod, 0.005, 0.05, 872, 0, 0.0126, "dev.tsv", new string('a', 64));
         byte[] bytes = ExitGuarantee.CalibratedCopy(source, policy, g);
-        using var copy = BinEngine.ModelFile.ModelFile.Open(bytes);
+        using var copy = BinEngine.Format.ModelFile.Open(bytes);
         Assert.Equal("entropy_reduction", copy.Config.Policy);
         Assert.Equal(0.37, copy.Config.Thresholds["entropy_reduction"]["kappa"]);   // stored as the float's shortest text
         Assert.Equal(original.Config.Thresholds["confidence"]["tau"], copy.Config.Thresholds["confidence"]["tau"]);
@@ -123,7 +123,7 @@ public class LearnThenTestTests
 
         // Calibrating the copy again replaces the guarantee instead of adding a second one.
         var g2 = g with { Losses = 1, PValue = 0.07 };
-        using var again = BinEngine.ModelFile.ModelFile.Open(ExitGuarantee.CalibratedCopy(copy.Container, policy, g2));
+        using var again = BinEngine.Format.ModelFile.Open(ExitGuarantee.CalibratedCopy(copy.Container, policy, g2));
         Assert.Equal(g2, ExitGuarantee.Read(again.Container));
     }
 }

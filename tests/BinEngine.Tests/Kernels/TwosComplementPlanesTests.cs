@@ -1,5 +1,5 @@
 using BinEngine.Kernels;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Tests.Kernels;
 

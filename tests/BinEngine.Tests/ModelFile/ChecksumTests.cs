@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Text;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Tests.ModelFileTests;
 
@@ -63,7 +63,7 @@ public class ChecksumTests
         Assert.Equal(storedData, XxHash64.HashToUInt64(file.AsSpan((int)dataOffset)));
         Assert.Equal(storedHeader, TensorFileWriter.HeaderChecksum(file, (int)dataOffset));
         // And the reader, which verifies the data checksum at open, accepts the file.
-        using var m = BinEngine.ModelFile.ModelFile.Open(path, verifyChecksum: true);
+        using var m = BinEngine.Format.ModelFile.Open(path, verifyChecksum: true);
         Assert.True(m.TokenRows > 0);
     }
 }

@@ -1,7 +1,7 @@
 using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.Text;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Tests.ModelFileTests;
 

@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Tests.ConverterTests;
 using Xunit.Abstractions;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
 
 namespace BinEngine.Tests.ModelFileTests;
 
@@ -63,7 +62,7 @@ public class FuzzTests(ITestOutputHelper output)
             long before = GC.GetAllocatedBytesForCurrentThread();
             try
             {
-                using var model = ModelFileReader.Open(file);
+                using var model = ModelFile.Open(file);
                 // What opened must also be usable without a crash.
                 for (int id = 0; id < model.Config.VocabSize; id++)
                     model.TokenEmbedding(id, row);

@@ -1,7 +1,6 @@
 using System.IO.Hashing;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Tests.ConverterTests;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
 
 namespace BinEngine.Tests.ModelFileTests;
 
@@ -14,9 +13,9 @@ public class ModelFileTests
         try
         {
             File.WriteAllBytes(path, Fixtures.TinyModel);
-            using var mapped = ModelFileReader.Open(path);
-            using var memory = ModelFileReader.Open(Fixtures.TinyModel);
-            using var stream = ModelFileReader.Open(new MemoryStream(Fixtures.TinyModel));
+            using var mapped = ModelFile.Open(path);
+            using var memory = ModelFile.Open(Fixtures.TinyModel);
+            using var stream = ModelFile.Open(new MemoryStream(Fixtures.TinyModel));
             foreach (var t in mapped.Container.Tensors)
             {
                 Assert.True(mapped.Container.Bytes(t).SequenceEqual(memory.Container.Bytes(t.Name)), t.Name);
@@ -32,7 +31,7 @@ public class ModelFileTests
     [Fact]
     public void ConcurrentReadersSeeTheSameValues()
     {
-        using var m = ModelFileReader.Open(Fixtures.TinyModel);
+        using var m = ModelFile.Open(Fixtures.TinyModel);
         var expected = new float[50][];
         for (int id = 0; id < 50; id++)
         {
@@ -56,7 +55,7 @@ public class ModelFileTests
     [Fact]
     public void OutOfRangeLookupsAreArgumentErrors()
     {
-        using var m = ModelFileReader.Open(Fixtures.TinyModel);
+        using var m = ModelFile.Open(Fixtures.TinyModel);
         var row = new float[32];
         Assert.Throws<ArgumentOutOfRangeException>(() => m.TokenEmbedding(50, row));
         Assert.Throws<ArgumentOutOfRangeException>(() => m.TokenEmbedding(-1, row));
@@ -67,7 +66,7 @@ public class ModelFileTests
     [Fact]
     public void LayoutListsEveryTensorOnce()
     {
-        using var m = ModelFileReader.Open(Fixtures.TinyModel);
+        using var m = ModelFile.Open(Fixtures.TinyModel);
         var expected = ModelLayout.Expected(m.Config, m.TokenRows, m.HasTokenMap);
         Assert.Equal(expected.Select(e => e.Name), m.Container.Tensors.Select(t => t.Name));
         // embed: tok, tok.scale, tok_map, pos, pos.scale, ln ×2; per block 8 BinLinears × 3 + 2 LNs × 2; exits 2 × 2.

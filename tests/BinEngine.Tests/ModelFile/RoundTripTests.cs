@@ -1,7 +1,7 @@
 using BinEngine.Kernels;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 
 namespace BinEngine.Tests.ModelFileTests;
 

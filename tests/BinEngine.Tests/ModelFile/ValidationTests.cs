@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Tests.ConverterTests;
-using ModelFileReader = BinEngine.ModelFile.ModelFile;
 
 namespace BinEngine.Tests.ModelFileTests;
 
@@ -15,7 +14,7 @@ public class ValidationTests
     {
         if (restamp)
             FileSurgery.Restamp(file);
-        return Assert.Throws<ModelFormatException>(() => ModelFileReader.Open(file).Dispose()).Message;
+        return Assert.Throws<ModelFormatException>(() => ModelFile.Open(file).Dispose()).Message;
     }
 
     private static long DataOffset(byte[] f) => (long)BinaryPrimitives.ReadUInt64LittleEndian(f.AsSpan(32));
@@ -23,7 +22,7 @@ public class ValidationTests
     [Fact]
     public void TheValidFileOpens()
     {
-        using var m = ModelFileReader.Open(Valid());
+        using var m = ModelFile.Open(Valid());
         Assert.Equal(2, m.Config.Layers);
     }
 
@@ -269,7 +268,7 @@ public class ValidationTests
     {
         // .NET's own type for a missing file, so callers can tell "not there" from "not a model".
         string missing = Path.Combine(Path.GetTempPath(), "no-such-model.bex");
-        Assert.Equal(missing, Assert.Throws<FileNotFoundException>(() => ModelFileReader.Open(missing)).FileName);
-        Assert.Contains("is a directory", Assert.Throws<ModelFormatException>(() => ModelFileReader.Open(Path.GetTempPath())).Message);
+        Assert.Equal(missing, Assert.Throws<FileNotFoundException>(() => ModelFile.Open(missing)).FileName);
+        Assert.Contains("is a directory", Assert.Throws<ModelFormatException>(() => ModelFile.Open(Path.GetTempPath())).Message);
     }
 }

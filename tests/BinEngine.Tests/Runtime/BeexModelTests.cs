@@ -1,4 +1,4 @@
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Runtime;
 
 namespace BinEngine.Tests.Runtime;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using BinEngine.ModelFile;
+using BinEngine.Format;
 using BinEngine.Runtime;
 using BinEngine.Tests.ModelFileTests;
 
