@@ -38,8 +38,7 @@ internal static class LoadCost
                 rss.Add((p.WorkingSet64 - rss0) / 1e6);
                 priv.Add((p.PrivateMemorySize64 - priv0) / 1e6);
             }
-            static double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
-            Console.WriteLine(string.Create(inv, $"{(map ? "mapped " : "private")}  load {Median(ms),7:0.0} ms   resident +{Median(rss),6:0.0} MB   private +{Median(priv),6:0.0} MB   ({rounds} rounds, medians)"));
+            Console.WriteLine(string.Create(inv, $"{(map ? "mapped " : "private")}  load {BenchStats.Median(ms),7:0.0} ms   resident +{BenchStats.Median(rss),6:0.0} MB   private +{BenchStats.Median(priv),6:0.0} MB   ({rounds} rounds, medians)"));
         }
         return 0;
     }

@@ -100,17 +100,17 @@ public static class EndToEndHarness
                     cpu.Add((process.TotalProcessorTime - cpuStart).TotalMilliseconds / texts.Length);
                     blocks = blockSum / texts.Length;
                     Array.Sort(latencies);
-                    p50.Add(Percentile(latencies, 0.50));
-                    p99.Add(Percentile(latencies, 0.99));
+                    p50.Add(BenchStats.Percentile(latencies, 0.50));
+                    p99.Add(BenchStats.Percentile(latencies, 0.99));
 
                     long batchStart = Stopwatch.GetTimestamp();
                     for (int i = 0; i < texts.Length; i += 64)
                         batch(texts.AsSpan(i, Math.Min(64, texts.Length - i)).ToArray());
                     batch64.Add(texts.Length / Stopwatch.GetElapsedTime(batchStart).TotalSeconds);
                 }
-                rows.Add(new Row(name, threads, Median(p50), Median(p99), Median(batch1), Median(batch64), blocks, Median(cpu)));
-                Console.Error.WriteLine($"{name,-34} threads {threads}: p50 {Median(p50):0.000} ms, p99 {Median(p99):0.000} ms, " +
-                    $"batch 1 {Median(batch1):0} sent/s ({Median(cpu):0.000} ms CPU each), batch 64 {Median(batch64):0} sent/s, blocks {blocks:0.00}");
+                rows.Add(new Row(name, threads, BenchStats.Median(p50), BenchStats.Median(p99), BenchStats.Median(batch1), BenchStats.Median(batch64), blocks, BenchStats.Median(cpu)));
+                Console.Error.WriteLine($"{name,-34} threads {threads}: p50 {BenchStats.Median(p50):0.000} ms, p99 {BenchStats.Median(p99):0.000} ms, " +
+                    $"batch 1 {BenchStats.Median(batch1):0} sent/s ({BenchStats.Median(cpu):0.000} ms CPU each), batch 64 {BenchStats.Median(batch64):0} sent/s, blocks {blocks:0.00}");
             }
         }
 
@@ -145,7 +145,7 @@ public static class EndToEndHarness
         Architecture a = binary.Architecture;
         sb.AppendLine("# End-to-end: binarized BEExformer vs its FP32 twin");
         sb.AppendLine();
-        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}");
+        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}");
         sb.AppendLine(inv, $"- kernels: {binary.Kernels}");
         sb.AppendLine(inv, $"- models: {modelPath} (L={a.Layers}, d={a.Dim}, h={a.Heads}, f={a.FfDim}, e={a.EmbBits}); twin: {(fp32 is null ? "same shapes with random weights, FP32 SGEMM (speed only: a dense pass costs the same whatever its weights)" : fp32Path)}");
         sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, each configuration {runs} runs, medians; batch 64 = ClassifyBatch over chunks of 64");
@@ -170,24 +170,6 @@ public static class EndToEndHarness
         return sb.ToString();
     }
 
-    private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 
-    private static string CpuName()
-    {
-        try
-        {
-            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line is null ? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString() : line.Split(':', 2)[1].Trim();
-        }
-        catch (IOException)
-        {
-            return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
-        }
-    }
 }

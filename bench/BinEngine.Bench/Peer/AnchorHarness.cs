@@ -70,7 +70,7 @@ public static class AnchorHarness
         var sb = new StringBuilder();
         sb.AppendLine("# The XNOR kernels against the native VPOPCNTQ anchor (../shared/anchors/bgemm.c)");
         sb.AppendLine();
-        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {PeerHarness.CpuName()}; .NET {Environment.Version}; 1 thread");
+        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}; .NET {Environment.Version}; 1 thread");
         sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {PeerHarness.Load()}");
         sb.AppendLine(inv, $"- native: gcc -O3 -march=native {src}; each call timed as bgemm.c does (median of 7 repeats of ≈ 0.25 s), {rounds} rounds interleaved native / managed, medians");
         sb.AppendLine(inv, $"- bMAC/cycle at {ghz:0.00} GHz (nominal: TSC rate, not a measured core clock; the fraction does not depend on it); engine's selected XNOR kernel: {selected.Name}");
@@ -84,14 +84,14 @@ public static class AnchorHarness
             var (m, k, b) = shapes[s];
             double macs = (double)m * k * b;
             double best = native.Where(e => e.Key.Item1 == s && e.Key.Item2.Contains("VPOPCNTQ", StringComparison.Ordinal))
-                .Min(e => PeerHarness.Median(e.Value));
+                .Min(e => BenchStats.Median(e.Value));
             void Row(string name, double t, bool mark = false) =>
                 sb.AppendLine(inv, $"| {m}x{k} | {b} | {(mark ? "**" + name + "**" : name)} | {t * 1e6:0.00} | {macs / t / 1e9:0.0} | {macs / t / 1e9 / ghz:0.0} | {best / t * 100:0}% |");
             foreach (var e in native.Where(e => e.Key.Item1 == s))
-                Row("native " + e.Key.Item2, PeerHarness.Median(e.Value));
+                Row("native " + e.Key.Item2, BenchStats.Median(e.Value));
             foreach (var e in managed.Where(e => e.Key.Item1 == s))
             {
-                double t = PeerHarness.Median(e.Value);
+                double t = BenchStats.Median(e.Value);
                 Row("BinEngine " + e.Key.Item2, t, e.Key.Item2 == selected.Name);
                 if (e.Key.Item2 == selected.Name)
                     fractions.Add(best / t);

@@ -63,7 +63,7 @@ public static class EpilogueLever
                     for (int k = 0; k < inner; k++) New();
                     tnew.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
                 }
-                double o = PeerHarness.Median(told), nw = PeerHarness.Median(tnew);
+                double o = BenchStats.Median(told), nw = BenchStats.Median(tnew);
                 Console.WriteLine(string.Create(inv, $"| {rows} | {n} | {o:0.00} | {nw:0.00} | {o / nw:0.00}x | {(same ? "yes" : "NO")} |"));
             }
         return 0;

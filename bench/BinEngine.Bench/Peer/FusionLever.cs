@@ -47,7 +47,7 @@ public static class FusionLever
                         for (int i = 0; i < inner; i++) fused();
                         tf.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
                     }
-                    double a = PeerHarness.Median(ts), b = PeerHarness.Median(tf);
+                    double a = BenchStats.Median(ts), b = BenchStats.Median(tf);
                     Console.WriteLine(string.Create(inv, $"| {kernel.Name} | {rows} | {name} | {a:0.0} | {b:0.0} | {a / b:0.00}x |"));
                 }
         return 0;

@@ -169,8 +169,8 @@ public static class PeerHarness
                 c.Blocks = blocks / n;
                 c.Mean.Add(latencies.Average());
                 Array.Sort(latencies);
-                c.P50.Add(Percentile(latencies, 0.50));
-                c.P99.Add(Percentile(latencies, 0.99));
+                c.P50.Add(BenchStats.Percentile(latencies, 0.50));
+                c.P99.Add(BenchStats.Percentile(latencies, 0.99));
                 long batchStart = Stopwatch.GetTimestamp();
                 for (int k = 0; k < chunks; k++)
                     c.Chunk(k);
@@ -195,7 +195,7 @@ public static class PeerHarness
         var sb = new StringBuilder();
         sb.AppendLine("# BinEngine vs ONNX Runtime (FP32 peer, same architecture, same token ids)");
         sb.AppendLine();
-        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; ONNX Runtime {OrtVersion()}");
+        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; ONNX Runtime {OrtVersion()}");
         sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {loadAfter}");
         sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, mean {meanTokens:0.0} tokens ([CLS] and [SEP] included), tokenized once by BinEngine's tokenizer; {runs} interleaved runs, medians");
         sb.AppendLine(inv, $"- models: {string.Join(", ", modelPaths)}; peer: {onnxPath} (tools/train/export_onnx.py, opset 17, the FP32 twin's trained weights); ORT vs PyTorch on {goldenSamples} golden samples: max abs diff {goldenDiff:0.0e0}; ORT dev accuracy (full depth) {ortAccuracy:0.0000}");
@@ -209,8 +209,8 @@ public static class PeerHarness
         {
             Config ort = configs.First(c => c.System == "ort" && c.Threads == threads);
             foreach (Config c in configs.Where(c => c.Threads == threads))
-                sb.AppendLine(inv, $"| {c.Name} | {c.Threads} | {c.Blocks:0.00} | {Median(c.P50):0.000} | {Median(c.Mean):0.000} | {Median(c.P99):0.000} | " +
-                    $"{Median(ort.P50) / Median(c.P50):0.00}x | {Median(ort.Mean) / Median(c.Mean):0.00}x | {Median(c.CpuMs):0.000} | {Median(ort.CpuMs) / Median(c.CpuMs):0.00}x | {Median(c.Batch64):0} | {Median(c.Batch64) / Median(ort.Batch64):0.00}x |");
+                sb.AppendLine(inv, $"| {c.Name} | {c.Threads} | {c.Blocks:0.00} | {BenchStats.Median(c.P50):0.000} | {BenchStats.Median(c.Mean):0.000} | {BenchStats.Median(c.P99):0.000} | " +
+                    $"{BenchStats.Median(ort.P50) / BenchStats.Median(c.P50):0.00}x | {BenchStats.Median(ort.Mean) / BenchStats.Median(c.Mean):0.00}x | {BenchStats.Median(c.CpuMs):0.000} | {BenchStats.Median(ort.CpuMs) / BenchStats.Median(c.CpuMs):0.00}x | {BenchStats.Median(c.Batch64):0} | {BenchStats.Median(c.Batch64) / BenchStats.Median(ort.Batch64):0.00}x |");
         }
         if (threadCounts.Length > 1)
         {
@@ -222,7 +222,7 @@ public static class PeerHarness
             foreach (Config one in configs.Where(c => c.Threads == threadCounts[0]))
             {
                 Config all = configs.First(c => c.Name == one.Name && c.Threads == threadCounts[^1]);
-                sb.AppendLine(inv, $"| {one.Name} | {Median(all.Batch64) / Median(one.Batch64):0.00}x |");
+                sb.AppendLine(inv, $"| {one.Name} | {BenchStats.Median(all.Batch64) / BenchStats.Median(one.Batch64):0.00}x |");
             }
         }
         return sb.ToString();
@@ -252,24 +252,6 @@ public static class PeerHarness
         }
     }
 
-    private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
 
-    internal static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 
-    internal static string CpuName()
-    {
-        try
-        {
-            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line is null ? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString() : line.Split(':', 2)[1].Trim();
-        }
-        catch (IOException)
-        {
-            return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
-        }
-    }
 }

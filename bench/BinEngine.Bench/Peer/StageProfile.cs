@@ -57,7 +57,7 @@ public static class StageProfile
         var sb = new StringBuilder();
         sb.AppendLine("# Stage profile of a full-depth pass (1 thread)");
         sb.AppendLine();
-        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {PeerHarness.CpuName()}; .NET {Environment.Version}; kernels: {KernelRegistry.Selected}");
+        sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}; .NET {Environment.Version}; kernels: {KernelRegistry.Selected}");
         sb.AppendLine(inv, $"- data: {dataPath}, {texts.Length} sentences; {runs} runs, the run with the smallest total kept per column, and the fastest unprofiled run (time descheduled by other load lands on whatever stage runs)");
         sb.AppendLine("- a stage-by-stage copy of ForwardPass (bench/BinEngine.Bench/Peer/StageProfile.cs), checked bit for bit against Classify; µs per sentence");
         sb.AppendLine(inv, $"- command: `dotnet run -c Release --project bench/BinEngine.Bench -- profile {string.Join(' ', args)}`");

@@ -1,0 +1,29 @@
+namespace BinEngine.Bench;
+
+/// <summary>The statistics and machine description every harness reports with (one definition for all of them).</summary>
+internal static class BenchStats
+{
+    /// <summary>The q-quantile of ascending <paramref name="sorted"/> (nearest rank).</summary>
+    public static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+
+    /// <summary>The median (the mean of the middle two for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>The CPU's model name from /proc/cpuinfo, or the architecture where there is none.</summary>
+    public static string CpuName()
+    {
+        try
+        {
+            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString() : line.Split(':', 2)[1].Trim();
+        }
+        catch (IOException)
+        {
+            return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+        }
+    }
+}
