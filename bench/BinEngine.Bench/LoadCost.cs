@@ -14,7 +14,8 @@ internal static class LoadCost
 {
     public static int Run(string[] args)
     {
-        string model = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "models/sst2-default/model.bex";
+        string model = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || args[i - 1] != "--rounds"))
+            .FirstOrDefault() ?? "models/sst2-default/model.bex";
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(7);
         var inv = CultureInfo.InvariantCulture;
         using (BeexModel warm = BeexModel.Load(model)) warm.Classify("warm up the JIT"); // no JIT in the timings

@@ -382,7 +382,7 @@ public static class StageProfile
             Lap(product);
 
             for (int t = 0; t < rows; t++)
-                Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n));
+                Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n), _plan.HelperIsa);
             Lap(Stage.Epilogue);
         }
 

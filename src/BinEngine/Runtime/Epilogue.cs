@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using BinEngine.Kernels;
 
 namespace BinEngine.Runtime;
 
@@ -18,7 +19,12 @@ namespace BinEngine.Runtime;
 /// </remarks>
 internal static class Epilogue
 {
-    public static void ScaleBias(ReadOnlySpan<int> products, ReadOnlySpan<float> alpha, float scale, ReadOnlySpan<float> bias, Span<float> y)
+    /// <summary>
+    /// y = (α · s) · p + b over one row. <paramref name="isa"/> caps the vector width (the plan passes its kernels'
+    /// ISA, so a forced scalar, Vector128 or AVX2 set runs no wider code here either); every width gives the same bits.
+    /// </summary>
+    public static void ScaleBias(ReadOnlySpan<int> products, ReadOnlySpan<float> alpha, float scale, ReadOnlySpan<float> bias, Span<float> y,
+        KernelIsa isa = KernelIsa.Avx512)
     {
         int n = y.Length;
         if (products.Length < n || alpha.Length < n || bias.Length < n)
@@ -28,7 +34,7 @@ internal static class Epilogue
         ref float b = ref MemoryMarshal.GetReference(bias);
         ref float o = ref MemoryMarshal.GetReference(y);
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
         {
             Vector512<float> s = Vector512.Create(scale);
             for (; i + Vector512<float>.Count <= n; i += Vector512<float>.Count)
@@ -38,7 +44,7 @@ internal static class Epilogue
                 (v * rowScale + Vector512.LoadUnsafe(ref b, (nuint)i)).StoreUnsafe(ref o, (nuint)i);
             }
         }
-        else if (Vector256.IsHardwareAccelerated)
+        else if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
         {
             Vector256<float> s = Vector256.Create(scale);
             for (; i + Vector256<float>.Count <= n; i += Vector256<float>.Count)
@@ -48,7 +54,7 @@ internal static class Epilogue
                 (v * rowScale + Vector256.LoadUnsafe(ref b, (nuint)i)).StoreUnsafe(ref o, (nuint)i);
             }
         }
-        else if (Vector128.IsHardwareAccelerated)
+        else if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
         {
             Vector128<float> s = Vector128.Create(scale);
             for (; i + Vector128<float>.Count <= n; i += Vector128<float>.Count)

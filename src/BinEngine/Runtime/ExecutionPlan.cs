@@ -45,7 +45,8 @@ internal sealed class ExecutionPlan
             };
         // The quantize-and-pack helpers follow the kernels' ISA, so a forced scalar or Vector128 set
         // (BINENGINE_ISA, BINENGINE_KERNELS, BeexModelOptions.Kernels) runs no Vector256 code either.
-        VectorisedHelpers = Vector256.IsHardwareAccelerated && kernels.Xnor.Isa is KernelIsa.Avx2 or KernelIsa.Avx512;
+        HelperIsa = kernels.Xnor.Isa;
+        VectorisedHelpers = Vector256.IsHardwareAccelerated && HelperIsa is KernelIsa.Avx2 or KernelIsa.Avx512;
         int d = a.Dim, f = a.FfDim;
         var layers = new PlannedProduct[a.Layers][];
         for (int i = 0; i < a.Layers; i++)
@@ -83,6 +84,9 @@ internal sealed class ExecutionPlan
 
     /// <summary>The kernel that serves every product of this model (all layers share one activation width).</summary>
     public GemmKernel Kernel { get; }
+
+    /// <summary>The widest ISA the element-wise helpers may use: the kernels' (a forced ISA or kernel set reaches them too).</summary>
+    public KernelIsa HelperIsa { get; }
 
     /// <summary>Whether quantize-and-pack runs its Vector256 path (follows the kernels' ISA).</summary>
     public bool VectorisedHelpers { get; }

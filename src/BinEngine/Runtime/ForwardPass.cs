@@ -241,7 +241,7 @@ internal sealed class ForwardPass
 
         // y_o = (α_o · scale) · product_o + b_o, one vectorised pass over the row (Epilogue).
         for (int t = 0; t < rows; t++)
-            Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n));
+            Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n), _plan.HelperIsa);
     }
 
     /// <summary>

@@ -7,18 +7,21 @@ namespace BinEngine.Tests.Runtime;
 [Trait("Category", "Isa")]
 public class EpilogueTests
 {
-    public static TheoryData<int> Lengths()
+    /// <summary>Every length around the vector widths, at every width cap the plan can pass.</summary>
+    public static TheoryData<int, string> Lengths()
     {
-        var data = new TheoryData<int>();
-        foreach (int n in new[] { 0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256, 257, 512 })
-            data.Add(n);
+        var data = new TheoryData<int, string>();
+        foreach (string isa in Enum.GetNames<BinEngine.Kernels.KernelIsa>())
+            foreach (int n in new[] { 0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256, 257, 512 })
+                data.Add(n, isa);
         return data;
     }
 
     [Theory]
     [MemberData(nameof(Lengths))]
-    public void EqualsConvertScaleMultiplyAdd(int n)
+    public void EqualsConvertScaleMultiplyAdd(int n, string isaName)
     {
+        var isa = Enum.Parse<BinEngine.Kernels.KernelIsa>(isaName);
         var random = new Random(n + 11);
         for (int trial = 0; trial < 20; trial++)
         {
@@ -32,7 +35,7 @@ public class EpilogueTests
             TensorPrimitives.Multiply(alpha, scale, rowScale);
             TensorPrimitives.MultiplyAdd(expected, rowScale, bias, expected);
             var actual = new float[n];
-            Epilogue.ScaleBias(p, alpha, scale, bias, actual);
+            Epilogue.ScaleBias(p, alpha, scale, bias, actual, isa);
             for (int i = 0; i < n; i++)
                 Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
                     $"n={n} trial={trial} i={i}: expected {expected[i]:R}, got {actual[i]:R}");
