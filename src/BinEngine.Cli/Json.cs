@@ -62,24 +62,23 @@ internal static class Fmt
 
     /// <summary>
     /// The fields every per-text result line carries (classify --json and batch JSONL): label, name,
-    /// probabilities (fixed decimals, so output is byte-identical across runs), entropies (and logits when asked), exit block, depth, tokens,
-    /// truncation. The caller writes its own index field first.
+    /// probabilities (fixed decimals, so output is byte-identical across runs), entropies (and logits when asked), exit block,
+    /// the blocks that ran, depth, tokens, truncation; the controllers' λ and g when the model has them; the conformal
+    /// prediction set when asked (<paramref name="sets"/>). The caller writes its own index field first.
     /// </summary>
-    public static void WriteResultFields(this Utf8JsonWriter j, BinEngine.Runtime.ClassificationResult r, bool truncated, bool logits = false)
+    public static void WriteResultFields(this Utf8JsonWriter j, BinEngine.Runtime.ClassificationResult r, bool truncated, bool logits = false, bool sets = false)
     {
         j.WriteNumber("label", r.Label);
         j.WriteString("label_name", r.LabelName);
         j.WriteStartArray("probabilities");
         foreach (float p in r.Probabilities) j.WriteFixedValue(p);
         j.WriteEndArray();
-        // H_i of every exit computed on the way (ExitBlock of them), and with --logits every exit's logits [ExitBlock][C].
-        j.WriteStartArray("entropies");
-        foreach (float h in r.Entropies) j.WriteFixedValue(h);
-        j.WriteEndArray();
+        // H of every exit computed on the way (one per block run), and with --logits every exit's logits [blocks run][C].
+        j.WriteFixedArray("entropies", r.Entropies);
         if (logits)
         {
             j.WriteStartArray("logits");
-            for (int b = 1; b <= r.ExitBlock; b++)
+            foreach (int b in r.BlocksRun)
             {
                 j.WriteStartArray();
                 foreach (float z in r.LogitsOf(b)) j.WriteFixedValue(z);
@@ -87,9 +86,29 @@ internal static class Fmt
             }
             j.WriteEndArray();
         }
+        if (r.Lambdas is { } lambdas)
+            j.WriteFixedArray("lambdas", lambdas);
+        if (r.GateScores is { } gates)
+            j.WriteFixedArray("gate_scores", gates);
+        if (sets)
+        {
+            j.WriteStartArray("prediction_set");
+            foreach (int c in r.PredictionSet ?? []) j.WriteNumberValue(c);
+            j.WriteEndArray();
+        }
         j.WriteNumber("exit_block", r.ExitBlock);
+        j.WriteStartArray("blocks_run");
+        foreach (int b in r.BlocksRun) j.WriteNumberValue(b);
+        j.WriteEndArray();
         j.WriteNumber("blocks", r.Layers);
         j.WriteNumber("tokens", r.TokenCount);
         j.WriteBoolean("truncated", truncated);
+    }
+
+    private static void WriteFixedArray(this Utf8JsonWriter j, string name, float[] values)
+    {
+        j.WriteStartArray(name);
+        foreach (float v in values) j.WriteFixedValue(v);
+        j.WriteEndArray();
     }
 }

@@ -141,7 +141,11 @@ internal static class ModelConverter
         float[] Floats(string tensor, int[] shape)
         {
             var t = Require(tensor);
-            CheckShape(t, shape, src);
+            // torch's depthwise Conv1d kernel is [E, 1, K]; the file stores it squeezed, [E, K] (docs/MODEL.md, mamba_exits).
+            if (tensor.EndsWith(".mamba.conv.weight", StringComparison.Ordinal) && t.Shape.Length == 3 && t.Shape[1] == 1)
+                CheckShape(t, [shape[0], 1, shape[1]], src);
+            else
+                CheckShape(t, shape, src);
             if (!t.IsFloat)
                 throw new ConversionException($"{src}: tensor '{tensor}' has dtype {t.DType}; a float tensor (F32, F16 or BF16) is required");
             var values = t.ToFloat32();
@@ -276,6 +280,13 @@ internal static class ModelConverter
             foreach (var (parameter, value) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
                 w.Add($"{ModelKeys.ThresholdsPrefix}{policy}.{parameter}",
                     parameter == "t" ? MetadataValue.FromInt64((long)value) : MetadataValue.FromFloat64(value));
+        foreach (var (mechanism, parameters) in c.Mechanisms.OrderBy(p => p.Key, StringComparer.Ordinal))
+            foreach (var (parameter, value) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+                w.Add($"{ModelKeys.MechanismPrefix}{mechanism}.{parameter}", Mechanisms.IsInteger(mechanism, parameter)
+                    ? MetadataValue.FromInt64((long)value) : MetadataValue.FromFloat64(value));
+        foreach (var (policy, parameters) in c.Conformal.OrderBy(p => p.Key, StringComparer.Ordinal))
+            foreach (var (parameter, value) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+                w.Add($"{ModelKeys.ConformalPrefix}{policy}.{parameter}", MetadataValue.FromFloat64(value));
         w.Add(ModelKeys.TokenizerModel, MetadataValue.FromString("wordpiece"));
         w.Add(ModelKeys.TokenizerVocab, MetadataValue.FromStringArray(vocabulary));
         w.Add(ModelKeys.TokenizerLowercase, MetadataValue.FromBool(lowercase));

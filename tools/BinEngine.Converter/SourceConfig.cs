@@ -107,22 +107,12 @@ internal sealed class SourceConfig
             if (root.TryGetProperty("ln_eps", out var eps))
                 lnEps = eps.ValueKind == JsonValueKind.Number ? eps.GetDouble() : throw new ConversionException($"{source}: config 'ln_eps' must be a number");
 
-            var thresholds = new Dictionary<string, IReadOnlyDictionary<string, double>>(StringComparer.Ordinal);
-            if (root.TryGetProperty("thresholds", out var th))
-            {
-                if (th.ValueKind != JsonValueKind.Object)
-                    throw new ConversionException($"{source}: config 'thresholds' must be an object policy → {{parameter: number}}");
-                foreach (var policy in th.EnumerateObject())
-                {
-                    if (policy.Value.ValueKind != JsonValueKind.Object)
-                        throw new ConversionException($"{source}: config thresholds.{policy.Name} must be an object of numbers");
-                    var parameters = new Dictionary<string, double>(StringComparer.Ordinal);
-                    foreach (var p in policy.Value.EnumerateObject())
-                        parameters[p.Name] = p.Value.ValueKind == JsonValueKind.Number ? p.Value.GetDouble()
-                            : throw new ConversionException($"{source}: config thresholds.{policy.Name}.{p.Name} = {p.Value.GetRawText()}; a number is required");
-                    thresholds[policy.Name] = parameters;
-                }
-            }
+            var thresholds = NumberTable(root, "thresholds", "policy", source);
+            var conformal = NumberTable(root, "conformal", "policy", source);
+            var mechanisms = new Dictionary<string, IReadOnlyDictionary<string, double>>(StringComparer.Ordinal);
+            foreach (string mechanism in BinEngine.Format.Mechanisms.Names)
+                if (root.TryGetProperty(mechanism, out var mp) && mp.ValueKind != JsonValueKind.Null)
+                    mechanisms[mechanism] = Numbers(mp, mechanism, source);
 
             bool? lowercase = null;
             if (root.TryGetProperty("lowercase", out var lc))
@@ -171,6 +161,8 @@ internal sealed class SourceConfig
                 Labels = labels,
                 Policy = Str("policy") ?? Runtime.ExitPolicy.NameOf(Runtime.ExitPolicyKind.EntropyReduction),
                 Thresholds = thresholds,
+                Mechanisms = mechanisms,
+                Conformal = conformal,
                 SlfnGateCenter = gateCenter,
                 ExitTemperatures = temperatures,
             };
@@ -185,6 +177,31 @@ internal sealed class SourceConfig
             return new SourceConfig(model, lowercase, Str("task"), Str("train_data"), metrics, json,
                 Str("unk_token") ?? "[UNK]", Str("cls_token") ?? "[CLS]", Str("sep_token") ?? "[SEP]", Str("pad_token") ?? "[PAD]");
         }
+    }
+
+    /// <summary>Config <paramref name="key"/> as an object group → {parameter: number} (thresholds, conformal); empty when absent.</summary>
+    private static Dictionary<string, IReadOnlyDictionary<string, double>> NumberTable(JsonElement root, string key, string group, string source)
+    {
+        var table = new Dictionary<string, IReadOnlyDictionary<string, double>>(StringComparer.Ordinal);
+        if (!root.TryGetProperty(key, out var e))
+            return table;
+        if (e.ValueKind != JsonValueKind.Object)
+            throw new ConversionException($"{source}: config '{key}' must be an object {group} → {{parameter: number}}");
+        foreach (var g in e.EnumerateObject())
+            table[g.Name] = Numbers(g.Value, $"{key}.{g.Name}", source);
+        return table;
+    }
+
+    /// <summary>An object of numbers, e.g. <c>{"tau": 0.5}</c> or a mechanism's <c>{"hidden": 128}</c>.</summary>
+    private static Dictionary<string, double> Numbers(JsonElement e, string what, string source)
+    {
+        if (e.ValueKind != JsonValueKind.Object)
+            throw new ConversionException($"{source}: config {what} must be an object of numbers");
+        var numbers = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var p in e.EnumerateObject())
+            numbers[p.Name] = p.Value.ValueKind == JsonValueKind.Number ? p.Value.GetDouble()
+                : throw new ConversionException($"{source}: config {what}.{p.Name} = {p.Value.GetRawText()}; a number is required");
+        return numbers;
     }
 
     /// <summary>Metrics as metadata: numbers (integers stay integers), strings, bools; nested objects join keys with '.'; arrays and null as their JSON text.</summary>

@@ -212,7 +212,7 @@ public static class StageProfile
             return new ClassificationResult
             {
                 Label = label, LabelName = _model.Labels[label], Probabilities = probabilities, ExitBlock = exitBlock,
-                Layers = _a.Layers, Entropies = entropies, Logits = logits, TokenCount = tokens, Truncated = false,
+                Layers = _a.Layers, BlocksRun = Enumerable.Range(1, exitBlock).ToArray(), Entropies = entropies, Logits = logits, TokenCount = tokens, Truncated = false,
                 ComputeSkipped = (double)(_a.Layers - exitBlock) / _a.Layers, FullDepthFlops = CostModel.FullDepthFlops(_a, tokens),
             };
         }
@@ -230,7 +230,7 @@ public static class StageProfile
                 ws.Starts[s] = at;
                 ws.Lengths[s] = ws.SampleLengths[s] = samples[s].Length;
                 ws.Slots[s] = s;
-                ws.States[s] = default;
+                ws.States[s] = ExitState.Start;
                 for (int t = 0; t < samples[s].Length; t++)
                     Embed(samples[s][t], t, ws.X.AsSpan((at + t) * d, d));
                 at += samples[s].Length;

@@ -45,18 +45,20 @@ internal abstract class ResultFormatter
     /// <param name="format">JSONL or TSV.</param>
     /// <param name="labels">Class names (TSV columns).</param>
     /// <param name="logits">JSONL: also every computed exit's logits.</param>
-    public static ResultFormatter Create(OutputFormat format, IReadOnlyList<string> labels, bool logits = false) => format switch
+    /// <param name="sets">JSONL: also the conformal prediction set.</param>
+    public static ResultFormatter Create(OutputFormat format, IReadOnlyList<string> labels, bool logits = false, bool sets = false) => format switch
     {
         OutputFormat.Tsv => new TsvResultFormatter(labels),
-        _ => new JsonlResultFormatter(logits),
+        _ => new JsonlResultFormatter(logits, sets),
     };
 }
 
 /// <summary>
-/// {"row":0,"label":1,"label_name":"positive","probabilities":[0.026931,0.973069],"entropies":[0.45,0.12],"exit_block":2,"blocks":3,"tokens":9,"truncated":false}
-/// (with "logits":[[…],[…]] after the entropies when asked) or {"row":3,"error":"…"}.
+/// {"row":0,"label":1,"label_name":"positive","probabilities":[0.026931,0.973069],"entropies":[0.45,0.12],"exit_block":2,"blocks_run":[1,2],"blocks":3,"tokens":9,"truncated":false}
+/// (with "logits":[[…],[…]] after the entropies when asked, "lambdas"/"gate_scores" when the model has those controllers,
+/// "prediction_set" with --sets) or {"row":3,"error":"…"}.
 /// </summary>
-internal sealed class JsonlResultFormatter(bool logits = false) : ResultFormatter
+internal sealed class JsonlResultFormatter(bool logits = false, bool sets = false) : ResultFormatter
 {
     [ThreadStatic] private static JsonLine? t_line;
 
@@ -67,7 +69,7 @@ internal sealed class JsonlResultFormatter(bool logits = false) : ResultFormatte
         var line = t_line ??= new JsonLine();
         Utf8JsonWriter j = line.Begin();
         j.WriteNumber("row", index);
-        j.WriteResultFields(r, truncated, logits);
+        j.WriteResultFields(r, truncated, logits, sets);
         return line.End();
     }
 
@@ -97,16 +99,16 @@ internal sealed class JsonlResultFormatter(bool logits = false) : ResultFormatte
 }
 
 /// <summary>
-/// row, label, label_name, p_&lt;label&gt; per class, exit_block, blocks, tokens, truncated, error: tab-separated
+/// row, label, label_name, p_&lt;label&gt; per class, exit_block, blocks_run (comma-separated), blocks, tokens, truncated, error: tab-separated
 /// with a header line; an error row leaves every column but row and error empty.
 /// </summary>
 internal sealed class TsvResultFormatter(IReadOnlyList<string> labels) : ResultFormatter
 {
     public override string? Header { get; } =
         string.Join('\t', new[] { "row", "label", "label_name" }.Concat(labels.Select(l => "p_" + Clean(l)))
-            .Concat(["exit_block", "blocks", "tokens", "truncated", "error"]));
+            .Concat(["exit_block", "blocks_run", "blocks", "tokens", "truncated", "error"]));
 
-    private int Columns => 3 + labels.Count + 5;
+    private int Columns => 3 + labels.Count + 6;
 
     public override string Row(long index, ClassificationResult r, bool truncated)
     {
@@ -116,6 +118,7 @@ internal sealed class TsvResultFormatter(IReadOnlyList<string> labels) : ResultF
           .Append(Clean(r.LabelName));
         foreach (float p in r.Probabilities) sb.Append('\t').Append(Fmt.FixedJson(p));
         sb.Append('\t').Append(r.ExitBlock.ToString(CultureInfo.InvariantCulture))
+          .Append('\t').AppendJoin(',', r.BlocksRun)
           .Append('\t').Append(r.Layers.ToString(CultureInfo.InvariantCulture))
           .Append('\t').Append(r.TokenCount.ToString(CultureInfo.InvariantCulture))
           .Append('\t').Append(truncated ? "true" : "false")

@@ -80,7 +80,10 @@ internal static class BatchCommand
                 throw new CliException($"--chunk-size {chunkSize:N0} × max_len {m.Architecture.MaxLength:N0} is more than {MaxChunkIds:N0} token ids per chunk; use a --chunk-size of at most {MaxChunkIds / m.Architecture.MaxLength:N0}");
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
             bool withLogits = parse.GetValue(logits);
-            var formatter = ResultFormatter.Create(outFormat, m.Labels, withLogits);
+            bool withSets = policy.Sets(parse, m, exitPolicy);
+            if (withSets && outFormat == OutputFormat.Tsv)
+                throw new CliException("--sets needs JSONL output (a set has no fixed TSV columns)");
+            var formatter = ResultFormatter.Create(outFormat, m.Labels, withLogits, withSets);
             var options = new RowOptions(parse.GetValue(textColumn), parse.GetValue(textField)!, parse.GetValue(header)!, rowLimit);
             var record = RunRecord.Of(modelPath, exitPolicy.ToString(), new Dictionary<string, string?>
             {

@@ -19,7 +19,7 @@ internal static class ClassifyCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var model = CommonOptions.Model();
-        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, entropies, exit_block, blocks, tokens, truncated) instead of a line" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, entropies, exit_block, blocks_run, blocks, tokens, truncated; lambdas, gate_scores with those controllers) instead of a line" };
         var logits = new Option<bool>("--logits") { Description = "With --json (implied): also every computed exit's logits, \"logits\": [[…C…] per block]" };
         var policy = new PolicyOptions();
         var command = new Command("classify", "Classify texts: label, probability and the block whose exit answered") { texts, model, json, logits };
@@ -30,7 +30,8 @@ internal static class ClassifyCommand
             using BeexModel m = ModelLocator.LocateAndLoad(cx, parse.GetValue(model));
             ExitPolicy exitPolicy = policy.Resolve(parse, m);
             bool withLogits = parse.GetValue(logits);
-            bool asJson = parse.GetValue(json) || withLogits;
+            bool withSets = policy.Sets(parse, m, exitPolicy);
+            bool asJson = parse.GetValue(json) || withLogits || withSets;
             var line = new JsonLine();
             int errors = 0;
             int index = 0;
@@ -50,7 +51,7 @@ internal static class ClassifyCommand
                     error = e.Message;
                 }
                 if (error is not null) errors++;
-                cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error, withLogits) : TextOf(r, error));
+                cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error, withLogits, withSets) : TextOf(r, error));
                 index++;
             }
             if (errors > 0)
@@ -96,7 +97,7 @@ internal static class ClassifyCommand
         ? "error: " + error
         : $"{r.LabelName}  {Fmt.P3(r.Probabilities[r.Label])}  exit {r.ExitBlock}/{r.Layers}{(r.Truncated ? "  truncated" : "")}";
 
-    internal static string JsonOf(JsonLine line, int index, ClassificationResult? r, string? error, bool logits = false)
+    internal static string JsonOf(JsonLine line, int index, ClassificationResult? r, string? error, bool logits = false, bool sets = false)
     {
         Utf8JsonWriter j = line.Begin();
         j.WriteNumber("index", index);
@@ -105,7 +106,7 @@ internal static class ClassifyCommand
             j.WriteString("error", error);
             return line.End();
         }
-        j.WriteResultFields(r, r.Truncated, logits);
+        j.WriteResultFields(r, r.Truncated, logits, sets);
         return line.End();
     }
 }

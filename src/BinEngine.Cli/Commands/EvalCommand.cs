@@ -120,7 +120,9 @@ internal static class EvalCommand
         }
         w.WriteLine(string.Format(C, "blocks      mean {0:0.00} of {1}; exits per block: {2}", e.MeanBlocks, r.Architecture.Layers,
             string.Join(" ", e.ExitHistogram.Select((count, b) => $"{b + 1}:{count}"))));
-        w.WriteLine(string.Format(C, "compute     {0:0.0%} of full-depth FLOPs saved (blocks and exit heads, FLOP-weighted by length)", e.ComputeSaved));
+        w.WriteLine(string.Format(C, "compute     {0:0.0%} of full-depth FLOPs saved (blocks and exit heads, mechanisms' own FLOPs counted, FLOP-weighted by length)", e.ComputeSaved));
+        if (!double.IsNaN(e.SetCoverage))
+            w.WriteLine(string.Format(C, "sets        conformal prediction sets: coverage {0:0.0000}, mean size {1:0.000} (q̂ from the model file, calibrated on dev)", e.SetCoverage, e.SetMeanSize));
         if (e.Truncated > 0)
             w.WriteLine(string.Format(C, "truncated   {0:N0} texts were cut to max_len = {1} tokens", e.Truncated, r.Architecture.MaxLength));
         if (e.LatencySamples > 0)
@@ -190,6 +192,11 @@ internal static class EvalCommand
         j.WriteNumber("mean_blocks", Round(e.MeanBlocks));
         j.WriteNumber("layers", r.Architecture.Layers);
         j.WriteNumber("compute_saved", Round(e.ComputeSaved));
+        if (!double.IsNaN(e.SetCoverage))
+        {
+            j.WriteNumber("set_coverage", Round(e.SetCoverage));
+            j.WriteNumber("set_mean_size", Round(e.SetMeanSize));
+        }
         j.WriteString("policy", r.Policy.Name);
         WritePolicyParameters(j, "policy_parameters", r.Policy);
         if (r.Guarantee is { } g)

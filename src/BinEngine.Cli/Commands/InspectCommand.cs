@@ -77,6 +77,9 @@ internal static class InspectCommand
             w.WriteLine("  " + line);
     }
 
+    private static string Parameters(IReadOnlyDictionary<string, double> parameters) =>
+        string.Join(", ", parameters.Select(p => FormattableString.Invariant($"{p.Key}={p.Value}")));
+
     private static double Ratio(ModelFile f) => (double)f.Fp32ParameterBytes / f.FileBytes;
 
     internal static void WriteText(TextWriter w, ModelFile f, string path, bool all)
@@ -88,6 +91,9 @@ internal static class InspectCommand
         w.WriteLine($"format       BEXF v{BexFormat.Version}, data checksum xxh64 0x{t.DataChecksum:x16} (verified)");
         w.WriteLine($"model        {ModelFile.ArchitectureName}: V={c.VocabSize} T={c.MaxLength} d={c.Dim} h={c.Heads} L={c.Layers} f={c.FfDim} C={c.Classes}; W{c.WeightBits}A{c.ActBits}E{c.EmbBits}; token rows {f.TokenRows}{(f.HasTokenMap ? " (mapped)" : "")}");
         w.WriteLine($"exits        default {BinEngine.Runtime.ModelBinding.PolicyFromConfig(c, c.Policy)}");
+        w.WriteLine($"mechanisms   {(c.Mechanisms.Count == 0 ? "none (linear exits only)" : string.Join("; ", Mechanisms.Names.Where(c.Has).Select(n => $"{n}({Parameters(c.Mechanisms[n])})")))}");
+        foreach (var (policy, calibration) in c.Conformal)
+            w.WriteLine($"conformal    {policy}: {Parameters(calibration)}");
         if (ExitGuarantee.Read(t) is { } g)
             w.WriteLine($"guarantee    {g}");
         w.WriteLine();
@@ -125,6 +131,11 @@ internal static class InspectCommand
             j.WriteNumber("data_bytes", t.DataLength);
             j.WriteString("data_checksum_xxh64", $"{t.DataChecksum:x16}");
             j.WriteNumber("token_rows", f.TokenRows);
+            // The mechanisms of docs/MODEL.md the model carries (q_exit, learned_gate, skip_gates, mamba_exits).
+            j.WriteStartArray("mechanisms");
+            foreach (string name in Mechanisms.Names.Where(f.Config.Has))
+                j.WriteStringValue(name);
+            j.WriteEndArray();
 
             var c = f.Config;
             j.WriteStartObject("config");
@@ -143,14 +154,17 @@ internal static class InspectCommand
             foreach (string l in c.Labels) j.WriteStringValue(l);
             j.WriteEndArray();
             j.WriteString("policy", c.Policy);
-            j.WriteStartObject("thresholds");
-            foreach (var (policy, parameters) in c.Thresholds)
+            foreach (var (key, table) in new[] { ("thresholds", c.Thresholds), ("mechanism_parameters", c.Mechanisms), ("conformal", c.Conformal) })
             {
-                j.WriteStartObject(policy);
-                foreach (var (k, v) in parameters) j.WriteNumber(k, v);
+                j.WriteStartObject(key);
+                foreach (var (name, parameters) in table)
+                {
+                    j.WriteStartObject(name);
+                    foreach (var (k, v) in parameters) j.WriteNumber(k, v);
+                    j.WriteEndObject();
+                }
                 j.WriteEndObject();
             }
-            j.WriteEndObject();
             j.WriteBoolean("lowercase", f.Tokenizer.Lowercase);
             j.WriteEndObject();
             if (ExitGuarantee.Read(t) is { } g)

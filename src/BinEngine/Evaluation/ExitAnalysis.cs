@@ -45,7 +45,7 @@ internal sealed record ExitAnalysis(
             depths.Add(OperatingPoint.Score($"static(k={k})", null, k, replay.AtDepth(k), gold, classes));
         var oracle = OperatingPoint.Score("oracle", null, 0, replay.Oracle(gold), gold, classes);
         var curves = new Dictionary<ExitPolicyKind, IReadOnlyList<OperatingPoint>>();
-        foreach (ExitPolicyKind kind in PolicyGrid.Kinds)
+        foreach (ExitPolicyKind kind in PolicyGrid.Kinds.Where(replay.CanReplay))
         {
             var points = new List<OperatingPoint>();
             foreach (ExitPolicy p in PolicyGrid.Curve(kind, classes, replay.Layers))

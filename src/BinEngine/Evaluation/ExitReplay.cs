@@ -5,102 +5,148 @@ namespace BinEngine.Evaluation;
 /// <summary>
 /// Every exit's answer for every sample, from one full-depth pass, so that any exit rule can be replayed
 /// without running the model again. A sample's block outputs do not depend on the policy (an exit only stops
-/// the forward pass), so the logits of a run with <see cref="ExitPolicy.Never"/> are the logits any policy would
-/// have seen. The replay recomputes each exit's softmax and entropy with the forward pass's own function and
-/// asks <see cref="ExitPolicy.ShouldExit"/> (the one definition of every rule), so it equals a real run exactly
-/// and follows any change to a rule automatically.
+/// the forward pass; skip gates decide before a block from the state alone), so the exits of a run with
+/// <see cref="ExitPolicy.Never"/> are the exits any policy would have seen. The replay recomputes each exit's
+/// softmax and entropy with the forward pass's own function and asks <see cref="ExitPolicy.ShouldExit"/> (the one
+/// definition of every rule) with the controllers' λ and g, so it equals a real run exactly and follows any change
+/// to a rule automatically.
 /// </summary>
 internal sealed class ExitReplay
 {
-    private readonly float[][] _probabilities; // per sample, [L × C]
-    private readonly float[][] _entropies;     // per sample, [L]
-    private readonly double[] _blockFlops;     // per sample, one block with its exit head (CostModel)
+    /// <summary>
+    /// One sample's evaluated exits k = 0 … E − 1 (one per block run; E = L without skip gates): the block of each,
+    /// its softmax [E × C] and entropy, the controllers' outputs (NaN without them), the FLOPs of answering there
+    /// and of the plain model at full depth.
+    /// </summary>
+    private sealed record Sample(int[] Blocks, float[] Probabilities, float[] Entropies, float[] Lambdas, float[] Gates, double[] CostAt, double FullCost);
+
+    private readonly Sample[] _samples;
 
     /// <summary>Samples.</summary>
-    public int Count => _probabilities.Length;
+    public int Count => _samples.Length;
     /// <summary>Blocks (= exits), L.</summary>
     public int Layers { get; }
     /// <summary>Classes, C.</summary>
     public int Classes { get; }
 
+    /// <summary>Whether policies of <paramref name="kind"/> can be replayed: a controller policy needs its controller's outputs in every sample.</summary>
+    public bool CanReplay(ExitPolicyKind kind) => kind switch
+    {
+        ExitPolicyKind.QExit => _samples.All(s => !float.IsNaN(s.Lambdas[0])),
+        ExitPolicyKind.LearnedGate => _samples.All(s => !float.IsNaN(s.Gates[0])),
+        _ => true,
+    };
+
     /// <summary>
-    /// Builds a replay from every exit's logits. <paramref name="logits"/>[s] holds sample s's logits flattened
-    /// [L × C]; <paramref name="blockFlops"/>[s] is what one block with its exit head costs for sample s (the
+    /// Builds a replay of a plain model from every exit's logits. <paramref name="logits"/>[s] holds sample s's logits
+    /// flattened [L × C]; <paramref name="blockFlops"/>[s] is what one block with its exit head costs for sample s (the
     /// weight of the sample in compute saved); null counts every sample alike.
     /// </summary>
     public ExitReplay(int layers, int classes, IReadOnlyList<float[]> logits, IReadOnlyList<double>? blockFlops = null)
+        : this(layers, classes, Plain(layers, classes, logits, blockFlops))
+    {
+    }
+
+    private ExitReplay(int layers, int classes, Sample[] samples)
+    {
+        Layers = layers;
+        Classes = classes;
+        _samples = samples;
+    }
+
+    private static Sample[] Plain(int layers, int classes, IReadOnlyList<float[]> logits, IReadOnlyList<double>? blockFlops)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(layers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(classes, 2);
         if (blockFlops is not null && blockFlops.Count != logits.Count)
             throw new ArgumentException($"{logits.Count} samples but {blockFlops.Count} costs", nameof(blockFlops));
-        Layers = layers;
-        Classes = classes;
-        _probabilities = new float[logits.Count][];
-        _entropies = new float[logits.Count][];
-        _blockFlops = new double[logits.Count];
+        int[] blocks = Enumerable.Range(1, layers).ToArray();
+        float[] none = Enumerable.Repeat(float.NaN, layers).ToArray();
+        var samples = new Sample[logits.Count];
         for (int s = 0; s < logits.Count; s++)
         {
-            float[] z = logits[s];
-            if (z.Length != layers * classes)
-                throw new ArgumentException($"sample {s} has {z.Length} logits; {layers} exits × {classes} classes expected", nameof(logits));
-            var p = new float[layers * classes];
-            var h = new float[layers];
-            for (int b = 0; b < layers; b++)
-                h[b] = ForwardPass.SoftmaxEntropy(z.AsSpan(b * classes, classes), p.AsSpan(b * classes, classes));
-            _probabilities[s] = p;
-            _entropies[s] = h;
-            _blockFlops[s] = blockFlops?[s] ?? 1.0;
+            if (logits[s].Length != layers * classes)
+                throw new ArgumentException($"sample {s} has {logits[s].Length} logits; {layers} exits × {classes} classes expected", nameof(logits));
+            double block = blockFlops?[s] ?? 1.0;
+            samples[s] = Build(classes, blocks, logits[s], none, none, blocks.Select(b => b * block).ToArray(), layers * block);
         }
+        return samples;
+    }
+
+    private static Sample Build(int classes, int[] blocks, float[] logits, float[] lambdas, float[] gates, double[] costAt, double fullCost)
+    {
+        int exits = blocks.Length;
+        var p = new float[exits * classes];
+        var h = new float[exits];
+        for (int k = 0; k < exits; k++)
+            h[k] = ForwardPass.SoftmaxEntropy(logits.AsSpan(k * classes, classes), p.AsSpan(k * classes, classes));
+        return new Sample(blocks, p, h, lambdas, gates, costAt, fullCost);
     }
 
     /// <summary>Runs every text through all blocks once (<see cref="ExitPolicy.Never"/>) and keeps every exit's answer.</summary>
     public static ExitReplay Run(BeexModel model, IReadOnlyList<string> texts) =>
-        FromFullDepth(model.Architecture, model.ClassifyBatch(texts, ExitPolicy.Never));
+        FromFullDepth(model.Architecture, model.Weights.Mechanisms, model.ClassifyBatch(texts, ExitPolicy.Never));
 
-    /// <summary>Builds a replay from results of a full-depth run (policy none), weighting samples by <see cref="CostModel"/>.</summary>
-    public static ExitReplay FromFullDepth(Architecture architecture, IReadOnlyList<ClassificationResult> fullDepth)
+    /// <summary>
+    /// Builds a replay from results of a full-depth run (policy none): the exits each sample evaluated, the controllers'
+    /// outputs, and the FLOPs of answering at each exit (<see cref="CostModel.ExecutedFlops"/>, mechanisms counted).
+    /// </summary>
+    public static ExitReplay FromFullDepth(Architecture architecture, MechanismWeights mechanisms, IReadOnlyList<ClassificationResult> fullDepth)
     {
-        var logits = new float[fullDepth.Count][];
-        var flops = new double[fullDepth.Count];
+        var samples = new Sample[fullDepth.Count];
         for (int s = 0; s < fullDepth.Count; s++)
         {
             ClassificationResult r = fullDepth[s];
             if (r.ExitBlock != r.Layers || r.Layers != architecture.Layers)
                 throw new ArgumentException($"sample {s} exited at block {r.ExitBlock} of {r.Layers}; the replay needs full-depth results", nameof(fullDepth));
-            logits[s] = r.Logits;
-            flops[s] = CostModel.BlockWithExitFlops(architecture, r.TokenCount);
+            int exits = r.BlocksRun.Length;
+            float[] none = Enumerable.Repeat(float.NaN, exits).ToArray();
+            double[] costAt = Enumerable.Range(0, exits)
+                .Select(k => CostModel.ExecutedFlops(architecture, mechanisms, r.TokenCount, k + 1, r.BlocksRun[k])).ToArray();
+            samples[s] = Build(architecture.Classes, r.BlocksRun, r.Logits, r.Lambdas ?? none, r.GateScores ?? none, costAt, r.FullDepthFlops);
         }
-        return new ExitReplay(architecture.Layers, architecture.Classes, logits, flops);
+        return new ExitReplay(architecture.Layers, architecture.Classes, samples);
     }
 
-    /// <summary>softmax of exit <paramref name="block"/> (1-based) for sample <paramref name="sample"/>.</summary>
-    public ReadOnlySpan<float> Probabilities(int sample, int block) => _probabilities[sample].AsSpan((block - 1) * Classes, Classes);
+    /// <summary>
+    /// The exit that answers for sample <paramref name="sample"/> when it stops at block <paramref name="block"/> (1-based):
+    /// the last exit evaluated at or before it (the block's own without skip gates), or the first exit when every block
+    /// up to it was skipped (no earlier answer exists).
+    /// </summary>
+    private int ExitAt(int sample, int block)
+    {
+        int[] blocks = _samples[sample].Blocks;
+        int k = 0;
+        while (k + 1 < blocks.Length && blocks[k + 1] <= block)
+            k++;
+        return k;
+    }
 
-    /// <summary>H of exit <paramref name="block"/> (1-based) for sample <paramref name="sample"/>.</summary>
-    public float Entropy(int sample, int block) => _entropies[sample][block - 1];
+    /// <summary>softmax of the exit answering at block <paramref name="block"/> (1-based) for sample <paramref name="sample"/>.</summary>
+    public ReadOnlySpan<float> Probabilities(int sample, int block) => ProbabilitiesOf(sample, ExitAt(sample, block));
 
-    /// <summary>What <paramref name="policy"/> answers for every sample: the policy decides after each block, the last block answers regardless.</summary>
+    private ReadOnlySpan<float> ProbabilitiesOf(int sample, int k) => _samples[sample].Probabilities.AsSpan(k * Classes, Classes);
+
+    /// <summary>H of the exit answering at block <paramref name="block"/> (1-based) for sample <paramref name="sample"/>.</summary>
+    public float Entropy(int sample, int block) => _samples[sample].Entropies[ExitAt(sample, block)];
+
+    /// <summary>What <paramref name="policy"/> answers for every sample: the policy decides after each block that ran, the last block answers regardless.</summary>
     public ExitOutcome Replay(ExitPolicy policy)
     {
+        if (!CanReplay(policy.Kind))
+            throw new ArgumentException($"policy '{policy.Name}' needs its controller's outputs, which these results lack (the model does not carry '{ExitPolicy.ControllerOf(policy.Kind)}')");
         var exits = new int[Count];
         for (int s = 0; s < Count; s++)
         {
-            var state = new ExitState();
-            int exit = Layers;
-            for (int b = 1; b < Layers; b++)
-            {
-                if (policy.ShouldExit(ref state, Probabilities(s, b), Entropy(s, b)))
-                {
-                    exit = b;
-                    break;
-                }
-            }
-            exits[s] = exit;
+            Sample x = _samples[s];
+            ExitState state = ExitState.Start;
+            int last = x.Blocks.Length - 1, k = 0;
+            while (k < last && !policy.ShouldExit(ref state, ProbabilitiesOf(s, k), x.Entropies[k], x.Lambdas[k], x.Gates[k]))
+                k++;
+            exits[s] = x.Blocks[k];
         }
         return Outcome(exits);
     }
-
     /// <summary>Static depth: every sample answers at block <paramref name="block"/> (1..L).</summary>
     public ExitOutcome AtDepth(int block)
     {
@@ -112,8 +158,8 @@ internal sealed class ExitReplay
     }
 
     /// <summary>
-    /// The oracle: a sample exits at the first block whose answer is right; a sample no exit gets right exits at
-    /// block 1 (nothing later helps it). Its accuracy bounds every exit rule's (a sample is right if any exit is),
+    /// The oracle: a sample exits at the first exit whose answer is right; a sample no exit gets right exits at
+    /// its first exit (nothing later helps it). Its accuracy bounds every exit rule's (a sample is right if any exit is),
     /// and its compute is the least any rule reaching that accuracy needs.
     /// </summary>
     public ExitOutcome Oracle(ReadOnlySpan<int> gold)
@@ -122,12 +168,13 @@ internal sealed class ExitReplay
         var exits = new int[Count];
         for (int s = 0; s < Count; s++)
         {
-            exits[s] = 1;
-            for (int b = 1; b <= Layers; b++)
+            int[] blocks = _samples[s].Blocks;
+            exits[s] = blocks[0];
+            for (int k = 0; k < blocks.Length; k++)
             {
-                if (ExitPolicy.ArgMax(Probabilities(s, b)) == gold[s])
+                if (ExitPolicy.ArgMax(ProbabilitiesOf(s, k)) == gold[s])
                 {
-                    exits[s] = b;
+                    exits[s] = blocks[k];
                     break;
                 }
             }
@@ -135,28 +182,31 @@ internal sealed class ExitReplay
         return Outcome(exits);
     }
 
-    /// <summary>The answers, confidences and compute of exiting sample s at block <paramref name="exitBlocks"/>[s].</summary>
+    /// <summary>The answers, confidences and compute of exiting sample s at block <paramref name="exitBlocks"/>[s] (the exit answering there, <see cref="Probabilities"/>).</summary>
     public ExitOutcome Outcome(int[] exitBlocks)
     {
         if (exitBlocks.Length != Count)
             throw new ArgumentException($"{exitBlocks.Length} exit blocks for {Count} samples", nameof(exitBlocks));
         var labels = new int[Count];
         var confidences = new float[Count];
-        // Every block with its exit head costs the same for a given sample (CostModel), so exiting sample s at
-        // block e_s skips c_s·(L − e_s) of its c_s·L FLOPs; over the set: Σ c_s(L − e_s) / Σ c_s·L.
-        double skipped = 0, total = 0;
+        var run = new int[Count];
+        // Compute saved over the set: Σ_s (full_s − executed_s) / Σ_s full_s, each sample weighted by its own cost
+        // (CostModel): for a plain model c_s(L − e_s) / c_s·L per sample.
+        double executed = 0, total = 0;
         for (int s = 0; s < Count; s++)
         {
             int e = exitBlocks[s];
             if (e < 1 || e > Layers)
                 throw new ArgumentOutOfRangeException(nameof(exitBlocks), e, $"sample {s}: exit block outside 1..{Layers}");
-            ReadOnlySpan<float> p = Probabilities(s, e);
+            int k = ExitAt(s, e);
+            run[s] = k + 1;
+            ReadOnlySpan<float> p = ProbabilitiesOf(s, k);
             labels[s] = ExitPolicy.ArgMax(p);
             confidences[s] = p[labels[s]];
-            skipped += _blockFlops[s] * (Layers - e);
-            total += _blockFlops[s] * Layers;
+            executed += _samples[s].CostAt[k];
+            total += _samples[s].FullCost;
         }
-        return new ExitOutcome(labels, exitBlocks, confidences, total > 0 ? skipped / total : 0);
+        return new ExitOutcome(labels, exitBlocks, confidences, total > 0 ? (total - executed) / total : 0, run);
     }
 
     internal void CheckGold(ReadOnlySpan<int> gold)
@@ -171,10 +221,14 @@ internal sealed class ExitReplay
 /// <param name="ExitBlocks">The block (1-based) whose exit answered, per sample.</param>
 /// <param name="Confidences">The answered class's probability per sample.</param>
 /// <param name="ComputeSaved">Fraction of full-depth FLOPs (blocks and exit heads) skipped, weighted by each sample's cost.</param>
-internal sealed record ExitOutcome(int[] Labels, int[] ExitBlocks, float[] Confidences, double ComputeSaved)
+/// <param name="BlocksRun">Blocks each sample ran up to its exit (its exit block unless skip gates skipped some).</param>
+internal sealed record ExitOutcome(int[] Labels, int[] ExitBlocks, float[] Confidences, double ComputeSaved, int[] BlocksRun)
 {
-    /// <summary>Mean blocks run per sample.</summary>
-    public double MeanBlocks => ExitBlocks.Length == 0 ? 0 : ExitBlocks.Average();
+    /// <summary>Mean blocks run per sample (skipped blocks not counted).</summary>
+    public double MeanBlocks => BlocksRun.Length == 0 ? 0 : BlocksRun.Average();
+
+    /// <summary>Mean exit block per sample (1-based; equals <see cref="MeanBlocks"/> without skip gates).</summary>
+    public double MeanExitBlock => ExitBlocks.Length == 0 ? 0 : ExitBlocks.Average();
 
     /// <summary>Accuracy, macro-F1 and confusion of the answers against <paramref name="gold"/>.</summary>
     public ClassificationMetrics Metrics(ReadOnlySpan<int> gold, int classes) => ClassificationMetrics.Compute(gold, Labels, classes);

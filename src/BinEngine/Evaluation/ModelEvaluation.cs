@@ -6,7 +6,7 @@ namespace BinEngine.Evaluation;
 /// <summary>What <see cref="ModelEvaluation.Run"/> measured for one model and policy on labelled texts.</summary>
 /// <param name="Policy">The policy of the real run.</param>
 /// <param name="Metrics">Accuracy, macro-F1 and confusion of the real run's answers.</param>
-/// <param name="MeanBlocks">Mean blocks run per text.</param>
+/// <param name="MeanBlocks">Mean blocks run per text (skipped blocks not counted).</param>
 /// <param name="ExitHistogram">Texts answered at each block, [L].</param>
 /// <param name="ComputeSaved">Fraction of full-depth FLOPs skipped, FLOP-weighted by length.</param>
 /// <param name="Ece">Expected calibration error of the answers (15 bins).</param>
@@ -17,10 +17,12 @@ namespace BinEngine.Evaluation;
 /// <param name="Throughput">Texts per second of the whole set as one batch.</param>
 /// <param name="Threads">Threads of the batch run.</param>
 /// <param name="Exits">The exit analysis replayed from one full-depth pass, when asked for.</param>
+/// <param name="SetCoverage">Fraction of texts whose conformal prediction set holds the gold label (NaN without a calibration for the policy).</param>
+/// <param name="SetMeanSize">Mean size of the prediction sets (NaN without).</param>
 internal sealed record ModelEvaluationReport(
     ExitPolicy Policy, ClassificationMetrics Metrics, double MeanBlocks, long[] ExitHistogram, double ComputeSaved, double Ece,
     int Truncated, double LatencyP50Ms, double LatencyP99Ms, int LatencySamples, double Throughput, int Threads,
-    ExitAnalysis? Exits);
+    ExitAnalysis? Exits, double SetCoverage = double.NaN, double SetMeanSize = double.NaN);
 
 /// <summary>Runs a model over labelled texts: answers, exits, compute, calibration, latency and throughput.</summary>
 internal static class ModelEvaluation
@@ -69,10 +71,13 @@ internal static class ModelEvaluation
         Array.Sort(latencies);
 
         ExitAnalysis? exits = analyzeExits ? ExitAnalysis.Run(ExitReplay.Run(model, texts), gold) : null;
-        return new ModelEvaluationReport(policy, metrics, n == 0 ? 0 : results.Average(r => r.ExitBlock), histogram,
+        bool sets = n > 0 && results[0].PredictionSet is not null;
+        return new ModelEvaluationReport(policy, metrics, n == 0 ? 0 : results.Average(r => r.BlocksRun.Length), histogram,
             full > 0 ? skipped / full : 0, Calibration.ExpectedCalibrationError(confidences, predicted, gold),
             results.Count(r => r.Truncated), Percentile(latencies, 0.50), Percentile(latencies, 0.99), timed,
-            batchSeconds > 0 ? n / batchSeconds : 0, model.BatchThreads, exits);
+            batchSeconds > 0 ? n / batchSeconds : 0, model.BatchThreads, exits,
+            sets ? results.Select((r, i) => r.PredictionSet!.Contains(gold[i]) ? 1.0 : 0.0).Average() : double.NaN,
+            sets ? results.Average(r => r.PredictionSet!.Length) : double.NaN);
     }
 
     /// <summary>The nearest-rank percentile of sorted values (NaN when empty).</summary>

@@ -70,6 +70,26 @@ internal sealed class ModelConfig
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Thresholds { get; init; } =
         new Dictionary<string, IReadOnlyDictionary<string, double>>();
 
+    /// <summary>
+    /// The optional mechanisms the model carries (docs/MODEL.md, "Mechanisms from the seeds"): name → parameter → value,
+    /// e.g. <c>skip_gates</c> → {hidden: 128, rho: 0.5}. Empty for a plain BEExformer.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Mechanisms { get; init; } =
+        new Dictionary<string, IReadOnlyDictionary<string, double>>();
+
+    /// <summary>Split-conformal calibrations (config <c>conformal</c>): policy name → {alpha, qhat} (docs/MODEL.md, learned_gate).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Conformal { get; init; } =
+        new Dictionary<string, IReadOnlyDictionary<string, double>>();
+
+    /// <summary>Whether the model carries mechanism <paramref name="mechanism"/> (a <see cref="Format.Mechanisms"/> name).</summary>
+    public bool Has(string mechanism) => Mechanisms.ContainsKey(mechanism);
+
+    /// <summary>A parameter of a mechanism the model carries (validated: present and in range).</summary>
+    public double MechanismValue(string mechanism, string parameter) => Mechanisms[mechanism][parameter];
+
+    /// <summary>An integer parameter of a mechanism the model carries.</summary>
+    public int MechanismInt(string mechanism, string parameter) => (int)MechanismValue(mechanism, parameter);
+
     /// <summary>The hyper-parameters the forward pass needs, under the same names.</summary>
     public Runtime.Architecture Architecture =>
         new(VocabSize, MaxLength, Dim, Heads, Layers, FfDim, Classes, WeightBits, ActBits, EmbBits, (float)LnEps, SlfnGateCenter);
@@ -100,8 +120,15 @@ internal sealed class ModelConfig
                 if (!(t > 0 && double.IsFinite(t) && (float)t > 0 && float.IsFinite((float)t)))
                     throw new ModelFormatException($"config 'exit_temperatures' holds {t.ToString(CultureInfo.InvariantCulture)}; expected positive finite numbers");
         }
+        foreach (var (mechanism, parameters) in Mechanisms)
+            Format.Mechanisms.Validate(mechanism, parameters);
         foreach (var (policy, parameters) in Thresholds)
+        {
             Runtime.ExitPolicy.ValidateStored(policy, parameters);
+            RequireController(policy, $"thresholds for policy '{policy}'");
+        }
+        foreach (var (policy, parameters) in Conformal)
+            ValidateConformal(policy, parameters);
         Runtime.ExitPolicyKind kind;
         try
         {
@@ -111,8 +138,46 @@ internal sealed class ModelConfig
         {
             throw new ModelFormatException($"config 'policy' = '{Policy}' is not a known policy ({string.Join(", ", Enum.GetValues<Runtime.ExitPolicyKind>().Select(Runtime.ExitPolicy.NameOf))})");
         }
+        RequireController(Policy, $"the default policy '{Policy}'");
         IReadOnlyList<string> needed = Runtime.ExitPolicy.ParameterNames(kind);
         if (needed.Count > 0 && !Thresholds.ContainsKey(Policy))
             throw new ModelFormatException($"config 'thresholds' has no entry for the default policy '{Policy}' (needs {string.Join(", ", needed)})");
+    }
+
+    // A controller policy (q_exit, learned_gate) runs on tensors only a model with that mechanism has.
+    private void RequireController(string policy, string what)
+    {
+        string? mechanism = Runtime.ExitPolicy.ControllerOf(Runtime.ExitPolicy.ParseKind(policy));
+        if (mechanism is not null && !Has(mechanism))
+            throw new ModelFormatException($"{what} needs the '{mechanism}' mechanism, which the config does not declare");
+    }
+
+    private void ValidateConformal(string policy, IReadOnlyDictionary<string, double> parameters)
+    {
+        try
+        {
+            Runtime.ExitPolicy.ParseKind(policy);
+        }
+        catch (ArgumentException)
+        {
+            throw new ModelFormatException($"conformal calibration for unknown policy '{policy}'");
+        }
+        RequireController(policy, $"the conformal calibration of '{policy}'");
+        // q̂ holds for the thresholds it was calibrated with: the stored ones.
+        if (Runtime.ExitPolicy.ParameterNames(Runtime.ExitPolicy.ParseKind(policy)).Count > 0 && !Thresholds.ContainsKey(policy))
+            throw new ModelFormatException($"conformal.{policy} has no thresholds.{policy} to hold for");
+        string[] names = ["alpha", "qhat"];
+        foreach (string name in names)
+            if (!parameters.ContainsKey(name))
+                throw new ModelFormatException($"conformal.{policy} lacks '{name}' (needs alpha, qhat)");
+        foreach (var (name, value) in parameters)
+        {
+            if (!names.Contains(name))
+                throw new ModelFormatException($"conformal.{policy} has unknown parameter '{name}' (takes alpha, qhat)");
+            // α is a miscoverage rate in (0, 1); q̂ a quantile of scores 1 − p_y in [0, 1]. NaN fails both.
+            bool ok = name == "alpha" ? value > 0 && value < 1 : value >= 0 && value <= 1;
+            if (!ok)
+                throw new ModelFormatException($"conformal.{policy}.{name} = {value.ToString(CultureInfo.InvariantCulture)}; expected {(name == "alpha" ? "0 < alpha < 1" : "0 ≤ qhat ≤ 1")}");
+        }
     }
 }

@@ -199,27 +199,6 @@ internal sealed class ModelFile : IDisposable
                 : throw new ModelFormatException($"metadata '{key}' = {v} is out of range");
         }
 
-        var thresholds = new Dictionary<string, Dictionary<string, double>>(StringComparer.Ordinal);
-        foreach (var (key, value) in f.Metadata)
-        {
-            if (!key.StartsWith(ModelKeys.ThresholdsPrefix, StringComparison.Ordinal))
-                continue;
-            string rest = key[ModelKeys.ThresholdsPrefix.Length..];
-            int dot = rest.LastIndexOf('.');
-            if (dot <= 0 || dot == rest.Length - 1)
-                throw new ModelFormatException($"metadata key '{key}' is not {ModelKeys.ThresholdsPrefix}<policy>.<parameter>");
-            double number = value.Value switch
-            {
-                double d => d,
-                long l => l,
-                _ => throw new ModelFormatException($"metadata '{key}' is {value.Type}; a threshold is Float64 or Int64"),
-            };
-            string policy = rest[..dot];
-            if (!thresholds.TryGetValue(policy, out var parameters))
-                thresholds[policy] = parameters = new Dictionary<string, double>(StringComparer.Ordinal);
-            parameters[rest[(dot + 1)..]] = number;
-        }
-
         return new ModelConfig
         {
             VocabSize = Int(ModelKeys.VocabSize),
@@ -235,13 +214,44 @@ internal sealed class ModelFile : IDisposable
             LnEps = f.GetDouble(ModelKeys.LnEps),
             Labels = f.GetStringArray(ModelKeys.Labels),
             Policy = f.GetString(ModelKeys.Policy),
-            Thresholds = thresholds.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<string, double>)kv.Value, StringComparer.Ordinal),
+            Thresholds = ReadTable(f, ModelKeys.ThresholdsPrefix),
+            Mechanisms = ReadTable(f, ModelKeys.MechanismPrefix),
+            Conformal = ReadTable(f, ModelKeys.ConformalPrefix),
             SlfnGateCenter = f.TryGetMetadata(ModelKeys.SlfnGateCenter) is { } gate && (gate.Value as bool?
                 ?? throw new ModelFormatException($"metadata '{ModelKeys.SlfnGateCenter}' is {gate.Type}; expected Bool")),
             ExitTemperatures = f.TryGetMetadata(ModelKeys.ExitTemperatures) is { } temps
                 ? temps.Value as double[] ?? throw new ModelFormatException($"metadata '{ModelKeys.ExitTemperatures}' is {temps.Type}; expected Float64Array")
                 : null,
         };
+    }
+
+    /// <summary>
+    /// The numbers under <c>{prefix}{group}.{parameter}</c> (thresholds per policy, parameters per mechanism,
+    /// conformal calibrations per policy) as group → parameter → value; Float64 or Int64 each.
+    /// </summary>
+    private static Dictionary<string, IReadOnlyDictionary<string, double>> ReadTable(TensorFile f, string prefix)
+    {
+        var table = new Dictionary<string, Dictionary<string, double>>(StringComparer.Ordinal);
+        foreach (var (key, value) in f.Metadata)
+        {
+            if (!key.StartsWith(prefix, StringComparison.Ordinal))
+                continue;
+            string rest = key[prefix.Length..];
+            int dot = rest.LastIndexOf('.');
+            if (dot <= 0 || dot == rest.Length - 1)
+                throw new ModelFormatException($"metadata key '{key}' is not {prefix}<name>.<parameter>");
+            double number = value.Value switch
+            {
+                double d => d,
+                long l => l,
+                _ => throw new ModelFormatException($"metadata '{key}' is {value.Type}; expected Float64 or Int64"),
+            };
+            string group = rest[..dot];
+            if (!table.TryGetValue(group, out var parameters))
+                table[group] = parameters = new Dictionary<string, double>(StringComparer.Ordinal);
+            parameters[rest[(dot + 1)..]] = number;
+        }
+        return table.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<string, double>)kv.Value, StringComparer.Ordinal);
     }
 
     private static ModelProvenance ReadProvenance(TensorFile f)

@@ -38,6 +38,11 @@ internal static class ModelKeys
     /// <summary>Prefix of the thresholds: <c>exit.thresholds.{policy}.{parameter}</c>, Float64 or Int64.</summary>
     public const string ThresholdsPrefix = "exit.thresholds.";
 
+    /// <summary>Prefix of the conformal calibrations: <c>exit.conformal.{policy}.{alpha|qhat}</c>, Float64 (docs/MODEL.md, learned_gate).</summary>
+    public const string ConformalPrefix = "exit.conformal.";
+    /// <summary>Prefix of the mechanisms' parameters: <c>mechanism.{name}.{parameter}</c> (<see cref="Mechanisms"/>).</summary>
+    public const string MechanismPrefix = Mechanisms.MetadataPrefix;
+
     /// <summary>
     /// Prefix of the guarantee `binengine calibrate` certified for the default policy's thresholds
     /// (Learn then Test; docs/FORMAT.md). Absent in files it did not write.

@@ -96,6 +96,7 @@ internal static class ModelLayout
             list.Add(new($"exits.{i}.weight", TensorElementType.F32, 0, [c, d]));
             list.Add(new($"exits.{i}.bias", TensorElementType.F32, 0, [c]));
         }
+        list.AddRange(Mechanisms.Tensors(config));
         return list;
     }
 }

@@ -35,7 +35,7 @@ public sealed class BeexModel : IDisposable
         Options = options;
         ModelWeights weights = ModelBinding.Bind(file);
         Architecture = weights.Architecture;
-        _engine = new InferenceEngine(weights, options.ResolveKernels(), file.Config.Labels);
+        _engine = new InferenceEngine(weights, options.ResolveKernels(), file.Config.Labels, ModelBinding.ConformalFromConfig(file.Config));
         Tokenizer = file.Tokenizer.CreateTokenizer();
         DefaultPolicy = ModelBinding.PolicyFromConfig(file.Config, file.Config.Policy);
     }
@@ -112,6 +112,12 @@ public sealed class BeexModel : IDisposable
 
     /// <summary>Where the model came from: source checkpoint, training data, metrics recorded by the converter.</summary>
     public ModelProvenance Provenance => _file.Provenance;
+
+    /// <summary>The optional mechanisms the model carries (docs/MODEL.md names: q_exit, learned_gate, skip_gates, mamba_exits).</summary>
+    public IReadOnlyList<string> Mechanisms => _engine.Mechanisms.Names;
+
+    /// <summary>The model's weights as the forward pass reads them.</summary>
+    internal ModelWeights Weights => _engine.Weights;
 
     /// <summary>The kernels this model runs on.</summary>
     internal KernelSet Kernels => _engine.Kernels;

@@ -14,6 +14,10 @@ public enum ExitPolicyKind
     Confidence,
     /// <summary>PABEE: exit when the argmax has agreed with the previous block's for t blocks in a row.</summary>
     Patience,
+    /// <summary>PALBERT's Q-exit: exit when the cumulative halting mass Σ_{j≤i} λ_j Π_{k&lt;j}(1 − λ_k) &gt; q (needs the model's <c>q_exit</c> λ-MLP).</summary>
+    QExit,
+    /// <summary>JEI-DNN: exit when the exit's learned gate g_i ≥ τ (needs the model's <c>learned_gate</c>).</summary>
+    LearnedGate,
     /// <summary>Never exit early: all L blocks.</summary>
     None,
 }
@@ -26,7 +30,7 @@ public sealed record ExitPolicy
 {
     /// <summary>Which rule decides.</summary>
     public ExitPolicyKind Kind { get; }
-    /// <summary>τ: the main threshold (entropy, normalized entropy, confidence, or entropy-reduction's δ bound).</summary>
+    /// <summary>τ: the main threshold (entropy, normalized entropy, confidence, entropy-reduction's δ bound, the learned gate's bound, or q_exit's q).</summary>
     public float Tau { get; }
     /// <summary>κ: entropy-reduction's bound on the normalized entropy (ignored by the other policies).</summary>
     public float Kappa { get; }
@@ -63,6 +67,8 @@ public sealed record ExitPolicy
         ExitPolicyKind.NormalizedEntropy => "normalized_entropy",
         ExitPolicyKind.Confidence => "confidence",
         ExitPolicyKind.Patience => "patience",
+        ExitPolicyKind.QExit => Format.Mechanisms.QExit,
+        ExitPolicyKind.LearnedGate => Format.Mechanisms.LearnedGate,
         ExitPolicyKind.None => "none",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
@@ -77,16 +83,35 @@ public sealed record ExitPolicy
             $"unknown exit policy '{name}'; expected one of: {string.Join(", ", Enum.GetValues<ExitPolicyKind>().Select(NameOf))}");
     }
 
+    /// <summary>
+    /// The mechanism a policy reads besides the exits' softmax (docs/MODEL.md, "Mechanisms from the seeds"):
+    /// <c>q_exit</c> and <c>learned_gate</c> are learned controllers a model file must carry; null for the rules.
+    /// </summary>
+    public static string? ControllerOf(ExitPolicyKind kind) => kind switch
+    {
+        ExitPolicyKind.QExit => Format.Mechanisms.QExit,
+        ExitPolicyKind.LearnedGate => Format.Mechanisms.LearnedGate,
+        _ => null,
+    };
+
     /// <summary>The policy's name as in <see cref="NameOf"/>.</summary>
     public string Name => NameOf(Kind);
 
     /// <summary>
     /// Decides whether a sample exits after the block whose softmax is <paramref name="probabilities"/>
     /// and entropy <paramref name="entropy"/>; <paramref name="state"/> carries what earlier blocks saw
-    /// and is updated. The caller makes the last block answer regardless.
+    /// and is updated (start it at <see cref="ExitState.Start"/>). <paramref name="lambda"/> and
+    /// <paramref name="gate"/> are the controllers' outputs for this exit, λ_i of q_exit and g_i of
+    /// learned_gate (NaN when the model has none; only their own policies read them). The caller makes
+    /// the last block answer regardless.
     /// </summary>
-    internal bool ShouldExit(ref ExitState state, ReadOnlySpan<float> probabilities, float entropy)
+    internal bool ShouldExit(ref ExitState state, ReadOnlySpan<float> probabilities, float entropy, float lambda = float.NaN, float gate = float.NaN)
     {
+        // Q-exit's halting distribution, in docs/MODEL.md's float32 order: p_i = λ_i·R_{i−1}, S_i = S_{i−1} + p_i,
+        // R_i = R_{i−1}·(1 − λ_i). Kept for every policy (cheap) so the state means the same whoever reads it.
+        float halt = lambda * state.Remaining;
+        state.Halted += halt;
+        state.Remaining *= 1f - lambda;
         int classes = probabilities.Length;
         float lnC = MathF.Log(classes);
         int argmax = ArgMax(probabilities);
@@ -105,15 +130,18 @@ public sealed record ExitPolicy
             ExitPolicyKind.NormalizedEntropy => entropy / lnC < Tau,
             ExitPolicyKind.Confidence => probabilities[argmax] >= Tau,
             ExitPolicyKind.Patience => state.Run >= Patience,
+            ExitPolicyKind.QExit => state.Halted > Tau,
+            ExitPolicyKind.LearnedGate => gate >= Tau,
             _ => false,
         };
     }
 
-    /// <summary>The parameter names a policy takes, by their config.json names (docs/MODEL.md): tau and kappa, tau, t, or none.</summary>
+    /// <summary>The parameter names a policy takes, by their config.json names (docs/MODEL.md): tau and kappa, tau, t, q, or none.</summary>
     public static IReadOnlyList<string> ParameterNames(ExitPolicyKind kind) => kind switch
     {
         ExitPolicyKind.EntropyReduction => ["tau", "kappa"],
         ExitPolicyKind.Patience => ["t"],
+        ExitPolicyKind.QExit => ["q"],
         ExitPolicyKind.None => [],
         _ => ["tau"],
     };
@@ -127,6 +155,7 @@ public sealed record ExitPolicy
     {
         ExitPolicyKind.None => Never,
         ExitPolicyKind.Patience => new ExitPolicy(kind, patience: (int)parameter("t")),
+        ExitPolicyKind.QExit => new ExitPolicy(kind, tau: (float)parameter("q")),
         ExitPolicyKind.EntropyReduction => new ExitPolicy(kind, tau: (float)parameter("tau"), kappa: (float)parameter("kappa")),
         _ => new ExitPolicy(kind, tau: (float)parameter("tau")),
     };
@@ -163,7 +192,7 @@ public sealed record ExitPolicy
         }
     }
 
-    /// <summary>The parameters the policy reads, by their config.json names (docs/MODEL.md): tau and kappa, tau, or t; none for none.</summary>
+    /// <summary>The parameters the policy reads, by their config.json names (docs/MODEL.md): tau and kappa, tau, t, or q (held as τ); none for none.</summary>
     public IReadOnlyList<KeyValuePair<string, double>> Parameters =>
         ParameterNames(Kind).Select(name => new KeyValuePair<string, double>(name, name switch
         {
@@ -207,6 +236,13 @@ public sealed record ExitPolicy
 /// <summary>What a policy remembers about one sample between blocks.</summary>
 internal struct ExitState
 {
+    /// <summary>The state before the first block (q_exit's remaining mass R_0 = 1; everything else 0).</summary>
+    public static ExitState Start => new() { Remaining = 1f };
+
+    /// <summary>q_exit: S_i, the halting mass so far (NaN for a model without the controller; read only by q_exit).</summary>
+    public float Halted;
+    /// <summary>q_exit: R_i = Π_{j≤i}(1 − λ_j), the mass not yet halted.</summary>
+    public float Remaining;
     /// <summary>Blocks seen so far.</summary>
     public int Blocks;
     /// <summary>H of the previous block (unused before the first).</summary>

@@ -36,11 +36,20 @@ internal sealed class ForwardPass
     /// Runs the <paramref name="count"/> samples laid out in <paramref name="ws"/>: their ids one after
     /// another in <see cref="Workspace.TokenIds"/>, sample s having <see cref="Workspace.Lengths"/>[s]
     /// of them (1..T, already validated). Leaves, per sample s, its exit block (1-based) in
-    /// <see cref="Workspace.ExitBlocks"/>[s] and the logits and entropies of every exit it ran in
-    /// <see cref="Workspace.Logits"/> and <see cref="Workspace.Entropies"/> (rows s·L …).
+    /// <see cref="Workspace.ExitBlocks"/>[s], and for every exit it evaluated (k = 0, 1, …;
+    /// <see cref="Workspace.Evaluated"/>[s] of them) the block in <see cref="Workspace.BlocksRun"/>, the
+    /// logits, the entropy and the controllers' λ and g (rows s·L + k).
     /// </summary>
+    /// <remarks>
+    /// Skip gates (docs/MODEL.md, skip_gates) decide per sample before each block but the last: the samples
+    /// that run it are moved in front of those that skip it (a stable partition of the rows), the block runs on
+    /// the front rows only, and only they get an exit check. Order within the batch never changes a sample's
+    /// result (every step is per row or per sample), so the partition keeps batch == one by one.
+    /// </remarks>
     public void Run(Workspace ws, int count, ExitPolicy policy, int threads)
     {
+        if (ExitPolicy.ControllerOf(policy.Kind) is { } controller && !_w.Mechanisms.Names.Contains(controller))
+            throw new ArgumentException($"exit policy '{policy.Name}' needs the model's '{controller}' controller, which this model does not carry");
         int d = _a.Dim;
         int tokens = 0;
         for (int s = 0; s < count; s++)
@@ -48,24 +57,31 @@ internal sealed class ForwardPass
             ws.Starts[s] = tokens;
             ws.SampleLengths[s] = ws.Lengths[s];
             ws.Slots[s] = s;
-            ws.States[s] = default;
+            ws.States[s] = ExitState.Start;
+            ws.Evaluated[s] = 0;
             for (int t = 0; t < ws.Lengths[s]; t++)
                 Embed(ws, ws.TokenIds[tokens + t], t, ws.X.AsSpan((tokens + t) * d, d));
+            Pool(ws.X, tokens, ws.Lengths[s], ws.PooledStates.AsSpan(s * d, d)); // m_0
             tokens += ws.Lengths[s];
         }
 
         int live = count;
         for (int l = 0; l < _a.Layers && live > 0; l++)
         {
-            Block(_w.Blocks[l], ws, live, tokens, threads);
-
-            // Exits, then compaction: samples that go on keep their order and move down over the gaps.
-            int kept = 0, keptTokens = 0;
             bool last = l == _a.Layers - 1;
+            var (running, runningTokens) = _w.Mechanisms.SkipGates is { } gates && !last
+                ? PartitionBySkipGate(gates, l, ws, live, tokens)
+                : (live, tokens);
+            if (running > 0)
+                Block(_w.Blocks[l], ws, running, runningTokens, threads);
+
+            // Exits (for the samples that ran the block), then compaction: samples that go on keep their
+            // order and move down over the gaps.
+            int kept = 0, keptTokens = 0;
             for (int i = 0; i < live; i++)
             {
                 int slot = ws.Slots[i], start = ws.Starts[i], length = ws.Lengths[i];
-                if (Exit(l, ws, slot, start, length, policy, ref ws.States[i]) || last)
+                if (i < running && (Exit(l, ws, slot, start, length, policy, ref ws.States[i]) || last))
                 {
                     ws.ExitBlocks[slot] = l + 1;
                     continue;
@@ -82,6 +98,62 @@ internal sealed class ForwardPass
             live = kept;
             tokens = keptTokens;
         }
+    }
+
+    /// <summary>
+    /// Evaluates the skip gate before block <paramref name="layer"/> for every live sample and moves the samples
+    /// that run the block (g &lt; ρ) in front of those that skip it, keeping each group's order. Returns how many
+    /// samples, and tokens, run the block. The residual rows are staged through <see cref="Workspace.H"/>, which
+    /// the block overwrites anyway.
+    /// </summary>
+    private (int Running, int Tokens) PartitionBySkipGate(SkipGateWeights gates, int layer, Workspace ws, int live, int tokens)
+    {
+        int d = _a.Dim, running = 0, runningTokens = 0;
+        for (int i = 0; i < live; i++)
+        {
+            int slot = ws.Slots[i];
+            bool runs = gates.Gate(layer, ws.PooledStates.AsSpan(slot * d, d), ws.ControllerScratch) < gates.Rho;
+            ws.Runs[i] = runs;
+            if (runs)
+            {
+                running++;
+                runningTokens += ws.Lengths[i];
+            }
+        }
+        if (running == live || running == 0)
+            return (running, runningTokens);
+
+        ws.X.AsSpan(0, tokens * d).CopyTo(ws.H);
+        Array.Copy(ws.Slots, ws.StagedSlots, live);
+        Array.Copy(ws.Starts, ws.StagedStarts, live);
+        Array.Copy(ws.Lengths, ws.StagedLengths, live);
+        Array.Copy(ws.States, ws.StagedStates, live);
+        int at = 0, rows = 0;
+        foreach (bool group in (ReadOnlySpan<bool>)[true, false])
+            for (int i = 0; i < live; i++)
+            {
+                if (ws.Runs[i] != group)
+                    continue;
+                int length = ws.StagedLengths[i];
+                ws.H.AsSpan(ws.StagedStarts[i] * d, length * d).CopyTo(ws.X.AsSpan(rows * d));
+                ws.Slots[at] = ws.StagedSlots[i];
+                ws.Starts[at] = rows;
+                ws.Lengths[at] = length;
+                ws.States[at] = ws.StagedStates[i];
+                at++;
+                rows += length;
+            }
+        return (running, runningTokens);
+    }
+
+    /// <summary>mean over the <paramref name="length"/> rows of <paramref name="x"/> from row <paramref name="start"/>: the pooling every exit, gate and controller reads.</summary>
+    private void Pool(float[] x, int start, int length, Span<float> pooled)
+    {
+        int d = _a.Dim;
+        pooled.Clear();
+        for (int t = 0; t < length; t++)
+            TensorPrimitives.Add(pooled, x.AsSpan((start + t) * d, d), pooled);
+        TensorPrimitives.Divide(pooled, length, pooled);
     }
 
     // LN_emb(E_tok[row(id)] + E_pos[t])
@@ -245,20 +317,27 @@ internal sealed class ForwardPass
     }
 
     /// <summary>
-    /// Exit head of block <paramref name="layer"/> for one sample: logits into the workspace, H_i, and
-    /// the policy's decision.
+    /// Exit of block <paramref name="layer"/> for one sample: its controllers (q_exit's λ, learned_gate's g),
+    /// its head (linear, or Mamba then linear) with logits into the workspace, H_i, and the policy's decision.
     /// </summary>
     private bool Exit(int layer, Workspace ws, int slot, int start, int length, ExitPolicy policy, ref ExitState state)
     {
         int d = _a.Dim, classes = _a.Classes;
-        Span<float> pooled = ws.Pooled;
-        pooled.Clear();
-        for (int t = 0; t < length; t++)
-            TensorPrimitives.Add(pooled, ws.X.AsSpan((start + t) * d, d), pooled);
-        TensorPrimitives.Divide(pooled, length, pooled);
+        MechanismWeights mechanisms = _w.Mechanisms;
+        int k = ws.Evaluated[slot]++, row = slot * _a.Layers + k;
+        ws.BlocksRun[row] = layer + 1;
+
+        Span<float> pooled = ws.Pooled, previous = ws.PooledStates.AsSpan(slot * d, d);
+        Pool(ws.X, start, length, pooled);
+        float lambda = float.NaN;
+        if (mechanisms.QExit is { } qExit)
+            ws.Lambdas[row] = lambda = qExit.Lambda(layer, pooled, previous, ws.ControllerScratch);
+        pooled.CopyTo(previous); // m_i: what the next gate and the next λ read as the state so far
+        if (mechanisms.MambaExits is { } mamba)
+            MambaHead.PoolResidual(mamba[layer], ws.X.AsSpan(start * d, length * d), length, pooled, ws.Mamba, _kernels.Sgemm, _plan.HelperIsa);
 
         ExitHeadWeights head = _w.Exits[layer];
-        Span<float> logits = ws.Logits.AsSpan((slot * _a.Layers + layer) * classes, classes);
+        Span<float> logits = ws.Logits.AsSpan(row * classes, classes);
         ReadOnlySpan<float> weight = head.Weight.Span;
         for (int c = 0; c < classes; c++)
             logits[c] = TensorPrimitives.Dot(weight.Slice(c * d, d), pooled) + head.Bias.Span[c];
@@ -269,8 +348,11 @@ internal sealed class ForwardPass
         // them from there (nothing recomputed); if not, the next exit overwrites them.
         Span<float> p = ws.Answers.AsSpan(slot * classes, classes);
         float entropy = SoftmaxEntropy(logits, p);
-        ws.Entropies[slot * _a.Layers + layer] = entropy;
-        return policy.ShouldExit(ref state, p, entropy);
+        ws.Entropies[row] = entropy;
+        float gate = float.NaN;
+        if (mechanisms.LearnedGate is { } learned)
+            ws.GateScores[row] = gate = learned.Gate(layer, p, entropy, ws.ControllerScratch);
+        return policy.ShouldExit(ref state, p, entropy, lambda, gate);
     }
 
     /// <summary>p = softmax(z) and H = −Σ p ln p, a term with p = 0 counting 0 (its limit).</summary>

@@ -16,13 +16,22 @@ internal sealed class InferenceEngine
     private readonly ForwardPass _forward;
     private readonly ConcurrentBag<Workspace> _pool = new();
     private readonly string[] _labels;
+    private readonly MechanismWeights _mechanisms;
+    private readonly IReadOnlyDictionary<ExitPolicy, float> _conformal;
 
-    public InferenceEngine(ModelWeights weights, KernelSet kernels, IReadOnlyList<string> labels)
+    /// <param name="weights">The model.</param>
+    /// <param name="kernels">The kernels its products run on.</param>
+    /// <param name="labels">Class names.</param>
+    /// <param name="conformal">Split-conformal q̂ per policy with its stored thresholds (docs/MODEL.md, learned_gate); none if null.</param>
+    public InferenceEngine(ModelWeights weights, KernelSet kernels, IReadOnlyList<string> labels, IReadOnlyDictionary<ExitPolicy, float>? conformal = null)
     {
+        _conformal = conformal ?? new Dictionary<ExitPolicy, float>();
         Architecture = weights.Architecture;
         Kernels = kernels;
         Plan = ExecutionPlan.Create(Architecture, kernels);
         _forward = new ForwardPass(weights, Plan);
+        Weights = weights;
+        _mechanisms = weights.Mechanisms;
         _labels = labels.ToArray();
         if (_labels.Length != Architecture.Classes)
             throw new ArgumentException($"the model has {Architecture.Classes} classes but {_labels.Length} label names");
@@ -30,6 +39,8 @@ internal sealed class InferenceEngine
 
     public Architecture Architecture { get; }
     public KernelSet Kernels { get; }
+    public ModelWeights Weights { get; }
+    public MechanismWeights Mechanisms => _mechanisms;
 
     /// <summary>The decisions made for this model at load; the forward pass only executes them.</summary>
     public ExecutionPlan Plan { get; }
@@ -45,7 +56,7 @@ internal sealed class InferenceEngine
             ids.CopyTo(ws.TokenIds);
             ws.Lengths[0] = ids.Length;
             _forward.Run(ws, 1, policy, threads);
-            return Result(ws, 0, truncated);
+            return Result(ws, 0, truncated, policy);
         }
         finally
         {
@@ -88,7 +99,7 @@ internal sealed class InferenceEngine
                 }
                 _forward.Run(ws, count, policy, threads: 1);
                 for (int s = 0; s < count; s++)
-                    results[first + s] = Result(ws, s, truncated is not null && truncated[first + s]);
+                    results[first + s] = Result(ws, s, truncated is not null && truncated[first + s], policy);
             }
             finally
             {
@@ -108,7 +119,7 @@ internal sealed class InferenceEngine
         return results;
     }
 
-    private Workspace Rent() => _pool.TryTake(out Workspace? ws) ? ws : new Workspace(Architecture);
+    private Workspace Rent() => _pool.TryTake(out Workspace? ws) ? ws : new Workspace(Architecture, _mechanisms);
 
     private void Validate(ReadOnlySpan<int> ids, int sample)
     {
@@ -124,21 +135,22 @@ internal sealed class InferenceEngine
                     $"token id {ids[t]} at position {t}{where} is outside the vocabulary [0, {Architecture.VocabSize})");
     }
 
-    private ClassificationResult Result(Workspace ws, int slot, bool truncated)
+    private ClassificationResult Result(Workspace ws, int slot, bool truncated, ExitPolicy policy)
     {
         Architecture a = Architecture;
-        int exitBlock = ws.ExitBlocks[slot], classes = a.Classes;
-        float[] logits = ws.Logits.AsSpan(slot * a.Layers * classes, exitBlock * classes).ToArray();
-        float[] entropies = ws.Entropies.AsSpan(slot * a.Layers, exitBlock).ToArray();
+        int exitBlock = ws.ExitBlocks[slot], classes = a.Classes, evaluated = ws.Evaluated[slot], row = slot * a.Layers;
+        float[] logits = ws.Logits.AsSpan(row * classes, evaluated * classes).ToArray();
+        float[] entropies = ws.Entropies.AsSpan(row, evaluated).ToArray();
         float[] probabilities = ws.Answers.AsSpan(slot * classes, classes).ToArray(); // the answering exit's, as its policy saw them
-        // The load-time bounds (ModelConfig.MaxMagnitude) rule overflow out; this keeps any other route to a
-        // non-finite answer (an engine bug) from being reported as a label.
+        // The load-time bounds (ModelConfig.MaxMagnitude) rule overflow out of the blocks; this keeps any other route
+        // to a non-finite answer (an engine bug, a mechanism's weights) from being reported as a label.
         foreach (float p in probabilities)
             if (!float.IsFinite(p))
                 throw new InvalidOperationException(
-                    $"the model produced a non-finite output at exit {exitBlock} (logits {string.Join(", ", logits.AsSpan((exitBlock - 1) * classes, classes).ToArray())}); no answer is given");
+                    $"the model produced a non-finite output at exit {exitBlock} (logits {string.Join(", ", logits.AsSpan((evaluated - 1) * classes, classes).ToArray())}); no answer is given");
         int label = ExitPolicy.ArgMax(probabilities);
         int tokens = ws.SampleLengths[slot];
+        double full = CostModel.FullDepthFlops(a, tokens);
         return new ClassificationResult
         {
             Label = label,
@@ -146,12 +158,18 @@ internal sealed class InferenceEngine
             Probabilities = probabilities,
             ExitBlock = exitBlock,
             Layers = a.Layers,
+            BlocksRun = ws.BlocksRun.AsSpan(row, evaluated).ToArray(),
             Entropies = entropies,
             Logits = logits,
+            Lambdas = _mechanisms.QExit is null ? null : ws.Lambdas.AsSpan(row, evaluated).ToArray(),
+            GateScores = _mechanisms.LearnedGate is null ? null : ws.GateScores.AsSpan(row, evaluated).ToArray(),
+            PredictionSet = _conformal.TryGetValue(policy, out float qhat) ? Conformal.PredictionSet(probabilities, qhat) : null,
             TokenCount = tokens,
             Truncated = truncated,
-            ComputeSkipped = (double)(a.Layers - exitBlock) / a.Layers,
-            FullDepthFlops = CostModel.FullDepthFlops(a, tokens),
+            // FLOP counts are integers far below 2^53, so full − executed is exact and a plain model's fraction is
+            // exactly the rounded (L − exit)/L.
+            ComputeSkipped = (full - CostModel.ExecutedFlops(a, _mechanisms, tokens, evaluated, exitBlock)) / full,
+            FullDepthFlops = full,
         };
     }
 }

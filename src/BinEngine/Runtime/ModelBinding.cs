@@ -80,7 +80,61 @@ internal static class ModelBinding
             exits[i] = new ExitHeadWeights(F32($"exits.{i}.weight"), F32($"exits.{i}.bias"),
                 c.ExitTemperatures is null ? 1f : (float)c.ExitTemperatures[i]);
         }
-        return new ModelWeights(a, embedding, blocks, exits);
+        return new ModelWeights(a, embedding, blocks, exits, BindMechanisms(c, F32));
+    }
+
+    // The tensors of docs/MODEL.md's mechanisms; their names and shapes were checked with the rest (ModelLayout).
+    private static MechanismWeights BindMechanisms(ModelConfig c, Func<string, TensorView<float>> f32)
+    {
+        int d = c.Dim, layers = c.Layers;
+        DenseLayer Dense(string prefix, int outputs, int inputs) => new(f32(prefix + ".weight"), f32(prefix + ".bias"), outputs, inputs);
+
+        QExitWeights? qExit = null;
+        if (c.Has(Mechanisms.QExit))
+        {
+            int h = c.MechanismInt(Mechanisms.QExit, "hidden");
+            qExit = new QExitWeights
+            {
+                Positions = f32("q_exit.pos"), Hidden = h,
+                Mlp = [Dense("q_exit.mlp.0", h, 2 * d), Dense("q_exit.mlp.1", h, h), Dense("q_exit.mlp.2", h, h), Dense("q_exit.mlp.3", 1, h)],
+            };
+        }
+        LearnedGateWeights? gate = c.Has(Mechanisms.LearnedGate)
+            ? new LearnedGateWeights
+            {
+                Weight = f32("learned_gate.weight"), Bias = f32("learned_gate.bias"),
+                Power = (float)c.MechanismValue(Mechanisms.LearnedGate, "power"),
+            }
+            : null;
+        SkipGateWeights? skip = null;
+        if (c.Has(Mechanisms.SkipGates))
+        {
+            int h = c.MechanismInt(Mechanisms.SkipGates, "hidden");
+            skip = new SkipGateWeights
+            {
+                Hidden = Enumerable.Range(0, layers - 1).Select(i => Dense($"skip.{i}.0", h, d)).ToArray(),
+                Output = Enumerable.Range(0, layers - 1).Select(i => Dense($"skip.{i}.1", 1, h)).ToArray(),
+                Rho = (float)c.MechanismValue(Mechanisms.SkipGates, "rho"),
+            };
+        }
+        MambaHeadWeights[]? mamba = null;
+        if (c.Has(Mechanisms.MambaExits))
+        {
+            int e = c.MechanismInt(Mechanisms.MambaExits, "d_inner"), n = c.MechanismInt(Mechanisms.MambaExits, "d_state");
+            int k = c.MechanismInt(Mechanisms.MambaExits, "d_conv"), r = c.MechanismInt(Mechanisms.MambaExits, "dt_rank");
+            mamba = Enumerable.Range(0, layers).Select(i =>
+            {
+                string p = $"exits.{i}.mamba.";
+                return new MambaHeadWeights
+                {
+                    Dim = d, Inner = e, State = n, ConvWidth = k, DtRank = r,
+                    InProj = f32(p + "in_proj.weight"), ConvWeight = f32(p + "conv.weight"), ConvBias = f32(p + "conv.bias"),
+                    XProj = f32(p + "x_proj.weight"), DtProjWeight = f32(p + "dt_proj.weight"), DtProjBias = f32(p + "dt_proj.bias"),
+                    ALog = f32(p + "A_log"), D = f32(p + "D"), OutProj = f32(p + "out_proj.weight"),
+                };
+            }).ToArray();
+        }
+        return new MechanismWeights(qExit, gate, skip, mamba);
     }
 
     /// <summary>The exit policy <paramref name="name"/> with the thresholds the model file stores for it.</summary>
@@ -94,4 +148,8 @@ internal static class ModelBinding
             ? v
             : throw new ArgumentException($"the model file stores no threshold '{key}' for exit policy '{policy}'; pass it explicitly"));
     }
+
+    /// <summary>The conformal q̂ of each calibrated policy, keyed by the policy with its stored thresholds (the ones it was calibrated for).</summary>
+    public static IReadOnlyDictionary<ExitPolicy, float> ConformalFromConfig(ModelConfig c) =>
+        c.Conformal.ToDictionary(kv => PolicyFromConfig(c, kv.Key), kv => (float)kv.Value["qhat"]);
 }

@@ -81,5 +81,13 @@ internal sealed record EmbeddingWeights(EmbeddingTable Tokens, EmbeddingTable Po
     public int RowOf(int id) => TokenMap.IsEmpty ? id : TokenMap.Span[id];
 }
 
-/// <summary>Everything the forward pass reads, as views into the model file (or pinned arrays in tests).</summary>
-internal sealed record ModelWeights(Architecture Architecture, EmbeddingWeights Embedding, BlockWeights[] Blocks, ExitHeadWeights[] Exits);
+/// <summary>
+/// Everything the forward pass reads, as views into the model file (or pinned arrays in tests): the
+/// BEExformer and the optional mechanisms of docs/MODEL.md ("Mechanisms from the seeds").
+/// </summary>
+internal sealed record ModelWeights(Architecture Architecture, EmbeddingWeights Embedding, BlockWeights[] Blocks, ExitHeadWeights[] Exits,
+    MechanismWeights? Mechanisms = null)
+{
+    /// <summary>The optional mechanisms (none when not given).</summary>
+    public MechanismWeights Mechanisms { get; init; } = Mechanisms ?? MechanismWeights.None;
+}

@@ -86,6 +86,65 @@ internal static class RandomWeights
         return new ModelWeights(a, embedding, blocks, exits);
     }
 
+    /// <summary>
+    /// <paramref name="model"/> with random weights for the chosen mechanisms of docs/MODEL.md. The gates' biases are
+    /// drawn around 0 so that skip gates skip some blocks and run others, and λ and g spread over (0, 1): the
+    /// tests need every path taken.
+    /// </summary>
+    public static ModelWeights WithMechanisms(ModelWeights model, int seed, bool qExit = false, bool learnedGate = false,
+        bool skipGates = false, bool mambaExits = false, int hidden = 16, int inner = 20, int state = 16, int rank = 4)
+    {
+        Architecture a = model.Architecture;
+        int d = a.Dim, layers = a.Layers;
+        var random = new Random(seed);
+        TensorView<float> Floats(int n, float scale, float offset = 0f)
+        {
+            var values = new float[n];
+            for (int i = 0; i < n; i++)
+                values[i] = offset + (float)(random.NextDouble() * 2 - 1) * scale;
+            return TensorView<float>.Pinned(values);
+        }
+        DenseLayer Dense(int outputs, int inputs, float gain = 1f) =>
+            new(Floats(outputs * inputs, gain / MathF.Sqrt(inputs)), Floats(outputs, 0.1f), outputs, inputs);
+
+        QExitWeights? q = qExit
+            ? new QExitWeights
+            {
+                Positions = Floats(layers * 2 * d, 0.5f), Hidden = hidden,
+                Mlp = [Dense(hidden, 2 * d, 2f), Dense(hidden, hidden, 2f), Dense(hidden, hidden, 2f), Dense(1, hidden, 3f)],
+            }
+            : null;
+        LearnedGateWeights? g = learnedGate
+            ? new LearnedGateWeights { Weight = Floats(layers * Format.Mechanisms.LearnedGateFeatures, 3f), Bias = Floats(layers, 1f), Power = 2f }
+            : null;
+        SkipGateWeights? skip = skipGates
+            ? new SkipGateWeights
+            {
+                Hidden = Enumerable.Range(0, layers - 1).Select(_ => Dense(hidden, d, 2f)).ToArray(),
+                Output = Enumerable.Range(0, layers - 1).Select(_ => Dense(1, hidden, 4f)).ToArray(),
+                Rho = 0.5f,
+            }
+            : null;
+        MambaHeadWeights[]? mamba = mambaExits
+            ? Enumerable.Range(0, layers).Select(_ =>
+            {
+                var aLog = new float[inner * state];
+                for (int e = 0; e < inner; e++)
+                    for (int j = 0; j < state; j++)
+                        aLog[e * state + j] = MathF.Log(j + 1); // Mamba's initialisation: A = −(1 … N)
+                return new MambaHeadWeights
+                {
+                    Dim = d, Inner = inner, State = state, ConvWidth = 4, DtRank = rank,
+                    InProj = Floats(2 * inner * d, 1f / MathF.Sqrt(d)), ConvWeight = Floats(inner * 4, 0.5f), ConvBias = Floats(inner, 0.1f),
+                    XProj = Floats((rank + 2 * state) * inner, 1f / MathF.Sqrt(inner)), DtProjWeight = Floats(inner * rank, 1f / MathF.Sqrt(rank)),
+                    DtProjBias = Floats(inner, 1f, -3f), ALog = TensorView<float>.Pinned(aLog), D = Floats(inner, 0.5f, 1f),
+                    OutProj = Floats(d * inner, 1f / MathF.Sqrt(inner)),
+                };
+            }).ToArray()
+            : null;
+        return model with { Mechanisms = new MechanismWeights(q, g, skip, mamba) };
+    }
+
     /// <summary>Random id sequences [CLS]-like first id, lengths spread over 1..T.</summary>
     public static int[][] Texts(Architecture a, int count, int seed)
     {

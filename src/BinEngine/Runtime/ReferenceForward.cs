@@ -8,10 +8,18 @@ namespace BinEngine.Runtime;
 /// </summary>
 internal static class ReferenceForward
 {
-    /// <summary>Logits of every exit, [L][C], for one sample of ids ([CLS] … [SEP], no padding).</summary>
-    public static float[][] Run(ModelWeights model, ReadOnlySpan<int> ids)
+    /// <summary>Logits of every exit evaluated (one per block run: all L without skip gates), [blocks run][C], for one sample of ids ([CLS] … [SEP], no padding).</summary>
+    public static float[][] Run(ModelWeights model, ReadOnlySpan<int> ids) => Trace(model, ids).Logits;
+
+    /// <summary>
+    /// One sample at full depth with every mechanism of docs/MODEL.md: the skip gates decide which blocks run
+    /// (g ≥ ρ skips, never the last), every block that runs is followed by its exit (linear, or Mamba then
+    /// linear), q_exit's λ and learned_gate's g are computed at each exit.
+    /// </summary>
+    public static ReferenceTrace Trace(ModelWeights model, ReadOnlySpan<int> ids)
     {
         Architecture a = model.Architecture;
+        MechanismWeights m = model.Mechanisms;
         int n = ids.Length, d = a.Dim;
         var x = new float[n, d];
 
@@ -29,13 +37,58 @@ internal static class ReferenceForward
                 x[t, i] = row[i];
         }
 
-        var logits = new float[a.Layers][];
+        var logits = new List<float[]>();
+        var blocksRun = new List<int>();
+        var lambdas = new List<float>();
+        var gates = new List<float>();
+        var skipGates = new List<float>();
+        float[] state = Pool(x); // m_0, then the pooled state of the last block that ran
         for (int l = 0; l < a.Layers; l++)
         {
+            if (m.SkipGates is { } skip && l < a.Layers - 1)
+            {
+                float g = skip.GateReference(l, state);
+                skipGates.Add(g);
+                if (g >= skip.Rho)
+                    continue; // skipped: the state passes unchanged, no exit
+            }
             x = Block(model.Blocks[l], a, x);
-            logits[l] = Exit(model.Exits[l], a, x);
+            float[] pooled = Pool(x);
+            if (m.QExit is { } q)
+                lambdas.Add(q.LambdaReference(l, pooled, state));
+            state = pooled;
+            float[] head = m.MambaExits is { } mamba ? MambaHead.PoolResidualReference(mamba[l], x) : pooled;
+            float[] z = Exit(model.Exits[l], a, head);
+            if (m.LearnedGate is { } learned)
+            {
+                float[] p = (float[])z.Clone();
+                Softmax(p);
+                float h = 0f;
+                foreach (float pc in p)
+                    if (pc > 0f)
+                        h -= pc * MathF.Log(pc);
+                gates.Add(learned.GateReference(l, p, h));
+            }
+            logits.Add(z);
+            blocksRun.Add(l + 1);
         }
-        return logits;
+        return new ReferenceTrace([.. logits], [.. blocksRun],
+            m.QExit is null ? null : [.. lambdas], m.LearnedGate is null ? null : [.. gates], m.SkipGates is null ? null : [.. skipGates]);
+    }
+
+    // mean over tokens of x [n, d]
+    private static float[] Pool(float[,] x)
+    {
+        int n = x.GetLength(0), d = x.GetLength(1);
+        var pooled = new float[d];
+        for (int i = 0; i < d; i++)
+        {
+            float sum = 0f;
+            for (int t = 0; t < n; t++)
+                sum += x[t, i];
+            pooled[i] = sum / n;
+        }
+        return pooled;
     }
 
     // x' = LN2(h + SLFN(h)),  h = LN1(x + Attn(x))
@@ -85,18 +138,10 @@ internal static class ReferenceForward
         return AddAndNorm(h, g, b.Ln2, a.LnEps);
     }
 
-    // z = (E · mean_t x[t] + c) / T
-    private static float[] Exit(ExitHeadWeights e, Architecture a, float[,] x)
+    // z = (E · pooled + c) / T, pooled = mean_t x[t] (or the Mamba head's pool of x + Mamba(x))
+    private static float[] Exit(ExitHeadWeights e, Architecture a, float[] pooled)
     {
-        int n = x.GetLength(0), d = a.Dim;
-        var pooled = new float[d];
-        for (int i = 0; i < d; i++)
-        {
-            float sum = 0f;
-            for (int t = 0; t < n; t++)
-                sum += x[t, i];
-            pooled[i] = sum / n;
-        }
+        int d = a.Dim;
         var z = new float[a.Classes];
         ReadOnlySpan<float> w = e.Weight.Span;
         for (int c = 0; c < a.Classes; c++)
@@ -223,3 +268,11 @@ internal static class ReferenceForward
                 x[t, i] = f(x[t, i]);
     }
 }
+
+/// <summary>What the reference computed for one sample (docs/MODEL.md; the golden file's fields).</summary>
+/// <param name="Logits">One row per block run, [C] each.</param>
+/// <param name="BlocksRun">The 1-based blocks that ran, ascending.</param>
+/// <param name="Lambdas">q_exit's λ per exit (null without the controller).</param>
+/// <param name="GateScores">learned_gate's g per exit (null without it).</param>
+/// <param name="SkipGates">The skip gates' g before each non-last block (null without skip gates).</param>
+internal sealed record ReferenceTrace(float[][] Logits, int[] BlocksRun, float[]? Lambdas, float[]? GateScores, float[]? SkipGates);

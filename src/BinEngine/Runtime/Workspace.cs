@@ -11,8 +11,19 @@ namespace BinEngine.Runtime;
 internal sealed class Workspace
 {
     private readonly Architecture _a;
+    private readonly int _controllerScratch;
 
-    public Workspace(Architecture architecture) => _a = architecture;
+    /// <param name="architecture">The model's hyper-parameters.</param>
+    /// <param name="mechanisms">The model's optional mechanisms, which size the controllers' scratch (none if null).</param>
+    public Workspace(Architecture architecture, MechanismWeights? mechanisms = null)
+    {
+        _a = architecture;
+        // q_exit: u (2d) and two hidden rows (2H); skip gates: H + 1; learned_gate: C.
+        int d = architecture.Dim;
+        _controllerScratch = Math.Max(architecture.Classes, Math.Max(
+            mechanisms?.QExit is { } q ? 2 * d + 2 * q.Hidden : 0,
+            mechanisms?.SkipGates is { } g ? g.Hidden[0].Out + 1 : 0));
+    }
 
     public int TokenCapacity { get; private set; }
     public int SampleCapacity { get; private set; }
@@ -41,6 +52,15 @@ internal sealed class Workspace
     public float[] Logits = [];                     // [samples × L × C]
     public float[] Entropies = [];                  // [samples × L]
     public float[] Answers = [];                    // [samples × C] probabilities of the last exit run (the answering one, after a pass)
+    // Per sample and exit evaluated (row s·L + k, k = 0 … Evaluated[s] − 1; k = block − 1 unless blocks were skipped).
+    public int[] Evaluated = [];                    // [samples] exits evaluated
+    public int[] BlocksRun = [];                    // [samples × L] the 1-based block of exit k
+    public float[] Lambdas = [], GateScores = [];   // [samples × L] q_exit's λ and learned_gate's g of exit k
+    public float[] PooledStates = [];               // [samples × d] pool of the sample's state so far (m_0, then each exit's m_i)
+    // Skip gates' stable partition: the decision per live position and the arrays it is staged through.
+    public bool[] Runs = [];
+    public int[] StagedSlots = [], StagedStarts = [], StagedLengths = [];
+    public ExitState[] StagedStates = [];
 
     // Small per-row scratch.
     public float[] Scores = [];                     // [T × T] one head's attention scores
@@ -48,6 +68,8 @@ internal sealed class Workspace
     public float[] HeadVt = [];                     // [d_h × T] one head's V, transposed
     public float[] HeadOut = [];                    // [T × d_h]
     public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
+    public float[] ControllerScratch = [];          // the controllers' and gates' hidden rows
+    public MambaScratch Mamba = new();              // the Mamba exit heads' buffers (grow with the longest sample)
 
     /// <summary>Longest sample the per-head attention scratch holds (grows with the texts seen, up to max_len).</summary>
     public int SequenceCapacity { get; private set; }
@@ -101,6 +123,16 @@ internal sealed class Workspace
             Logits = new float[Size(s, (long)_a.Layers * _a.Classes)];
             Entropies = new float[Size(s, _a.Layers)];
             Answers = new float[Size(s, _a.Classes)];
+            Evaluated = new int[s];
+            BlocksRun = new int[Size(s, _a.Layers)];
+            Lambdas = new float[Size(s, _a.Layers)];
+            GateScores = new float[Size(s, _a.Layers)];
+            PooledStates = new float[Size(s, d)];
+            Runs = new bool[s];
+            StagedSlots = new int[s];
+            StagedStarts = new int[s];
+            StagedLengths = new int[s];
+            StagedStates = new ExitState[s];
             SampleCapacity = s;
         }
         if (longest > SequenceCapacity)
@@ -117,6 +149,7 @@ internal sealed class Workspace
         if (Pooled.Length == 0)
         {
             Pooled = new float[d];
+            ControllerScratch = new float[_controllerScratch];
         }
     }
 
