@@ -1,0 +1,915 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// The weights of one DYNAMAX Mamba exit head (docs/MODEL.md, "mamba_exits"), as the model file stores them, for
+/// width d = <see cref="Dim"/>, inner width E = <see cref="Inner"/>, state size N = <see cref="State"/>, convolution
+/// width K = <see cref="ConvWidth"/> and Δ rank R = <see cref="DtRank"/>. Matrices are row-major, rows = outputs
+/// (nn.Linear), like every other weight of the model.
+/// </summary>
+/// <remarks>
+/// Two tables are derived once per head and kept (<see cref="Prepare"/>): A = −exp(A_log) transposed to [N, E], and
+/// the convolution taps transposed to [K, E]. The fast path vectorises across the E channels, so it wants, for each
+/// state index j (each tap k), the E values of A[·, j] (w[·, k]) one after another; the file's [E, N] ([E, K]) rows
+/// hold them N (K) floats apart. exp(A_log) is a property of the weights, not of the input: computing it per token
+/// would spend E·N exps per call on a constant.
+/// </remarks>
+internal sealed class MambaHeadWeights
+{
+    /// <summary>d: the width of the block output the head reads.</summary>
+    public required int Dim { get; init; }
+    /// <summary>E: the inner (channel) width.</summary>
+    public required int Inner { get; init; }
+    /// <summary>N: the state size per channel.</summary>
+    public required int State { get; init; }
+    /// <summary>K: the causal depthwise convolution's width (4 in DYNAMAX).</summary>
+    public required int ConvWidth { get; init; }
+    /// <summary>R: the rank of the Δ projection.</summary>
+    public required int DtRank { get; init; }
+
+    /// <summary>W_in [2E, d], no bias: rows 0..E−1 make x, rows E..2E−1 make the gate z.</summary>
+    public required TensorView<float> InProj { get; init; }
+    /// <summary>Depthwise convolution taps [E, K] (torch's [E, 1, K] squeezed): tap k reads token t − K + 1 + k.</summary>
+    public required TensorView<float> ConvWeight { get; init; }
+    /// <summary>Convolution bias [E].</summary>
+    public required TensorView<float> ConvBias { get; init; }
+    /// <summary>W_x [R + 2N, E], no bias: rows 0..R−1 make δ, then N rows B, then N rows C.</summary>
+    public required TensorView<float> XProj { get; init; }
+    /// <summary>W_dt [E, R].</summary>
+    public required TensorView<float> DtProjWeight { get; init; }
+    /// <summary>b_dt [E].</summary>
+    public required TensorView<float> DtProjBias { get; init; }
+    /// <summary>A_log [E, N]; A = −exp(A_log).</summary>
+    public required TensorView<float> ALog { get; init; }
+    /// <summary>The skip weights D [E].</summary>
+    public required TensorView<float> D { get; init; }
+    /// <summary>W_out [d, E], no bias.</summary>
+    public required TensorView<float> OutProj { get; init; }
+
+    private Derived? _derived;
+
+    /// <summary>A = −exp(A_log) transposed, [N, E]: row j holds A[e, j] for every channel e.</summary>
+    internal ReadOnlySpan<float> TransposedA => (_derived ?? Prepare()._derived!).A;
+
+    /// <summary>The convolution taps transposed, [K, E]: row k holds tap k of every channel.</summary>
+    internal ReadOnlySpan<float> TransposedConv => (_derived ?? Prepare()._derived!).Conv;
+
+    /// <summary>
+    /// Checks every tensor's length against the dimensions and computes the derived tables; returns this head. The model
+    /// binding calls it at load, so the forward pass finds them made; a head used unprepared prepares itself on first
+    /// use (two threads racing there compute the same tables and one set is kept).
+    /// </summary>
+    /// <exception cref="ArgumentException">A dimension is not positive or a tensor's length does not match it.</exception>
+    public MambaHeadWeights Prepare()
+    {
+        if (_derived is not null) return this;
+        if (Dim <= 0 || Inner <= 0 || State <= 0 || ConvWidth <= 0 || DtRank <= 0)
+            throw new ArgumentException($"Mamba head dimensions must be positive: d={Dim}, E={Inner}, N={State}, K={ConvWidth}, R={DtRank}");
+        int e = Inner, n = State, k = ConvWidth;
+        Check(nameof(InProj), InProj, 2L * e * Dim);
+        Check(nameof(ConvWeight), ConvWeight, (long)e * k);
+        Check(nameof(ConvBias), ConvBias, e);
+        Check(nameof(XProj), XProj, (long)(DtRank + 2 * n) * e);
+        Check(nameof(DtProjWeight), DtProjWeight, (long)e * DtRank);
+        Check(nameof(DtProjBias), DtProjBias, e);
+        Check(nameof(ALog), ALog, (long)e * n);
+        Check(nameof(D), D, e);
+        Check(nameof(OutProj), OutProj, (long)Dim * e);
+
+        ReadOnlySpan<float> aLog = ALog.Span, taps = ConvWeight.Span;
+        var a = new float[n * e];
+        var conv = new float[k * e];
+        for (int c = 0; c < e; c++)
+        {
+            for (int j = 0; j < n; j++)
+                a[j * e + c] = NegativeExp(aLog[c * n + j]);
+            for (int i = 0; i < k; i++)
+                conv[i * e + c] = taps[c * k + i];
+        }
+        Interlocked.CompareExchange(ref _derived, new Derived(a, conv), null);
+        return this;
+    }
+
+    /// <summary>
+    /// A = −exp(A_log), rounded once: exp is taken in double, so A is the float nearest the true value (torch's float
+    /// exp is within an ulp of it). The reference computes A with this same function.
+    /// </summary>
+    internal static float NegativeExp(float aLog) => (float)-Math.Exp(aLog);
+
+    private static void Check(string name, TensorView<float> tensor, long expected)
+    {
+        if (tensor.Length != expected)
+            throw new ArgumentException($"Mamba head tensor {name} has {tensor.Length} floats, expected {expected}");
+    }
+
+    private sealed record Derived(float[] A, float[] Conv);
+}
+
+/// <summary>
+/// The scratch rows of <see cref="MambaHead.PoolResidual"/> for up to <see cref="TokenCapacity"/> tokens. Buffers grow
+/// (and only grow) when a longer sample or a wider head arrives, so a warm scratch makes a call allocate nothing.
+/// One scratch serves one thread at a time; heads of different sizes may share it.
+/// </summary>
+internal sealed class MambaScratch
+{
+    private float[] _xz = [], _x = [], _dbc = [], _delta = [], _dt = [], _y = [], _m = [], _h = [];
+    private int _tokens, _dim;
+
+    /// <summary>Tokens the buffers hold for the widest head seen so far.</summary>
+    public int TokenCapacity { get; private set; }
+
+    /// <summary>
+    /// m = y W_outᵀ of the last call, [n, d] row-major: the mixer's output per token before the residual. Row t depends
+    /// on tokens 0..t only (the tests check this causality on it).
+    /// </summary>
+    public ReadOnlySpan<float> TokenOutputs => _m.AsSpan(0, _tokens * _dim);
+
+    internal Span<float> Xz => _xz;
+    internal Span<float> X => _x;
+    internal Span<float> Dbc => _dbc;
+    internal Span<float> Delta => _delta;
+    internal Span<float> Dt => _dt;
+    internal Span<float> Y => _y;
+    internal Span<float> M => _m;
+    internal Span<float> H => _h;
+
+    /// <summary>Grows the buffers to hold <paramref name="n"/> tokens of head <paramref name="w"/>.</summary>
+    internal void Ensure(MambaHeadWeights w, int n)
+    {
+        int e = w.Inner, p = w.DtRank + 2 * w.State;
+        Grow(ref _xz, 2L * n * e);
+        Grow(ref _x, (long)n * e);
+        Grow(ref _dbc, (long)n * p);
+        Grow(ref _delta, (long)n * w.DtRank);
+        Grow(ref _dt, (long)n * e);
+        Grow(ref _y, (long)n * e);
+        Grow(ref _m, (long)n * w.Dim);
+        Grow(ref _h, (long)w.State * e);
+        TokenCapacity = Math.Max(TokenCapacity, n);
+        _tokens = n;
+        _dim = w.Dim;
+    }
+
+    private static void Grow(ref float[] buffer, long length)
+    {
+        if (length > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(length), $"a Mamba scratch row of {length} floats is too large");
+        if (buffer.Length < length)
+            buffer = GC.AllocateUninitializedArray<float>((int)length);
+    }
+}
+
+/// <summary>
+/// DYNAMAX's Mamba exit head (docs/MODEL.md, "mamba_exits"): one Mamba block run over a sample's n tokens in order, its
+/// output added to the block output u, mean-pooled. The caller applies the exit's linear head to the pooled row.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The math, for token t of u [n, d] (docs/MODEL.md is the contract; the reference below transcribes it):
+/// [x ; z] = u W_inᵀ; x'_t = c + Σ_{k&lt;K} w_k ⊙ x_{t−K+1+k} (x_{&lt;0} = 0); x_t = SiLU(x'_t);
+/// [δ ; B ; C] = x W_xᵀ; Δ = softplus(δ W_dtᵀ + b_dt); h_t[e, j] = exp(Δ_t[e]·A[e, j])·h_{t−1}[e, j] + Δ_t[e]·B_t[j]·x_t[e],
+/// h_{−1} = 0; y_t[e] = Σ_j C_t[j]·h_t[e, j] + D[e]·x_t[e]; y_t ⊙= SiLU(z_t); m = y W_outᵀ; pooled = mean_t(u_t + m_t).
+/// </para>
+/// <para>
+/// The fast path runs the four products as SGEMMs on the plan's kernel and everything else in one vectorised pass
+/// each: the convolution with SiLU, the Δ bias with softplus, and the scan with its gate, which walks blocks of L
+/// channels (outer), tokens (sequential, as the recurrence demands) and state rows j (inner). The state is kept
+/// [N, E] like A: for one channel block the N state vectors of that block stay in L1 across all tokens, and every
+/// load is a contiguous vector. Channels are independent in the scan, so blocks may be any width: the widest the ISA
+/// cap allows goes first, narrower ones and a scalar loop take the remainder (E = 130 on AVX-512: 8 blocks of 16, 2 scalar).
+/// </para>
+/// <para>
+/// exp, the scan's cost (n·E·N of them against 3·n·E·N multiply-adds), is <see cref="MambaMath.Exp(float)"/>: a
+/// Cephes-style polynomial written once per width with the same operations, so every width and the scalar tail give
+/// the same bits and the ISA cap is honoured (TensorPrimitives.Exp chooses its own width; the BCL's Vector512.Exp has
+/// no scalar twin of the same bits). Measured on the scan alone (an uncommitted harness, E = 128 / 512, N = 16, n = 24,
+/// Vector512, thread CPU time, median (minimum) of 31 runs of 100 calls): this exp 34 (33) / 190 (146) µs, the BCL's
+/// Vector512.Exp 52 (36) / 147 (138) µs, TensorPrimitives.Exp over a per-token [N, E] row 158 (146) / 259 (242) µs
+/// (one more pass over memory), MathF.Exp per element 371 (349) / 1403 (1362) µs. The two vector exps are within
+/// the noise of each other; this one was kept for its bit-identical widths.
+/// </para>
+/// <para>
+/// One head, d = 256, N = 16, R = 16, K = 4, n = 24 tokens (<see cref="Flops"/>: 5.5 / 22.0 MFLOP), Release, one
+/// thread, sgemm-avx2 (the registry's first) with the Avx512 cap, on the 2-core development machine (Xeon, AVX-512)
+/// while Python trainings ran (load average 14): thread CPU time, median (minimum) of 41 runs of 200 calls, which
+/// leaves out the time the thread waited for a core (wall-clock medians were 3–4× these):
+/// E = 128: 117 (109) µs, of which the four SGEMMs 77 (72); E = 512: 462 (442) µs, of which the SGEMMs 347 (300).
+/// With the Avx2 cap: 145 and 710 µs. The scan and element-wise passes are the remaining 40 and 115 µs.
+/// </para>
+/// </remarks>
+internal static class MambaHead
+{
+    /// <summary>
+    /// pooled = mean_t(u_t + m_t), m the Mamba block's output for the <paramref name="n"/> token rows of
+    /// <paramref name="u"/> [n, d]. Overwrites <paramref name="pooled"/>[0..d); allocates nothing once
+    /// <paramref name="scratch"/> is warm. <paramref name="isa"/> caps the vector width of the element-wise passes and
+    /// the scan (the plan passes its kernels' ISA); every cap gives the same bits for a given <paramref name="sgemm"/>.
+    /// </summary>
+    public static void PoolResidual(MambaHeadWeights w, ReadOnlySpan<float> u, int n, Span<float> pooled, MambaScratch scratch,
+        Sgemm sgemm, KernelIsa isa)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(scratch);
+        ArgumentNullException.ThrowIfNull(sgemm);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        int d = w.Dim, e = w.Inner, rank = w.DtRank, state = w.State;
+        int p = rank + 2 * state;
+        if (u.Length < (long)n * d)
+            throw new ArgumentException($"u holds {u.Length} floats, fewer than n·d = {n}·{d}", nameof(u));
+        if (pooled.Length < d)
+            throw new ArgumentException($"pooled holds {pooled.Length} floats, fewer than d = {d}", nameof(pooled));
+        ReadOnlySpan<float> transposedA = w.TransposedA, transposedConv = w.TransposedConv;
+        scratch.Ensure(w, n);
+        Span<float> xz = scratch.Xz[..(2 * n * e)], x = scratch.X[..(n * e)], dbc = scratch.Dbc[..(n * p)];
+        Span<float> delta = scratch.Delta[..(n * rank)], dt = scratch.Dt[..(n * e)], y = scratch.Y[..(n * e)], m = scratch.M[..(n * d)];
+
+        sgemm.Multiply(u[..(n * d)], n, w.InProj.Span, 2 * e, d, xz);
+        ConvolveSilu(xz, n, e, w.ConvWidth, transposedConv, w.ConvBias.Span, x, isa);
+        sgemm.Multiply(x, n, w.XProj.Span, p, e, dbc);
+        // W_dt reads δ, the first R columns of each [δ ; B ; C] row; the SGEMM wants its rows contiguous.
+        for (int t = 0; t < n; t++)
+            dbc.Slice(t * p, rank).CopyTo(delta.Slice(t * rank, rank));
+        sgemm.Multiply(delta, n, w.DtProjWeight.Span, e, rank, dt);
+        for (int t = 0; t < n; t++)
+            BiasSoftplus(dt.Slice(t * e, e), w.DtProjBias.Span, isa);
+        var scan = new ScanOperands
+        {
+            A = transposedA, Dt = dt, X = x, Xz = xz, Dbc = dbc, D = w.D.Span, H = scratch.H[..(state * e)], Y = y,
+            Tokens = n, Inner = e, State = state, Rank = rank,
+        };
+        Scan(scan, isa);
+        sgemm.Multiply(y, n, w.OutProj.Span, d, e, m);
+        MeanOfSum(u, m, n, d, pooled[..d], isa);
+    }
+
+    /// <summary>
+    /// The specification (docs/MODEL.md, "mamba_exits") in plain loops over u [n, d]: pooled [d]. Float32 arithmetic in
+    /// the formula's order, unfused; exp and log are taken in double and rounded once, so each is the float nearest
+    /// the true value (torch's float kernels are within an ulp of that). The tests' oracle.
+    /// </summary>
+    public static float[] PoolResidualReference(MambaHeadWeights w, float[,] u) => PoolResidualReference(w, u, out _, out _);
+
+    /// <summary>
+    /// <see cref="PoolResidualReference(MambaHeadWeights, float[,])"/>, also returning the gated y [n, E] and
+    /// m = y W_outᵀ [n, d] per token.
+    /// </summary>
+    public static float[] PoolResidualReference(MambaHeadWeights w, float[,] u, out float[,] gatedY, out float[,] mixed)
+    {
+        int n = u.GetLength(0), d = w.Dim, e = w.Inner, ns = w.State, k = w.ConvWidth, r = w.DtRank;
+        if (u.GetLength(1) != d) throw new ArgumentException($"u has {u.GetLength(1)} columns, expected d = {d}", nameof(u));
+        ReadOnlySpan<float> wIn = w.InProj.Span, conv = w.ConvWeight.Span, convBias = w.ConvBias.Span, wX = w.XProj.Span;
+        ReadOnlySpan<float> wDt = w.DtProjWeight.Span, bDt = w.DtProjBias.Span, aLog = w.ALog.Span, skip = w.D.Span, wOut = w.OutProj.Span;
+
+        // [x ; z] = u W_inᵀ: xs[t, c] = Σ_i u[t, i]·W_in[c, i], z from rows E..2E−1.
+        var xs = new float[n, e];
+        var zs = new float[n, e];
+        for (int t = 0; t < n; t++)
+            for (int c = 0; c < 2 * e; c++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < d; i++) sum += u[t, i] * wIn[c * d + i];
+                if (c < e) xs[t, c] = sum; else zs[t, c - e] = sum;
+            }
+
+        // x'_t[c] = b[c] + Σ_k w[c, k]·x_{t−K+1+k}[c], causal (x before token 0 is 0); then x = SiLU(x').
+        var xa = new float[n, e];
+        for (int t = 0; t < n; t++)
+            for (int c = 0; c < e; c++)
+            {
+                float sum = convBias[c];
+                for (int i = 0; i < k; i++)
+                {
+                    int source = t - k + 1 + i;
+                    if (source >= 0) sum += conv[c * k + i] * xs[source, c];
+                }
+                xa[t, c] = Silu(sum);
+            }
+
+        // [δ ; B ; C] = x W_xᵀ [n, R + 2N]; Δ = softplus(δ W_dtᵀ + b_dt) [n, E].
+        int p = r + 2 * ns;
+        var dbc = new float[n, p];
+        for (int t = 0; t < n; t++)
+            for (int o = 0; o < p; o++)
+            {
+                float sum = 0f;
+                for (int c = 0; c < e; c++) sum += xa[t, c] * wX[o * e + c];
+                dbc[t, o] = sum;
+            }
+        var dt = new float[n, e];
+        for (int t = 0; t < n; t++)
+            for (int c = 0; c < e; c++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < r; i++) sum += dbc[t, i] * wDt[c * r + i];
+                dt[t, c] = Softplus(sum + bDt[c]);
+            }
+
+        // The selective scan, h [E, N] from 0: h[c, j] = exp(Δ_t[c]·A[c, j])·h[c, j] + Δ_t[c]·B_t[j]·x_t[c];
+        // y_t[c] = Σ_j C_t[j]·h[c, j] + D[c]·x_t[c], gated: y_t[c]·SiLU(z_t[c]).
+        var h = new float[e, ns];
+        gatedY = new float[n, e];
+        for (int t = 0; t < n; t++)
+            for (int c = 0; c < e; c++)
+            {
+                float sum = 0f;
+                for (int j = 0; j < ns; j++)
+                {
+                    float a = MambaHeadWeights.NegativeExp(aLog[c * ns + j]);
+                    h[c, j] = (float)Math.Exp(dt[t, c] * a) * h[c, j] + dt[t, c] * dbc[t, r + j] * xa[t, c];
+                    sum += dbc[t, r + ns + j] * h[c, j];
+                }
+                gatedY[t, c] = (sum + skip[c] * xa[t, c]) * Silu(zs[t, c]);
+            }
+
+        // m = y W_outᵀ [n, d]; pooled = mean_t(u_t + m_t), summed over t in order, then divided by n.
+        mixed = new float[n, d];
+        var pooled = new float[d];
+        for (int i = 0; i < d; i++)
+        {
+            float total = 0f;
+            for (int t = 0; t < n; t++)
+            {
+                float sum = 0f;
+                for (int c = 0; c < e; c++) sum += gatedY[t, c] * wOut[i * e + c];
+                mixed[t, i] = sum;
+                total += u[t, i] + sum;
+            }
+            pooled[i] = total / n;
+        }
+        return pooled;
+
+        // SiLU(v) = v·σ(v), σ(v) = 1 / (1 + e^−v).
+        static float Silu(float v) => v * (float)(1.0 / (1.0 + Math.Exp(-v)));
+
+        // softplus(v) = v above torch's threshold 20, else ln(1 + e^v), which torch computes as log1p(exp(v)).
+        static float Softplus(float v) => v > 20f ? v : (float)LogOnePlus(Math.Exp(v));
+
+        // log1p without a loss for small y (1 + y rounds y away): ln(s)·y/(s − 1) with s = 1 + y rounded is exact to a
+        // few ulps, since ln(s)/(s − 1) is flat where the rounding moved s (Goldberg, "What every computer scientist…").
+        static double LogOnePlus(double y)
+        {
+            double s = 1.0 + y;
+            return s == 1.0 ? y : Math.Log(s) * y / (s - 1.0);
+        }
+    }
+
+    /// <summary>
+    /// The work of one head over <paramref name="n"/> tokens in FLOPs, a multiply-add counting 2 and any other element
+    /// operation (an exp, an add, a division) 1, like <see cref="CostModel"/>; the exit's linear head is not included
+    /// (CostModel counts it with every exit). Per token: in_proj 2·2E·d, convolution 2·E·K, x_proj 2·(R + 2N)·E, dt_proj
+    /// 2·E·R, softplus and two SiLUs about 3·E exps, the scan 2·3·E·N multiply-adds (decay·h + Δx·B, C·h) plus E·N exps,
+    /// D·x and the gate 3·E, out_proj 2·d·E, residual and pool 2·d. The exps cost more time than a multiply-add; the
+    /// µs in the remarks of <see cref="MambaHead"/> say how much.
+    /// </summary>
+    public static long Flops(MambaHeadWeights w, int n)
+    {
+        long d = w.Dim, e = w.Inner, ns = w.State, k = w.ConvWidth, r = w.DtRank;
+        long perToken = 2 * 2 * e * d + 2 * e * k + 2 * (r + 2 * ns) * e + 2 * e * r + 3 * e
+                      + 2 * 3 * e * ns + e * ns + 3 * e + 2 * d * e + 2 * d;
+        return n * perToken;
+    }
+
+    /// <summary>x[t, c] = SiLU(b[c] + Σ_k w[k, c]·xz[t − K + 1 + k, c]) for c &lt; E; xz rows are 2E wide (x, then z).</summary>
+    private static void ConvolveSilu(ReadOnlySpan<float> xz, int n, int e, int k, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias,
+        Span<float> x, KernelIsa isa)
+    {
+        ref float input = ref MemoryMarshal.GetReference(xz);
+        ref float tap = ref MemoryMarshal.GetReference(taps);
+        ref float b = ref MemoryMarshal.GetReference(bias);
+        ref float output = ref MemoryMarshal.GetReference(x);
+        int stride = 2 * e;
+        for (int t = 0; t < n; t++)
+        {
+            // Taps reading before token 0 multiply zeros: skip them.
+            int first = Math.Max(0, k - 1 - t);
+            int c = 0;
+            if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            {
+                for (; c + Vector512<float>.Count <= e; c += Vector512<float>.Count)
+                {
+                    Vector512<float> sum = Vector512.LoadUnsafe(ref b, (nuint)c);
+                    for (int i = first; i < k; i++)
+                        sum = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref tap, (nuint)(i * e + c)),
+                            Vector512.LoadUnsafe(ref input, (nuint)((t - k + 1 + i) * stride + c)), sum);
+                    MambaMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
+                }
+            }
+            if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            {
+                for (; c + Vector256<float>.Count <= e; c += Vector256<float>.Count)
+                {
+                    Vector256<float> sum = Vector256.LoadUnsafe(ref b, (nuint)c);
+                    for (int i = first; i < k; i++)
+                        sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref tap, (nuint)(i * e + c)),
+                            Vector256.LoadUnsafe(ref input, (nuint)((t - k + 1 + i) * stride + c)), sum);
+                    MambaMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
+                }
+            }
+            if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            {
+                for (; c + Vector128<float>.Count <= e; c += Vector128<float>.Count)
+                {
+                    Vector128<float> sum = Vector128.LoadUnsafe(ref b, (nuint)c);
+                    for (int i = first; i < k; i++)
+                        sum = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref tap, (nuint)(i * e + c)),
+                            Vector128.LoadUnsafe(ref input, (nuint)((t - k + 1 + i) * stride + c)), sum);
+                    MambaMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
+                }
+            }
+            for (; c < e; c++)
+            {
+                float sum = Unsafe.Add(ref b, c);
+                for (int i = first; i < k; i++)
+                    sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref tap, i * e + c), Unsafe.Add(ref input, (t - k + 1 + i) * stride + c), sum);
+                Unsafe.Add(ref output, t * e + c) = MambaMath.Silu(sum);
+            }
+        }
+    }
+
+    /// <summary>row[c] = softplus(row[c] + bias[c]) over one token's E values of Δ.</summary>
+    private static void BiasSoftplus(Span<float> row, ReadOnlySpan<float> bias, KernelIsa isa)
+    {
+        ref float r = ref MemoryMarshal.GetReference(row);
+        ref float b = ref MemoryMarshal.GetReference(bias);
+        int e = row.Length, c = 0;
+        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; c + Vector512<float>.Count <= e; c += Vector512<float>.Count)
+                MambaMath.Softplus(Vector512.LoadUnsafe(ref r, (nuint)c) + Vector512.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; c + Vector256<float>.Count <= e; c += Vector256<float>.Count)
+                MambaMath.Softplus(Vector256.LoadUnsafe(ref r, (nuint)c) + Vector256.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; c + Vector128<float>.Count <= e; c += Vector128<float>.Count)
+                MambaMath.Softplus(Vector128.LoadUnsafe(ref r, (nuint)c) + Vector128.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
+        for (; c < e; c++)
+            Unsafe.Add(ref r, c) = MambaMath.Softplus(Unsafe.Add(ref r, c) + Unsafe.Add(ref b, c));
+    }
+
+    /// <summary>What the scan reads and writes; rows are [n, E] unless noted.</summary>
+    private ref struct ScanOperands
+    {
+        public ReadOnlySpan<float> A;     // [N, E], A = −exp(A_log) transposed
+        public ReadOnlySpan<float> Dt;    // Δ
+        public ReadOnlySpan<float> X;     // x after the convolution and SiLU
+        public ReadOnlySpan<float> Xz;    // [n, 2E]: the gate z is the second half of each row
+        public ReadOnlySpan<float> Dbc;   // [n, R + 2N]: δ, B, C
+        public ReadOnlySpan<float> D;     // [E]
+        public Span<float> H;             // [N, E] the state
+        public Span<float> Y;             // the gated output
+        public int Tokens, Inner, State, Rank;
+    }
+
+    /// <summary>
+    /// The selective scan and its gate. Per channel block (outer) and token t (in order):
+    /// decay = exp(Δ·A[j]) ; h[j] = decay·h[j] + (Δ·x)·B[j] (fused) ; acc = C[j]·h[j] + acc (fused) over j in order;
+    /// y = (D·x + acc) · SiLU(z) with D·x fused into acc. Every width runs these operations in this order, so all give
+    /// the same bits. Δ·x·B is computed as (Δ·x)·B, one multiply per (t, c) saved from each j.
+    /// </summary>
+    private static void Scan(in ScanOperands o, KernelIsa isa)
+    {
+        o.H.Clear();
+        int c = 0;
+        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            c = ScanVector512(o, c);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            c = ScanVector256(o, c);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            c = ScanVector128(o, c);
+        ScanScalar(o, c);
+    }
+
+    private static int ScanVector512(in ScanOperands o, int c)
+    {
+        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
+        ref float a = ref MemoryMarshal.GetReference(o.A);
+        ref float dt = ref MemoryMarshal.GetReference(o.Dt);
+        ref float x = ref MemoryMarshal.GetReference(o.X);
+        ref float z = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Xz), e);
+        ref float skip = ref MemoryMarshal.GetReference(o.D);
+        ref float h = ref MemoryMarshal.GetReference(o.H);
+        ref float y = ref MemoryMarshal.GetReference(o.Y);
+        for (; c + Vector512<float>.Count <= o.Inner; c += Vector512<float>.Count)
+        {
+            Vector512<float> d = Vector512.LoadUnsafe(ref skip, (nuint)c);
+            for (int t = 0; t < n; t++)
+            {
+                ref float b = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Dbc), t * p + o.Rank);
+                Vector512<float> delta = Vector512.LoadUnsafe(ref dt, (nuint)(t * e + c));
+                Vector512<float> xt = Vector512.LoadUnsafe(ref x, (nuint)(t * e + c));
+                Vector512<float> deltaX = delta * xt;
+                Vector512<float> sum = Vector512<float>.Zero;
+                for (int j = 0; j < ns; j++)
+                {
+                    Vector512<float> decay = MambaMath.Exp(delta * Vector512.LoadUnsafe(ref a, (nuint)(j * e + c)));
+                    Vector512<float> state = Vector512.FusedMultiplyAdd(decay, Vector512.LoadUnsafe(ref h, (nuint)(j * e + c)),
+                        deltaX * Vector512.Create(Unsafe.Add(ref b, j)));
+                    state.StoreUnsafe(ref h, (nuint)(j * e + c));
+                    sum = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref b, ns + j)), state, sum);
+                }
+                sum = Vector512.FusedMultiplyAdd(d, xt, sum);
+                (sum * MambaMath.Silu(Vector512.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
+            }
+        }
+        return c;
+    }
+
+    private static int ScanVector256(in ScanOperands o, int c)
+    {
+        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
+        ref float a = ref MemoryMarshal.GetReference(o.A);
+        ref float dt = ref MemoryMarshal.GetReference(o.Dt);
+        ref float x = ref MemoryMarshal.GetReference(o.X);
+        ref float z = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Xz), e);
+        ref float skip = ref MemoryMarshal.GetReference(o.D);
+        ref float h = ref MemoryMarshal.GetReference(o.H);
+        ref float y = ref MemoryMarshal.GetReference(o.Y);
+        for (; c + Vector256<float>.Count <= o.Inner; c += Vector256<float>.Count)
+        {
+            Vector256<float> d = Vector256.LoadUnsafe(ref skip, (nuint)c);
+            for (int t = 0; t < n; t++)
+            {
+                ref float b = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Dbc), t * p + o.Rank);
+                Vector256<float> delta = Vector256.LoadUnsafe(ref dt, (nuint)(t * e + c));
+                Vector256<float> xt = Vector256.LoadUnsafe(ref x, (nuint)(t * e + c));
+                Vector256<float> deltaX = delta * xt;
+                Vector256<float> sum = Vector256<float>.Zero;
+                for (int j = 0; j < ns; j++)
+                {
+                    Vector256<float> decay = MambaMath.Exp(delta * Vector256.LoadUnsafe(ref a, (nuint)(j * e + c)));
+                    Vector256<float> state = Vector256.FusedMultiplyAdd(decay, Vector256.LoadUnsafe(ref h, (nuint)(j * e + c)),
+                        deltaX * Vector256.Create(Unsafe.Add(ref b, j)));
+                    state.StoreUnsafe(ref h, (nuint)(j * e + c));
+                    sum = Vector256.FusedMultiplyAdd(Vector256.Create(Unsafe.Add(ref b, ns + j)), state, sum);
+                }
+                sum = Vector256.FusedMultiplyAdd(d, xt, sum);
+                (sum * MambaMath.Silu(Vector256.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
+            }
+        }
+        return c;
+    }
+
+    private static int ScanVector128(in ScanOperands o, int c)
+    {
+        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
+        ref float a = ref MemoryMarshal.GetReference(o.A);
+        ref float dt = ref MemoryMarshal.GetReference(o.Dt);
+        ref float x = ref MemoryMarshal.GetReference(o.X);
+        ref float z = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Xz), e);
+        ref float skip = ref MemoryMarshal.GetReference(o.D);
+        ref float h = ref MemoryMarshal.GetReference(o.H);
+        ref float y = ref MemoryMarshal.GetReference(o.Y);
+        for (; c + Vector128<float>.Count <= o.Inner; c += Vector128<float>.Count)
+        {
+            Vector128<float> d = Vector128.LoadUnsafe(ref skip, (nuint)c);
+            for (int t = 0; t < n; t++)
+            {
+                ref float b = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Dbc), t * p + o.Rank);
+                Vector128<float> delta = Vector128.LoadUnsafe(ref dt, (nuint)(t * e + c));
+                Vector128<float> xt = Vector128.LoadUnsafe(ref x, (nuint)(t * e + c));
+                Vector128<float> deltaX = delta * xt;
+                Vector128<float> sum = Vector128<float>.Zero;
+                for (int j = 0; j < ns; j++)
+                {
+                    Vector128<float> decay = MambaMath.Exp(delta * Vector128.LoadUnsafe(ref a, (nuint)(j * e + c)));
+                    Vector128<float> state = Vector128.FusedMultiplyAdd(decay, Vector128.LoadUnsafe(ref h, (nuint)(j * e + c)),
+                        deltaX * Vector128.Create(Unsafe.Add(ref b, j)));
+                    state.StoreUnsafe(ref h, (nuint)(j * e + c));
+                    sum = Vector128.FusedMultiplyAdd(Vector128.Create(Unsafe.Add(ref b, ns + j)), state, sum);
+                }
+                sum = Vector128.FusedMultiplyAdd(d, xt, sum);
+                (sum * MambaMath.Silu(Vector128.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
+            }
+        }
+        return c;
+    }
+
+    private static void ScanScalar(in ScanOperands o, int c)
+    {
+        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
+        ReadOnlySpan<float> a = o.A, dt = o.Dt, x = o.X, xz = o.Xz, dbc = o.Dbc;
+        Span<float> h = o.H, y = o.Y;
+        for (; c < e; c++)
+        {
+            float d = o.D[c];
+            for (int t = 0; t < n; t++)
+            {
+                int b = t * p + o.Rank;
+                float delta = dt[t * e + c], xt = x[t * e + c];
+                float deltaX = delta * xt;
+                float sum = 0f;
+                for (int j = 0; j < ns; j++)
+                {
+                    float decay = MambaMath.Exp(delta * a[j * e + c]);
+                    float state = MathF.FusedMultiplyAdd(decay, h[j * e + c], deltaX * dbc[b + j]);
+                    h[j * e + c] = state;
+                    sum = MathF.FusedMultiplyAdd(dbc[b + ns + j], state, sum);
+                }
+                sum = MathF.FusedMultiplyAdd(d, xt, sum);
+                y[t * e + c] = sum * MambaMath.Silu(xz[t * 2 * e + e + c]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// pooled[i] = (Σ_t (u[t, i] + m[t, i])) / n, summed over t in order at every width (no fusing: the reference's
+    /// operations exactly, so a zero W_out gives mean(u) to the bit).
+    /// </summary>
+    private static void MeanOfSum(ReadOnlySpan<float> u, ReadOnlySpan<float> m, int n, int d, Span<float> pooled, KernelIsa isa)
+    {
+        ref float ur = ref MemoryMarshal.GetReference(u);
+        ref float mr = ref MemoryMarshal.GetReference(m);
+        ref float pr = ref MemoryMarshal.GetReference(pooled);
+        float count = n;
+        int i = 0;
+        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; i + Vector512<float>.Count <= d; i += Vector512<float>.Count)
+            {
+                Vector512<float> sum = Vector512<float>.Zero;
+                for (int t = 0; t < n; t++)
+                    sum += Vector512.LoadUnsafe(ref ur, (nuint)(t * d + i)) + Vector512.LoadUnsafe(ref mr, (nuint)(t * d + i));
+                (sum / Vector512.Create(count)).StoreUnsafe(ref pr, (nuint)i);
+            }
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; i + Vector256<float>.Count <= d; i += Vector256<float>.Count)
+            {
+                Vector256<float> sum = Vector256<float>.Zero;
+                for (int t = 0; t < n; t++)
+                    sum += Vector256.LoadUnsafe(ref ur, (nuint)(t * d + i)) + Vector256.LoadUnsafe(ref mr, (nuint)(t * d + i));
+                (sum / Vector256.Create(count)).StoreUnsafe(ref pr, (nuint)i);
+            }
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; i + Vector128<float>.Count <= d; i += Vector128<float>.Count)
+            {
+                Vector128<float> sum = Vector128<float>.Zero;
+                for (int t = 0; t < n; t++)
+                    sum += Vector128.LoadUnsafe(ref ur, (nuint)(t * d + i)) + Vector128.LoadUnsafe(ref mr, (nuint)(t * d + i));
+                (sum / Vector128.Create(count)).StoreUnsafe(ref pr, (nuint)i);
+            }
+        for (; i < d; i++)
+        {
+            float sum = 0f;
+            for (int t = 0; t < n; t++)
+                sum += Unsafe.Add(ref ur, t * d + i) + Unsafe.Add(ref mr, t * d + i);
+            Unsafe.Add(ref pr, i) = sum / count;
+        }
+    }
+}
+
+/// <summary>
+/// exp, log, SiLU and softplus for the Mamba head, each written once per width (float, Vector128, Vector256,
+/// Vector512) with the same operations in the same order, fused where marked, so every width returns the same bits.
+/// </summary>
+/// <remarks>
+/// exp(x) = 2^k · e^r with k = round(x·log₂e) and r = x − k·ln2 (ln2 split in two so k·ln2_hi is exact and r carries
+/// no cancellation error), e^r ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2 with Cephes' expf minimax P (degree 5): within 2 ulp.
+/// 2^k is built in the exponent bits; x is clamped to [−87.34, 88] so k stays in [−126, 127], and exp returns 0
+/// below −87.34 (true value under 2^−126, the least normal float) instead of a subnormal, which slow some CPUs'
+/// multiplies down. Above 88 (e^88 ≈ 1.7e38) it returns e^88; the head only meets such arguments inside SiLU's
+/// 1 + e^−v, where v/(1 + e^88) and v/∞ are both ≈ 0.
+/// log(s) for s ≥ 1 (softplus' 1 + e^v): s = 2^k·f with f ∈ [√½, √2), log s = k·ln2 + log f, log f by Cephes' logf
+/// minimax polynomial in f − 1 (degree 8): within 2 ulp.
+/// </remarks>
+internal static class MambaMath
+{
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2High = 0.693359375f;       // 8 significant bits: k·Ln2High is exact for |k| ≤ 2^16
+    private const float Ln2Low = -2.12194440e-4f;     // ln 2 − Ln2High
+    private const float ExpLow = -87.33655f;          // ln(2^−126)
+    private const float ExpHigh = 88f;
+    private const float ExpP0 = 1.9875691500e-4f, ExpP1 = 1.3981999507e-3f, ExpP2 = 8.3334519073e-3f,
+        ExpP3 = 4.1665795894e-2f, ExpP4 = 1.6666665459e-1f, ExpP5 = 5.0000001201e-1f;
+    private const float SqrtHalf = 0.707106781186547524f;
+    private const float LogP0 = 7.0376836292e-2f, LogP1 = -1.1514610310e-1f, LogP2 = 1.1676998740e-1f, LogP3 = -1.2420140846e-1f,
+        LogP4 = 1.4249322787e-1f, LogP5 = -1.6668057665e-1f, LogP6 = 2.0000714765e-1f, LogP7 = -2.4999993993e-1f, LogP8 = 3.3333331174e-1f;
+    private const float SoftplusThreshold = 20f;      // torch's: softplus(v) = v above it
+
+    // ---- scalar ----
+
+    /// <summary>e^x (see the class remarks).</summary>
+    public static float Exp(float x)
+    {
+        float clamped = MathF.Min(MathF.Max(x, ExpLow), ExpHigh);
+        float k = MathF.Round(clamped * Log2E);
+        float r = MathF.FusedMultiplyAdd(k, -Ln2High, clamped);
+        r = MathF.FusedMultiplyAdd(k, -Ln2Low, r);
+        float poly = MathF.FusedMultiplyAdd(ExpP0, r, ExpP1);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP2);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP3);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP4);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP5);
+        poly = MathF.FusedMultiplyAdd(poly * r, r, r + 1f);
+        float scale = BitConverter.Int32BitsToSingle(((int)k + 127) << 23);
+        return x < ExpLow ? 0f : poly * scale;
+    }
+
+    /// <summary>ln s for s ≥ 1 (see the class remarks).</summary>
+    public static float Log(float s)
+    {
+        int bits = BitConverter.SingleToInt32Bits(s);
+        float k = (bits >> 23) - 126;
+        float f = BitConverter.Int32BitsToSingle((bits & 0x007FFFFF) | 0x3F000000);   // s = 2^k · f, f ∈ [½, 1)
+        bool small = f < SqrtHalf;                                                     // then use 2f ∈ [1, √2), k − 1
+        k -= small ? 1f : 0f;
+        f = (small ? f + f : f) - 1f;
+        float z = f * f;
+        float poly = MathF.FusedMultiplyAdd(LogP0, f, LogP1);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP2);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP3);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP4);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP5);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP6);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP7);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP8);
+        float tail = poly * f * z;
+        tail = MathF.FusedMultiplyAdd(k, Ln2Low, tail);
+        tail = MathF.FusedMultiplyAdd(-0.5f, z, tail);
+        return MathF.FusedMultiplyAdd(k, Ln2High, f + tail);
+    }
+
+    /// <summary>SiLU(v) = v·σ(v) = v / (1 + e^−v).</summary>
+    public static float Silu(float v) => v / (1f + Exp(-v));
+
+    /// <summary>
+    /// softplus(v) = v above 20, else log1p(e^v) as ln(s)·y/(s − 1), s = 1 + y rounded, y = e^v: 1 + y loses the low bits
+    /// of a small y, and the ratio puts them back (Goldberg); s = 1 means y is below half an ulp of 1 and log1p(y) = y.
+    /// </summary>
+    public static float Softplus(float v)
+    {
+        float y = Exp(v);
+        float s = 1f + y;
+        float log1p = s == 1f ? y : Log(s) * y / (s - 1f);
+        return v > SoftplusThreshold ? v : log1p;
+    }
+
+    // ---- Vector512 ----
+
+    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
+    public static Vector512<float> Exp(Vector512<float> x)
+    {
+        Vector512<float> clamped = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLow)), Vector512.Create(ExpHigh));
+        Vector512<float> k = Vector512.Round(clamped * Vector512.Create(Log2E));
+        Vector512<float> r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2High), clamped);
+        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Low), r);
+        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(ExpP0), r, Vector512.Create(ExpP1));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP2));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP3));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP4));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP5));
+        poly = Vector512.FusedMultiplyAdd(poly * r, r, r + Vector512<float>.One);
+        Vector512<float> scale = ((Vector512.ConvertToInt32(k) + Vector512.Create(127)) << 23).AsSingle();
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLow)), Vector512<float>.Zero, poly * scale);
+    }
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector512<float> Log(Vector512<float> s)
+    {
+        Vector512<int> bits = s.AsInt32();
+        Vector512<float> k = Vector512.ConvertToSingle(Vector512.ShiftRightArithmetic(bits, 23) - Vector512.Create(126));
+        Vector512<float> f = ((bits & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F000000)).AsSingle();
+        Vector512<float> small = Vector512.LessThan(f, Vector512.Create(SqrtHalf));
+        k -= small & Vector512<float>.One;
+        f = Vector512.ConditionalSelect(small, f + f, f) - Vector512<float>.One;
+        Vector512<float> z = f * f;
+        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(LogP0), f, Vector512.Create(LogP1));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP2));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP3));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP4));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP5));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP6));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP7));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP8));
+        Vector512<float> tail = poly * f * z;
+        tail = Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2Low), tail);
+        tail = Vector512.FusedMultiplyAdd(Vector512.Create(-0.5f), z, tail);
+        return Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2High), f + tail);
+    }
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector512<float> Silu(Vector512<float> v) => v / (Vector512<float>.One + Exp(-v));
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector512<float> Softplus(Vector512<float> v)
+    {
+        Vector512<float> y = Exp(v);
+        Vector512<float> s = Vector512<float>.One + y;
+        Vector512<float> log1p = Vector512.ConditionalSelect(Vector512.Equals(s, Vector512<float>.One), y,
+            Log(s) * y / (s - Vector512<float>.One));
+        return Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(SoftplusThreshold)), v, log1p);
+    }
+
+    // ---- Vector256 ----
+
+    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        Vector256<float> clamped = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLow)), Vector256.Create(ExpHigh));
+        Vector256<float> k = Vector256.Round(clamped * Vector256.Create(Log2E));
+        Vector256<float> r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2High), clamped);
+        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Low), r);
+        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(ExpP0), r, Vector256.Create(ExpP1));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP2));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP3));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP4));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP5));
+        poly = Vector256.FusedMultiplyAdd(poly * r, r, r + Vector256<float>.One);
+        Vector256<float> scale = ((Vector256.ConvertToInt32(k) + Vector256.Create(127)) << 23).AsSingle();
+        return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLow)), Vector256<float>.Zero, poly * scale);
+    }
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector256<float> Log(Vector256<float> s)
+    {
+        Vector256<int> bits = s.AsInt32();
+        Vector256<float> k = Vector256.ConvertToSingle(Vector256.ShiftRightArithmetic(bits, 23) - Vector256.Create(126));
+        Vector256<float> f = ((bits & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F000000)).AsSingle();
+        Vector256<float> small = Vector256.LessThan(f, Vector256.Create(SqrtHalf));
+        k -= small & Vector256<float>.One;
+        f = Vector256.ConditionalSelect(small, f + f, f) - Vector256<float>.One;
+        Vector256<float> z = f * f;
+        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(LogP0), f, Vector256.Create(LogP1));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP2));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP3));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP4));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP5));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP6));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP7));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP8));
+        Vector256<float> tail = poly * f * z;
+        tail = Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2Low), tail);
+        tail = Vector256.FusedMultiplyAdd(Vector256.Create(-0.5f), z, tail);
+        return Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2High), f + tail);
+    }
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector256<float> Silu(Vector256<float> v) => v / (Vector256<float>.One + Exp(-v));
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector256<float> Softplus(Vector256<float> v)
+    {
+        Vector256<float> y = Exp(v);
+        Vector256<float> s = Vector256<float>.One + y;
+        Vector256<float> log1p = Vector256.ConditionalSelect(Vector256.Equals(s, Vector256<float>.One), y,
+            Log(s) * y / (s - Vector256<float>.One));
+        return Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256.Create(SoftplusThreshold)), v, log1p);
+    }
+
+    // ---- Vector128 ----
+
+    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
+    public static Vector128<float> Exp(Vector128<float> x)
+    {
+        Vector128<float> clamped = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLow)), Vector128.Create(ExpHigh));
+        Vector128<float> k = Vector128.Round(clamped * Vector128.Create(Log2E));
+        Vector128<float> r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2High), clamped);
+        r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2Low), r);
+        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(ExpP0), r, Vector128.Create(ExpP1));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP2));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP3));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP4));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP5));
+        poly = Vector128.FusedMultiplyAdd(poly * r, r, r + Vector128<float>.One);
+        Vector128<float> scale = ((Vector128.ConvertToInt32(k) + Vector128.Create(127)) << 23).AsSingle();
+        return Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLow)), Vector128<float>.Zero, poly * scale);
+    }
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector128<float> Log(Vector128<float> s)
+    {
+        Vector128<int> bits = s.AsInt32();
+        Vector128<float> k = Vector128.ConvertToSingle(Vector128.ShiftRightArithmetic(bits, 23) - Vector128.Create(126));
+        Vector128<float> f = ((bits & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F000000)).AsSingle();
+        Vector128<float> small = Vector128.LessThan(f, Vector128.Create(SqrtHalf));
+        k -= small & Vector128<float>.One;
+        f = Vector128.ConditionalSelect(small, f + f, f) - Vector128<float>.One;
+        Vector128<float> z = f * f;
+        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(LogP0), f, Vector128.Create(LogP1));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP2));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP3));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP4));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP5));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP6));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP7));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP8));
+        Vector128<float> tail = poly * f * z;
+        tail = Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2Low), tail);
+        tail = Vector128.FusedMultiplyAdd(Vector128.Create(-0.5f), z, tail);
+        return Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2High), f + tail);
+    }
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector128<float> Silu(Vector128<float> v) => v / (Vector128<float>.One + Exp(-v));
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector128<float> Softplus(Vector128<float> v)
+    {
+        Vector128<float> y = Exp(v);
+        Vector128<float> s = Vector128<float>.One + y;
+        Vector128<float> log1p = Vector128.ConditionalSelect(Vector128.Equals(s, Vector128<float>.One), y,
+            Log(s) * y / (s - Vector128<float>.One));
+        return Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128.Create(SoftplusThreshold)), v, log1p);
+    }
+}
