@@ -131,7 +131,7 @@ internal static class ModelBinding
                     InProj = f32(p + "in_proj.weight"), ConvWeight = f32(p + "conv.weight"), ConvBias = f32(p + "conv.bias"),
                     XProj = f32(p + "x_proj.weight"), DtProjWeight = f32(p + "dt_proj.weight"), DtProjBias = f32(p + "dt_proj.bias"),
                     ALog = f32(p + "A_log"), D = f32(p + "D"), OutProj = f32(p + "out_proj.weight"),
-                };
+                }.Prepare(); // A = −exp(A_log) and the conv taps, transposed for the scan: once, at load
             }).ToArray();
         }
         return new MechanismWeights(qExit, gate, skip, mamba);

@@ -139,7 +139,7 @@ internal static class RandomWeights
                     XProj = Floats((rank + 2 * state) * inner, 1f / MathF.Sqrt(inner)), DtProjWeight = Floats(inner * rank, 1f / MathF.Sqrt(rank)),
                     DtProjBias = Floats(inner, 1f, -3f), ALog = TensorView<float>.Pinned(aLog), D = Floats(inner, 0.5f, 1f),
                     OutProj = Floats(d * inner, 1f / MathF.Sqrt(inner)),
-                };
+                }.Prepare();
             }).ToArray()
             : null;
         return model with { Mechanisms = new MechanismWeights(q, g, skip, mamba) };

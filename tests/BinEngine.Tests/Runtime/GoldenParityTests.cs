@@ -65,17 +65,7 @@ public class GoldenParityTests
         // The thresholds the trainer used for its golden exits (recorded beside them), not the model file's: a file
         // recalibrated with `binengine calibrate` keeps its weights but stores other thresholds.
         foreach (JsonProperty p in golden.GetProperty("policies").EnumerateObject())
-        {
-            ExitPolicyKind kind = ExitPolicy.ParseKind(p.Name);
-            float Get(string key) => (float)p.Value.GetProperty(key).GetDouble();
-            policies[p.Name] = kind switch
-            {
-                ExitPolicyKind.None => ExitPolicy.Never,
-                ExitPolicyKind.Patience => new ExitPolicy(kind, patience: p.Value.GetProperty("t").GetInt32()),
-                ExitPolicyKind.EntropyReduction => new ExitPolicy(kind, tau: Get("tau"), kappa: Get("kappa")),
-                _ => new ExitPolicy(kind, tau: Get("tau")),
-            };
-        }
+            policies[p.Name] = ExitPolicy.Create(ExitPolicy.ParseKind(p.Name), key => p.Value.GetProperty(key).GetDouble());
 
         int samples = 0;
         foreach (JsonElement sample in golden.GetProperty("samples").EnumerateArray())
@@ -85,16 +75,25 @@ public class GoldenParityTests
             Assert.Equal(ids, model.Tokenizer.Encode(text, model.Architecture.MaxLength));
 
             ClassificationResult full = model.Classify(ids, ExitPolicy.Never);
+            // With skip gates the trainer records the blocks that ran, and one logits row per block run.
+            int[] blocksRun = sample.TryGetProperty("blocks_run", out JsonElement run)
+                ? run.EnumerateArray().Select(e => e.GetInt32()).ToArray()
+                : Enumerable.Range(1, layers).ToArray();
+            Assert.True(blocksRun.SequenceEqual(full.BlocksRun),
+                $"{context} '{text}': engine ran blocks {string.Join(",", full.BlocksRun)}, trainer {string.Join(",", blocksRun)}");
             JsonElement[] logits = sample.GetProperty("logits").EnumerateArray().ToArray();
-            Assert.Equal(layers, logits.Length);
-            for (int l = 0; l < layers; l++)
+            Assert.Equal(blocksRun.Length, logits.Length);
+            for (int k = 0; k < blocksRun.Length; k++)
             {
-                double[] expected = logits[l].EnumerateArray().Select(e => e.GetDouble()).ToArray();
-                ReadOnlySpan<float> actual = full.LogitsOf(l + 1);
+                double[] expected = logits[k].EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                ReadOnlySpan<float> actual = full.LogitsOf(blocksRun[k]);
                 for (int c = 0; c < classes; c++)
                     Assert.True(Math.Abs(actual[c] - expected[c]) <= LogitTolerance,
-                        $"{context} '{text}' exit {l + 1} class {c}: engine {actual[c]} vs trainer {expected[c]}");
+                        $"{context} '{text}' exit {blocksRun[k]} class {c}: engine {actual[c]} vs trainer {expected[c]}");
             }
+            // The controllers' outputs: sigmoids of small float MLPs over the pooled states, which agree to ~1e-5.
+            CheckSeries(sample, "lambdas", full.Lambdas, $"{context} '{text}'");
+            CheckSeries(sample, "gate_scores", full.GateScores, $"{context} '{text}'");
 
             foreach (JsonProperty exit in sample.GetProperty("exits").EnumerateObject())
             {
@@ -106,5 +105,21 @@ public class GoldenParityTests
             samples++;
         }
         Assert.True(samples >= 8, $"the golden file holds only {samples} samples");
+    }
+
+    /// <summary>Tolerance on λ and g: a sigmoid's slope is ≤ ¼, so logit-level differences of ~1e-4 give ≤ 2.5e-5.</summary>
+    private const double ControllerTolerance = 1e-3;
+
+    private static void CheckSeries(JsonElement sample, string field, float[]? actual, string context)
+    {
+        if (!sample.TryGetProperty(field, out JsonElement series))
+        {
+            Assert.True(actual is null, $"{context}: the engine reports {field} the trainer's golden file lacks");
+            return;
+        }
+        double[] expected = series.EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.True(actual is not null && actual.Length == expected.Length, $"{context}: {field} missing or of another length");
+        for (int k = 0; k < expected.Length; k++)
+            Assert.True(Math.Abs(actual![k] - expected[k]) <= ControllerTolerance, $"{context} {field}[{k}]: engine {actual[k]} vs trainer {expected[k]}");
     }
 }
