@@ -62,6 +62,10 @@ internal static class InspectCommand
                 j.WriteBoolean("vectorised_helpers", m.Plan.VectorisedHelpers);
                 j.WriteNumber("workspace_bytes_per_token", m.Plan.WorkspaceBytesPerToken);
                 j.WriteNumber("load_ms", Math.Round(ms, 1));
+                j.WriteStartArray("mechanisms");
+                foreach (string name in m.Mechanisms)
+                    j.WriteStringValue(name);
+                j.WriteEndArray();
                 j.WriteStartArray("plan");
                 foreach (string line in lines)
                     j.WriteStringValue(line);

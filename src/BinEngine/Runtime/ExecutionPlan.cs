@@ -31,10 +31,11 @@ internal sealed record PlannedProduct(string Name, int Outputs, int Inputs);
 /// </summary>
 internal sealed class ExecutionPlan
 {
-    private ExecutionPlan(Architecture a, KernelSet kernels)
+    private ExecutionPlan(Architecture a, KernelSet kernels, MechanismWeights mechanisms)
     {
         Architecture = a;
         Kernels = kernels;
+        Mechanisms = mechanisms;
         Activations = EncodingFor(a);
         Kernel = a.WeightBits == 32 ? kernels.Sgemm
             : Activations switch
@@ -61,8 +62,12 @@ internal sealed class ExecutionPlan
         Layers = layers;
     }
 
-    /// <summary>Makes the plan of a model with these hyper-parameters on these kernels.</summary>
-    public static ExecutionPlan Create(Architecture architecture, KernelSet kernels) => new(architecture, kernels);
+    /// <summary>Makes the plan of a model with these hyper-parameters and mechanisms on these kernels.</summary>
+    public static ExecutionPlan Create(Architecture architecture, KernelSet kernels, MechanismWeights? mechanisms = null) =>
+        new(architecture, kernels, mechanisms ?? MechanismWeights.None);
+
+    /// <summary>The optional mechanisms of docs/MODEL.md the forward pass runs (skip gates before blocks, Mamba heads and controllers at exits).</summary>
+    public MechanismWeights Mechanisms { get; }
 
     /// <summary>
     /// The one definition of how activations are encoded. Wide activations go to the int8 kernel (byte
@@ -130,11 +135,22 @@ internal sealed class ExecutionPlan
         sb.AppendLine(c, $"products     {Kernel.Name} ({Kernel.Isa.ToName()}) for all {a.Layers * 8} linear layers; weights prepared at load ({WeightPreparation})");
         sb.AppendLine(c, $"helpers      quantize+pack {(VectorisedHelpers ? "Vector256" : "scalar")}; attention scores on {Kernels.Sgemm.Name}");
         sb.AppendLine(c, $"workspace    {WorkspaceBytesPerToken:N0} bytes per token row; attention {AttentionBytes(a.MaxLength):N0} bytes at max_len {a.MaxLength} (grows with the longest text seen)");
+        MechanismWeights m = Mechanisms;
+        if (m.Names.Count > 0)
+            sb.AppendLine(c, $"mechanisms   {string.Join(", ", m.Names)}");
+        string head = m.MambaExits is { Length: > 0 } mamba
+            ? $"Mamba head (E {mamba[0].Inner}, N {mamba[0].State}, conv {mamba[0].ConvWidth}, Δ rank {mamba[0].DtRank}; SGEMMs on {Kernels.Sgemm.Name}, scan {HelperIsa.ToName()}) then linear {a.Classes}×{a.Dim} on pool(x + Mamba(x))"
+            : $"linear head {a.Classes}×{a.Dim} on the mean-pooled state";
+        string controllers = string.Concat(
+            m.QExit is { } q ? $"; q_exit λ-MLP 2·{a.Dim}→{q.Hidden}→{q.Hidden}→{q.Hidden}→1" : "",
+            m.LearnedGate is not null ? "; learned_gate on 4 features of p" : "");
         for (int i = 0; i < a.Layers; i++)
         {
+            if (m.SkipGates is { } gates && i < a.Layers - 1)
+                sb.AppendLine(c, $"gate {i + 1,-7} skip block {i + 1} per sample when σ(MLP {a.Dim}→{gates.Hidden[i].Out}→1 of the pooled state) ≥ ρ {gates.Rho} (the batch partitions: skippers run nothing)");
             sb.Append(c, $"block {i + 1,-6} ");
             sb.AppendJoin("  ", Layers[i].Select(p => $"{p.Name[(p.Name.LastIndexOf('.') + 1)..]} {p.Outputs}×{p.Inputs}"));
-            sb.AppendLine(c, $"  → exit {i + 1}: linear head {a.Classes}×{a.Dim} on the mean-pooled state");
+            sb.AppendLine(c, $"  → exit {i + 1}: {head}{controllers}");
         }
         return sb.ToString().TrimEnd();
     }

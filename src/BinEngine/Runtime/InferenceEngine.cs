@@ -28,7 +28,7 @@ internal sealed class InferenceEngine
         _conformal = conformal ?? new Dictionary<ExitPolicy, float>();
         Architecture = weights.Architecture;
         Kernels = kernels;
-        Plan = ExecutionPlan.Create(Architecture, kernels);
+        Plan = ExecutionPlan.Create(Architecture, kernels, weights.Mechanisms);
         _forward = new ForwardPass(weights, Plan);
         Weights = weights;
         _mechanisms = weights.Mechanisms;
