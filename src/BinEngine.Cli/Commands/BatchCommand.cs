@@ -27,6 +27,41 @@ internal static class BatchCommand
     /// <summary>Most token ids one chunk may hold (rows × max_len; two chunks are allocated): 2 × 256 MiB of ids.</summary>
     internal const long MaxChunkIds = 64L << 20;
 
+    /// <summary>
+    /// The result of every readable row of <paramref name="chunk"/> (null for rows already in error). The chunk runs as
+    /// one batch; if the model answers some sample with a non-finite output (possible only with a hostile model file
+    /// whose weights overflow float32 in a mechanism), the chunk is rerun one row at a time so that only those rows
+    /// become error rows and no other row is lost.
+    /// </summary>
+    private static ClassificationResult?[] ClassifyRows(BeexModel model, Chunk chunk, ExitPolicy policy)
+    {
+        var byRow = new ClassificationResult?[chunk.Length];
+        var rows = new List<int>(chunk.Length);
+        for (int i = 0; i < chunk.Length; i++)
+            if (chunk.Errors[i] is null) rows.Add(i);
+        try
+        {
+            ClassificationResult[] results = rows.Count > 0 ? model.ClassifyBatch(chunk.Samples, policy) : [];
+            for (int j = 0; j < rows.Count; j++)
+                byRow[rows[j]] = results[j];
+        }
+        catch (InvalidOperationException)
+        {
+            for (int j = 0; j < rows.Count; j++)
+            {
+                try
+                {
+                    byRow[rows[j]] = model.ClassifyBatch([chunk.Samples[j]], policy)[0];
+                }
+                catch (InvalidOperationException e)
+                {
+                    chunk.Errors[rows[j]] = e.Message;
+                }
+            }
+        }
+        return byRow;
+    }
+
     internal static Command Create(CliContext cx)
     {
         var input = new Argument<string>("input") { Description = "Input file: .tsv/.csv (a text column), .jsonl (a text field), or plain text (one text per line)" };
@@ -252,17 +287,12 @@ internal static class BatchCommand
             next = Task.Run(() => Read(spare));
             try
             {
-                ClassificationResult[] results = chunk.Samples.Count > 0 ? model.ClassifyBatch(chunk.Samples, policy) : [];
-
-                // Result j answers the j-th readable row: map rows to results, then format in parallel.
-                var resultOf = new int[chunk.Length];
-                for (int i = 0, j = 0; i < chunk.Length; i++)
-                    resultOf[i] = chunk.Errors[i] is null ? j++ : -1;
+                ClassificationResult?[] results = ClassifyRows(model, chunk, policy);
                 long first = run.Skipped + run.New;
                 Parallel.For(0, chunk.Length, parallel, i =>
                     lines[i] = chunk.Errors[i] is { } error
                         ? formatter.ErrorRow(first + i, error)
-                        : formatter.Row(first + i, results[resultOf[i]], chunk.Truncated[i]));
+                        : formatter.Row(first + i, results[i]!, chunk.Truncated[i]));
                 for (int i = 0; i < chunk.Length; i++)
                 {
                     writer.WriteLine(lines[i]);

@@ -46,9 +46,9 @@ internal static class ClassifyCommand
                 {
                     if (error is null) r = m.Classify(text, exitPolicy);
                 }
-                catch (ArgumentException e)
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException)
                 {
-                    error = e.Message;
+                    error = e.Message; // a bad text, or a non-finite output from a hostile model file's weights
                 }
                 if (error is not null) errors++;
                 cx.Stdout.WriteLine(asJson ? JsonOf(line, index, r, error, withLogits, withSets) : TextOf(r, error));
