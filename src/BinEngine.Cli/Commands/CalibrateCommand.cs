@@ -22,7 +22,7 @@ internal static class CalibrateCommand
         var textColumn = EvalData.TextColumnOption();
         var labelColumn = EvalData.LabelColumnOption();
         var model = CommonOptions.Model();
-        var policy = new Option<string?>("--policy") { Description = "Exit policy to calibrate: entropy_reduction, entropy, normalized_entropy, confidence or patience (default: the model file's)", HelpName = "NAME" };
+        var policy = new Option<string?>("--policy") { Description = "Exit policy to calibrate: entropy_reduction, entropy, normalized_entropy, confidence, patience, q_exit or learned_gate (the last two need a model with those controllers; default: the model file's)", HelpName = "NAME" };
         var tau = new Option<float?>("--tau") { Description = "entropy_reduction only: τ held fixed while κ is calibrated (default: the model file's)", HelpName = "TAU" };
         var maxDrop = new Option<double>("--max-drop") { Description = "ε: the accuracy drop against full depth to guarantee, as a fraction (0.005 = half a point)", DefaultValueFactory = _ => 0.005, HelpName = "EPSILON" };
         var delta = new Option<double>("--delta") { Description = "δ: the guarantee holds with probability at least 1 − δ", DefaultValueFactory = _ => 0.05, HelpName = "DELTA" };
@@ -55,6 +55,8 @@ internal static class CalibrateCommand
                 catch (ArgumentException e) { throw new CliException(e.Message + " (--policy)"); }
                 if (kind == ExitPolicyKind.None)
                     throw new CliException("policy none has no thresholds to calibrate; pass --policy");
+                if (ExitPolicy.ControllerOf(kind) is { } controller && !m.Mechanisms.Contains(controller))
+                    throw new CliException($"policy {ExitPolicy.NameOf(kind)} needs the '{controller}' controller, which this model does not carry (--policy)");
                 float pinnedTau = kind == ExitPolicyKind.EntropyReduction
                     ? parse.GetValue(tau) ?? (float)PolicyOptions.Build(null, null, 1f, null, ExitPolicy.NameOf(kind), m.File.Config.Thresholds).Tau
                     : 0f;
