@@ -100,11 +100,12 @@ public class BatchCommandTests(CliFixture fx)
         var r2 = fx.RunWithModel("batch", csv, "-o", o2);
         Assert.True(r2.ExitCode == 0, r2.ToString());
         var tsv = File.ReadAllLines(o2);
-        Assert.Equal("row\tlabel\tlabel_name\tp_negative\tp_positive\texit_block\tblocks\ttokens\ttruncated\terror", tsv[0]);
+        Assert.Equal("row\tlabel\tlabel_name\tp_negative\tp_positive\texit_block\tblocks_run\tblocks\ttokens\ttruncated\terror", tsv[0]);
         Assert.Equal(4, tsv.Length); // the quoted line break stays inside row 1
-        Assert.All(tsv.Skip(1), l => Assert.Equal(10, l.Split('\t').Length));
+        Assert.All(tsv.Skip(1), l => Assert.Equal(11, l.Split('\t').Length));
         using var model = BeexModel.Load(fx.ModelPath);
-        Assert.Equal(model.Classify("a \"quoted\"\nline break").TokenCount.ToString(CultureInfo.InvariantCulture), tsv[2].Split('\t')[7]);
+        Assert.Equal(model.Classify("a \"quoted\"\nline break").TokenCount.ToString(CultureInfo.InvariantCulture), tsv[2].Split('\t')[8]);
+        Assert.Equal(string.Join(",", model.Classify("a \"quoted\"\nline break").BlocksRun), tsv[2].Split('\t')[6]);
 
         string o3 = Path.Combine(fx.NewFolder(), "o.jsonl");
         var r3 = fx.RunWithModel("batch", plain, "-o", o3, "--output-format", "jsonl");
