@@ -75,12 +75,17 @@ def full_config(model, extra):
     return cfg
 
 
+CONTROLLER_PREFIXES = ("q_exit.", "learned_gate.")
+
+
 def load_model_dir(path):
     """Re-import an exported model directory (safetensors + config)."""
     tensors, meta = safetensors_io.load(os.path.join(path, "model.safetensors"))
     cfg = json.loads(meta["config"])
     model = BEExformer(cfg, tok_map=tensors.get("embed.tok_map"))
-    model.load_state_dict(tensors)
+    # The learned exit controllers' tensors (docs/MODEL.md, q_exit and learned_gate) are not the
+    # backbone's: beex/controllers.py reads them. Any other unknown tensor still fails the load.
+    model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(CONTROLLER_PREFIXES)})
     model.eval()
     return model, cfg
 
