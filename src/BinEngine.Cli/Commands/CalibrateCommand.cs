@@ -70,7 +70,17 @@ internal static class CalibrateCommand
                 result = LearnThenTest.Calibrate(replay, gold, chain, epsilon, d);
                 guarantee = ExitGuarantee.From(result, Path.GetFileName(dataPath), sha256);
                 if (result.Chosen is { } chosen && guarantee is not null)
-                    copy = ExitGuarantee.CalibratedCopy(m.File.Container, chosen, guarantee);
+                {
+                    // A stored conformal q̂ for this policy is recomputed for the new thresholds on the same data, at its α.
+                    (double, double)? sets = null;
+                    if (m.File.Config.Conformal.TryGetValue(chosen.Name, out var stored))
+                    {
+                        int[] exits = replay.Replay(chosen).ExitBlocks;
+                        float[] scores = exits.Select((e, s) => 1f - replay.Probabilities(s, e)[gold[s]]).ToArray();
+                        sets = (stored["alpha"], Conformal.Quantile(scores, stored["alpha"]));
+                    }
+                    copy = ExitGuarantee.CalibratedCopy(m.File.Container, chosen, guarantee, sets);
+                }
             }
 
             if (copy is not null)

@@ -58,15 +58,20 @@ internal sealed record ExitGuarantee(string Policy, string Method, double MaxDro
     /// entry (other policies' thresholds included) is kept. Returns the file's bytes (so the caller may overwrite the
     /// source once it is closed).
     /// </summary>
-    public static byte[] CalibratedCopy(TensorFile source, ExitPolicy policy, ExitGuarantee guarantee)
+    /// <remarks>
+    /// A conformal q̂ stored for the policy (<c>exit.conformal.{policy}.*</c>) holds only for the thresholds it was
+    /// calibrated with, so it is dropped, or replaced by <paramref name="conformal"/> (α, q̂ recomputed for the new thresholds).
+    /// </remarks>
+    public static byte[] CalibratedCopy(TensorFile source, ExitPolicy policy, ExitGuarantee guarantee, (double Alpha, double Qhat)? conformal = null)
     {
         if (policy.Kind == ExitPolicyKind.None)
             throw new ArgumentException("policy none has no thresholds to store", nameof(policy));
-        string thresholds = ModelKeys.ThresholdsPrefix + policy.Name + ".";
+        string thresholds = ModelKeys.ThresholdsPrefix + policy.Name + ".", sets = ModelKeys.ConformalPrefix + policy.Name + ".";
         var w = new TensorFileWriter();
         foreach (var (key, value) in source.Metadata)
         {
-            if (key == ModelKeys.Policy || key.StartsWith(thresholds, StringComparison.Ordinal) || key.StartsWith(ModelKeys.GuaranteePrefix, StringComparison.Ordinal))
+            if (key == ModelKeys.Policy || key.StartsWith(thresholds, StringComparison.Ordinal) || key.StartsWith(sets, StringComparison.Ordinal)
+                || key.StartsWith(ModelKeys.GuaranteePrefix, StringComparison.Ordinal))
                 continue;
             w.Add(key, value);
         }
@@ -82,6 +87,8 @@ internal sealed record ExitGuarantee(string Policy, string Method, double MaxDro
          .Add(ModelKeys.GuaranteePValue, MetadataValue.FromFloat64(guarantee.PValue))
          .Add(ModelKeys.GuaranteeData, MetadataValue.FromString(guarantee.Data))
          .Add(ModelKeys.GuaranteeDataSha256, MetadataValue.FromString(guarantee.DataSha256));
+        if (conformal is var (alpha, qhat))
+            w.Add(sets + "alpha", MetadataValue.FromFloat64(alpha)).Add(sets + "qhat", MetadataValue.FromFloat64(qhat));
         foreach (TensorInfo t in source.Tensors)
             w.AddCopy(source, t);
         return w.ToArray();
