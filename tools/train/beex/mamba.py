@@ -88,8 +88,10 @@ class MambaBlock(nn.Module):
         dBx = (delta.unsqueeze(-1) * Bm.unsqueeze(2)) * x.unsqueeze(-1)  # (delta * B) * x
         h = torch.zeros(u.shape[0], E, N, dtype=u.dtype, device=u.device)
         hs = []
-        for t in range(u.shape[1]):
-            h = dA[:, t] * h + dBx[:, t]
+        # unbind, not dA[:, t]: the backward of a per-step index would build a full-size zero
+        # gradient at every step (quadratic in T); unbind's backward is one stack.
+        for a_t, b_t in zip(dA.unbind(1), dBx.unbind(1)):
+            h = a_t * h + b_t
             hs.append(h)
         hs = torch.stack(hs, dim=1)  # [B, T, E, N]
         y = (hs * Cm.unsqueeze(2)).sum(-1) + self.D * x
