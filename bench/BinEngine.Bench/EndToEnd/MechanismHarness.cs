@@ -93,7 +93,8 @@ public static class MechanismHarness
 
         // One Mamba head against one block.
         int median = (int)BenchStats.Median(texts.Select(t => (double)configs[0].Loaded.Tokenizer.Encode(t, configs[0].Loaded.Architecture.MaxLength).Length));
-        Config? plainFull = configs.FirstOrDefault(c => c.Loaded.Mechanisms.Count == 0 && c.Exit.Kind == ExitPolicyKind.None);
+        // The block's reference: a model whose blocks all run and whose exits are linear (controllers cost a few µs).
+        Config? plainFull = configs.FirstOrDefault(c => c.Loaded.Weights.Mechanisms is { SkipGates: null, MambaExits: null } && c.Exit.Kind == ExitPolicyKind.None);
         BeexModel? mambaModel = configs.Select(c => c.Loaded).FirstOrDefault(m => m.Weights.Mechanisms.MambaExits is not null);
         if (plainFull is not null && mambaModel is not null)
         {
