@@ -72,6 +72,11 @@ public class MechanismConversionTests
         c["conformal"] = new JsonObject { ["learned_gate"] = new JsonObject { ["alpha"] = 0.1, ["qhat"] = 0.8 } };
     }
 
+    private static readonly Lazy<byte[]> AllMechanismsFile = new(() => Fixtures.Convert(AllMechanisms, WithMechanismTensors()).File);
+
+    /// <summary>The tiny fixture with every mechanism (random mechanism weights), converted: the fuzzers' second model.</summary>
+    internal static byte[] AllMechanismsModel => AllMechanismsFile.Value;
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

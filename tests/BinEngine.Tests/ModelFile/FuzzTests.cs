@@ -90,17 +90,27 @@ public class FuzzTests(ITestOutputHelper output)
     /// Valid-checksum value mutations (the class the byte fuzzers above miss: a re-stamped flip rarely
     /// lands on a float that matters): one float of one float32 tensor is set to NaN, ±∞, a huge or a
     /// random value, the file is re-written with fresh checksums, and the model either refuses to load
-    /// (ModelFormatException naming the tensor) or answers every text with finite probabilities.
+    /// (ModelFormatException naming the tensor) or answers every text with finite probabilities. "mechanisms" mutates
+    /// only the tensors of docs/MODEL.md's mechanisms (q_exit, learned_gate, skip gates, Mamba heads) of a model
+    /// carrying all four, answering under every policy that reads them.
     /// </summary>
-    [Fact]
-    public void ValueMutationsWithValidChecksumsLoadOnlyWhenEveryAnswerIsFinite()
+    [Theory]
+    [InlineData("plain", 56789)]
+    [InlineData("mechanisms", 67890)]
+    public void ValueMutationsWithValidChecksumsLoadOnlyWhenEveryAnswerIsFinite(string model, int seed)
     {
-        const int seed = 56789;
         int iterations = Math.Max(300, Iterations / 4);
-        output.WriteLine($"values: seed {seed}, {iterations} iterations");
+        output.WriteLine($"values ({model}): seed {seed}, {iterations} iterations");
         var rng = new Random(seed);
-        using TensorFile source = TensorFile.Open(Fixtures.TinyModel);
-        TensorInfo[] floats = source.Tensors.Where(t => t.ElementType == TensorElementType.F32).ToArray();
+        bool mechanisms = model == "mechanisms";
+        using TensorFile source = TensorFile.Open(mechanisms ? MechanismConversionTests.AllMechanismsModel : Fixtures.TinyModel);
+        using var original = BinEngine.Runtime.BeexModel.Load(mechanisms ? MechanismConversionTests.AllMechanismsModel : Fixtures.TinyModel);
+        BinEngine.Runtime.ExitPolicy[] policies = mechanisms
+            ? [original.Policy("q_exit"), original.Policy("learned_gate"), BinEngine.Runtime.ExitPolicy.Never]
+            : [original.DefaultPolicy];
+        var plainNames = ModelLayout.Expected(original.File.Config, original.File.TokenRows, original.File.HasTokenMap)
+            .Select(e => e.Name).Except(Mechanisms.Tensors(original.File.Config).Select(e => e.Name)).ToHashSet();
+        TensorInfo[] floats = source.Tensors.Where(t => t.ElementType == TensorElementType.F32 && (!mechanisms || !plainNames.Contains(t.Name))).ToArray();
         string[] texts = ["a gorgeous, witty, seductive movie.", "the plot is thin and the jokes fall flat.", "what a fine mess"];
         int loaded = 0, refused = 0;
         for (int i = 0; i < iterations; i++)
@@ -121,9 +131,10 @@ public class FuzzTests(ITestOutputHelper output)
                 addMore: w => w.AddF32(target.Name, target.Shape.ToArray(), values));
             try
             {
-                using var model = BinEngine.Runtime.BeexModel.Load(file);
-                foreach (var r in model.ClassifyBatch(texts))
-                    Assert.All(r.Probabilities, p => Assert.True(float.IsFinite(p), $"seed {seed} iteration {i}: {target.Name}[{index}] = {values[index]} answered {p}"));
+                using var loadedModel = BinEngine.Runtime.BeexModel.Load(file);
+                foreach (var policy in policies)
+                    foreach (var r in loadedModel.ClassifyBatch(texts, policy))
+                        Assert.All(r.Probabilities, p => Assert.True(float.IsFinite(p), $"seed {seed} iteration {i}: {target.Name}[{index}] = {values[index]} answered {p}"));
                 loaded++;
             }
             catch (ModelFormatException e)
