@@ -198,6 +198,8 @@ def main():
     ap.add_argument("--dt-rank", type=int, default=16)
     ap.add_argument("--train-limit", type=int, default=20000, help="seeded subsample of train (0 = all)")
     ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="stop after this many steps (the lr schedule still spans --steps)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3, help="Mamba blocks")
     ap.add_argument("--head-lr", type=float, default=3e-4, help="the linear heads E_i, c_i")
@@ -273,7 +275,8 @@ def main():
         dev0 = predict(dm, dev)
         accs0 = exit_accuracies(dev0, dv_labels)
         log(f"step 0 (= the linear exits): dev acc {fmt_accs(accs0)} mean {100 * np.mean(accs0):.2f}")
-        for step in range(args.steps):
+        n_steps = min(args.steps, args.stop_after or args.steps)
+        for step in range(n_steps):
             if bpos >= len(batches):
                 batches, bpos = D.bucketed_batches(lens, args.batch, rng), 0
                 epoch += 1
@@ -296,7 +299,7 @@ def main():
                 el = time.time() - t0
                 log(f"step {step + 1}/{args.steps} epoch {epoch} loss {run_loss:.4f} (exits {' '.join(f'{p:.3f}' for p in parts)}) "
                     f"{el / (step + 1):.2f}s/step ETA {el / (step + 1) * (args.steps - step - 1) / 60:.1f} min")
-            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            if (step + 1) % args.eval_every == 0 or step + 1 == n_steps:
                 dv = predict(dm, dev)
                 accs = exit_accuracies(dv, dv_labels)
                 score = float(np.mean(accs))
