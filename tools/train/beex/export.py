@@ -14,8 +14,10 @@ from .policies import POLICIES, entropies_np, exit_blocks
 
 def f16_names(model):
     """The 2-D weight tables that an F16 export stores in half precision: BinLinear weights and
-    the embedding tables (exit heads, LN, biases stay float32)."""
-    return {n for n, p in model.named_parameters() if p.dim() == 2 and not n.startswith("exits.")}
+    the embedding tables (exit heads, LN, biases and the mechanisms' tables, e.g. skip gates, stay
+    float32: docs/MODEL.md names only these tables for F16)."""
+    return {n for n, p in model.named_parameters()
+            if p.dim() == 2 and not n.startswith(("exits.", "skip.", "q_exit.", "learned_gate."))}
 
 
 @torch.no_grad()

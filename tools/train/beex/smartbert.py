@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import safetensors_io
-from .export import f16_names
+from .export import round_weights_to_f16, state_tensors  # noqa: F401 (round_weights_to_f16 is re-exported for train_smartbert)
 from .model import BEExformer
 from .policies import POLICIES, _grid, entropies_np, exit_blocks
 
@@ -253,30 +253,6 @@ def reference_path(model, ids):
         rows.append(z[0].numpy())  # float32 for a float32 model (float64 in the tests)
     logits = np.stack(rows)
     return blocks_run, gates, logits, entropies_np(logits[None])[0]
-
-
-def smart_f16_names(model):
-    """The F16-stored tables of docs/MODEL.md: embedding tables and BinLinear weights (the skip
-    gates, like the exit heads, stay float32)."""
-    return {n for n in f16_names(model) if not n.startswith("skip.")}
-
-
-@torch.no_grad()
-def round_weights_to_f16(model):
-    """beex.export.round_weights_to_f16 restricted to smart_f16_names (sign kept at +-2^-24)."""
-    tiny = torch.tensor(2.0 ** -24)
-    names = smart_f16_names(model)
-    for name, p in model.named_parameters():
-        if name in names:
-            h = p.detach().half().float()
-            h = torch.where(h == 0, torch.where(p >= 0, tiny, -tiny), h)
-            p.copy_(h)
-
-
-def state_tensors(model, weight_dtype="F16"):
-    half = smart_f16_names(model) if weight_dtype == "F16" else set()
-    return {k: (v.detach().cpu().half() if k in half else v.detach().cpu()).contiguous()
-            for k, v in model.state_dict().items() if v is not None}
 
 
 def load_smart_dir(path):
