@@ -48,7 +48,7 @@ internal sealed class ForwardPass
     /// </remarks>
     public void Run(Workspace ws, int count, ExitPolicy policy, int threads)
     {
-        if (ExitPolicy.ControllerOf(policy.Kind) is { } controller && !_w.Mechanisms.Names.Contains(controller))
+        if (ExitPolicy.ControllerOf(policy.Kind) is { } controller && !_w.Mechanisms.Has(controller))
             throw new ArgumentException($"exit policy '{policy.Name}' needs the model's '{controller}' controller, which this model does not carry");
         int d = _a.Dim;
         int tokens = 0;

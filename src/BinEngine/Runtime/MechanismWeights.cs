@@ -185,11 +185,16 @@ internal sealed record MechanismWeights(
     /// <summary>A plain BEExformer.</summary>
     public static MechanismWeights None { get; } = new();
 
+    /// <summary>Whether mechanism <paramref name="name"/> (a <see cref="Format.Mechanisms"/> name) is present; allocates nothing (the forward pass asks per call).</summary>
+    public bool Has(string name) => name switch
+    {
+        Format.Mechanisms.QExit => QExit is not null,
+        Format.Mechanisms.LearnedGate => LearnedGate is not null,
+        Format.Mechanisms.SkipGates => SkipGates is not null,
+        Format.Mechanisms.MambaExits => MambaExits is not null,
+        _ => false,
+    };
+
     /// <summary>The names of the mechanisms present (<see cref="Format.Mechanisms"/>), in docs/MODEL.md's order.</summary>
-    public IReadOnlyList<string> Names =>
-        new (string Name, bool Present)[]
-        {
-            (Format.Mechanisms.QExit, QExit is not null), (Format.Mechanisms.LearnedGate, LearnedGate is not null),
-            (Format.Mechanisms.SkipGates, SkipGates is not null), (Format.Mechanisms.MambaExits, MambaExits is not null),
-        }.Where(m => m.Present).Select(m => m.Name).ToArray();
+    public IReadOnlyList<string> Names => Format.Mechanisms.Names.Where(Has).ToArray();
 }
