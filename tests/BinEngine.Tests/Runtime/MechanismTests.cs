@@ -181,4 +181,21 @@ public class MechanismTests
             Assert.Equal(1 - r.BlocksRun.Length * blockShare - gates, r.ComputeSkipped, 9);
         }
     }
+
+    /// <summary>With every mechanism, a warm call allocates only its result: the Mamba scratch, the controllers' scratch and the partition buffers live in the workspace.</summary>
+    [Fact]
+    public void SteadyStateClassifyWithMechanismsAllocatesOnlyTheResult()
+    {
+        ModelWeights model = Model(true, true, true, true);
+        var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        int[] ids = RandomWeights.Texts(model.Architecture, 1, 4)[0];
+        var policy = new ExitPolicy(ExitPolicyKind.QExit, tau: 0.9f);
+        engine.Classify(ids, policy, 1); // warm: the workspace and its scratch are created once
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ClassificationResult r = engine.Classify(ids, policy, 1);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // The result object and its six arrays (probabilities, entropies, logits, blocks run, λ, g), plus array headers.
+        long resultBytes = 128 + 6 * 32 + 4L * (r.Probabilities.Length + r.Entropies.Length + r.Logits.Length + r.BlocksRun.Length + r.Lambdas!.Length + r.GateScores!.Length);
+        Assert.True(allocated <= resultBytes, $"allocated {allocated} bytes, the result needs about {resultBytes}");
+    }
 }
