@@ -213,7 +213,7 @@ internal sealed class ForwardPass
     /// <summary>
     /// Softmax attention of one sample over its own <paramref name="length"/> tokens, per head:
     /// out_i = Σ_j softmax_j(Q_i·K_j / √d_h) V_j, head j owning columns [j·d_h, (j+1)·d_h) (<see cref="Runtime.Attention"/>).
-    /// Up to <see cref="Runtime.Attention.DirectMaxTokens"/> tokens (every SST-2 sentence) the scores are dot
+    /// Up to <see cref="Runtime.Attention.DirectMaxTokens"/> tokens (all but the longest SST-2 sentences) the scores are dot
     /// products read straight from the strided Q and K rows and each output row is Σ_j p_j V_j accumulated in
     /// registers, vectorised up to the plan's helper ISA: no per-head copies, no V transpose, no GEMM calls, which
     /// on 25-token sentences cost more than the arithmetic (bench/README.md, "Levers"). Longer samples keep the
