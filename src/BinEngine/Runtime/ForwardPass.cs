@@ -212,39 +212,20 @@ internal sealed class ForwardPass
 
     /// <summary>
     /// Softmax attention of one sample over its own <paramref name="length"/> tokens, per head:
-    /// out_i = Σ_j softmax_j(Q_i·K_j / √d_h) V_j, head j owning columns [j·d_h, (j+1)·d_h).
-    /// Each head is two small GEMMs on the FP32 kernel, S = Q_h K_hᵀ and O_h = P V_h, after copying
-    /// the head's strided columns into contiguous blocks (V_h transposed, as the kernel takes its
-    /// second operand row = output): one call per head instead of one dot product per token pair.
+    /// out_i = Σ_j softmax_j(Q_i·K_j / √d_h) V_j, head j owning columns [j·d_h, (j+1)·d_h) (<see cref="Runtime.Attention"/>).
+    /// Up to <see cref="Runtime.Attention.DirectMaxTokens"/> tokens (all but the longest SST-2 sentences) the scores are dot
+    /// products read straight from the strided Q and K rows and each output row is Σ_j p_j V_j accumulated in
+    /// registers, vectorised up to the plan's helper ISA: no per-head copies, no V transpose, no GEMM calls, which
+    /// on 25-token sentences cost more than the arithmetic (bench/README.md, "Levers"). Longer samples keep the
+    /// copies and the two per-head FP32 GEMMs (S = Q_h K_hᵀ, O_h = P V_h). The path depends on the length only, so
+    /// a sample's result is the same in any batch; the two differ from each other by float rounding only.
     /// </summary>
     private void Attention(Workspace ws, int start, int length)
     {
-        int d = _a.Dim, dh = _a.HeadDim, n = length;
-        float scale = 1f / MathF.Sqrt(dh);
-        Span<float> q = ws.HeadQ.AsSpan(0, n * dh), k = ws.HeadK.AsSpan(0, n * dh);
-        Span<float> vt = ws.HeadVt.AsSpan(0, dh * n), scores = ws.Scores.AsSpan(0, n * n), output = ws.HeadOut.AsSpan(0, n * dh);
-        for (int head = 0; head < _a.Heads; head++)
-        {
-            int c0 = head * dh;
-            for (int t = 0; t < n; t++)
-            {
-                int row = (start + t) * d + c0;
-                ws.Q.AsSpan(row, dh).CopyTo(q.Slice(t * dh, dh));
-                ws.K.AsSpan(row, dh).CopyTo(k.Slice(t * dh, dh));
-                for (int c = 0; c < dh; c++)
-                    vt[c * n + t] = ws.V[row + c];
-            }
-            _kernels.Sgemm.Multiply(q, n, k, n, dh, scores);
-            for (int i = 0; i < n; i++)
-            {
-                Span<float> si = scores.Slice(i * n, n);
-                TensorPrimitives.Multiply(si, scale, si);
-                StableSoftmax(si, si);
-            }
-            _kernels.Sgemm.Multiply(scores, n, vt, dh, n, output);
-            for (int t = 0; t < n; t++)
-                output.Slice(t * dh, dh).CopyTo(ws.Attended.AsSpan((start + t) * d + c0, dh));
-        }
+        int d = _a.Dim, rows = length * d;
+        var scratch = new Runtime.Attention.GemmScratch(ws.HeadQ, ws.HeadK, ws.HeadVt, ws.HeadOut, ws.Scores);
+        Runtime.Attention.Sample(ws.Q.AsSpan(start * d, rows), ws.K.AsSpan(start * d, rows), ws.V.AsSpan(start * d, rows),
+            ws.Attended.AsSpan(start * d, rows), length, d, _a.Heads, _a.HeadDim, scratch, _kernels.Sgemm, _plan.HelperIsa);
     }
 
     /// <summary>
