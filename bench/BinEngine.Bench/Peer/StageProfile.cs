@@ -34,7 +34,7 @@ public static class StageProfile
     [
         "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "quantize + pack activations",
         "products Q/K/V (3 GEMMs, N = d)", "products O (N = d)", "products G1/F1 (2 GEMMs, N = f)", "products G2/F2 (2 GEMMs, K = f)",
-        "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM, per head)", "attention: scale + stable softmax (per row)",
+        "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM per head; samples of ≤ 48 tokens take the direct path, all of it timed here)", "attention: scale + stable softmax (per row)",
         "element-wise (σ, tanh, ⊙, residual adds)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
         "result building (arrays, softmax, object)",
     ];
@@ -305,6 +305,21 @@ public static class StageProfile
         }
 
         private void Attention(int start, int length)
+        {
+            Workspace ws = _ws;
+            int d = _a.Dim, rows = length * d;
+            if (length > BinEngine.Runtime.Attention.DirectMaxTokens)
+            {
+                AttentionViaGemm(start, length);
+                return;
+            }
+            // the direct path (Runtime/Attention.cs): scores, softmax and weighted sums in one loop, timed as one stage
+            BinEngine.Runtime.Attention.Direct(ws.Q.AsSpan(start * d, rows), ws.K.AsSpan(start * d, rows), ws.V.AsSpan(start * d, rows),
+                ws.Attended.AsSpan(start * d, rows), length, d, _a.Heads, _a.HeadDim, ws.Scores, _plan.HelperIsa);
+            Lap(Stage.AttentionGemm);
+        }
+
+        private void AttentionViaGemm(int start, int length)
         {
             Workspace ws = _ws;
             int d = _a.Dim, dh = _a.HeadDim, n = length;
