@@ -124,9 +124,12 @@ def pick_golden(texts, labels, n):
     return [texts[i] for i in idx], [labels[i] for i in idx]
 
 
-def export(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels, weight_dtype="F32", write_pt=True):
+def export(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels, weight_dtype="F32", write_pt=True,
+           samples=None):
     """weight_dtype "F16" stores the 2-D weight tables in half precision (call
-    round_weights_to_f16 first, so the golden file matches the stored weights)."""
+    round_weights_to_f16 first, so the golden file matches the stored weights). samples computes
+    the golden samples (default golden_samples; a mechanism's model passes its own, e.g. with
+    blocks_run). Returns the config and the golden file's contents."""
     if weight_dtype not in ("F32", "F16"):
         raise ValueError(f"weight_dtype must be F32 or F16, got {weight_dtype}")
     os.makedirs(out_dir, exist_ok=True)
@@ -142,8 +145,8 @@ def export(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels,
     policies = {"none": {}}
     policies.update({k: v for k, v in cfg.get("thresholds", {}).items() if k in POLICIES})
     golden = {"config": cfg, "policies": policies,
-              "samples": golden_samples(model, tokenizer, golden_texts, golden_labels, policies)}
+              "samples": (samples or golden_samples)(model, tokenizer, golden_texts, golden_labels, policies)}
     with open(os.path.join(out_dir, "golden.json"), "w") as f:
         json.dump(golden, f, indent=1)
         f.write("\n")
-    return cfg
+    return cfg, golden

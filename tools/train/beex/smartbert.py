@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import safetensors_io
-from .export import round_weights_to_f16, state_tensors  # noqa: F401 (round_weights_to_f16 is re-exported for train_smartbert)
+from .export import export, round_weights_to_f16  # noqa: F401 (round_weights_to_f16 is re-exported for train_smartbert)
 from .model import BEExformer
 from .policies import POLICIES, _grid, entropies_np, exit_blocks
 
@@ -282,22 +282,8 @@ def golden_samples(model, tokenizer, texts, labels, policies):
 
 
 def export_smart(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels, weight_dtype="F16"):
-    """model.safetensors + config.json + golden.json (no model.pt, no model.bex). With F16, call
+    """model.safetensors + config.json + golden.json (no model.pt, no model.bex), through
+    beex.export.export with this module's golden samples (blocks_run, skip gates). With F16, call
     round_weights_to_f16 first so that every metric and the golden file describe the stored model."""
-    os.makedirs(out_dir, exist_ok=True)
-    cfg = dict(model.cfg)
-    cfg.update(extra_config)
-    tensors = state_tensors(model, weight_dtype)
-    safetensors_io.save(tensors, os.path.join(out_dir, "model.safetensors"),
-                        metadata={"config": json.dumps(cfg, sort_keys=True)})
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2, sort_keys=True)
-        f.write("\n")
-    policies = {"none": {}}
-    policies.update({k: v for k, v in cfg.get("thresholds", {}).items() if k in POLICIES})
-    golden = {"config": cfg, "policies": policies,
-              "samples": golden_samples(model, tokenizer, golden_texts, golden_labels, policies)}
-    with open(os.path.join(out_dir, "golden.json"), "w") as f:
-        json.dump(golden, f, indent=1)
-        f.write("\n")
-    return cfg, golden
+    return export(model, out_dir, extra_config, tokenizer, golden_texts, golden_labels, weight_dtype,
+                  write_pt=False, samples=golden_samples)
