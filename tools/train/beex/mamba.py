@@ -143,12 +143,7 @@ class DynamaxModel(BEExformer):
 
     def block_outputs(self, ids, mask=None, n_blocks=None):
         """[x_1, ..., x_L] (each [B, T, d]) and the mask."""
-        if ids.shape[1] > self.cfg["max_len"]:
-            raise ValueError(f"sequence of {ids.shape[1]} tokens exceeds max_len {self.cfg['max_len']}")
-        if mask is None:
-            mask = torch.ones_like(ids, dtype=torch.bool)
-        key_pad = None if bool(mask.all()) else ~mask
-        x = self.emb_drop(self.embed(ids))
+        x, mask, key_pad = self.embed_input(ids, mask)
         xs = []
         for i, block in enumerate(self.blocks):
             if n_blocks is not None and i >= n_blocks:

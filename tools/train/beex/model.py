@@ -194,15 +194,20 @@ class BEExformer(nn.Module):
         self.cfg["exit_temperatures"] = temperatures
         self.temperatures = torch.tensor(temperatures, dtype=torch.float32)
 
-    def forward(self, ids, mask=None, n_blocks=None):
-        """Logits of every exit, [L, B, C]. ids: [B, T] int64; mask: [B, T] bool, True = real
-        token (None = no padding). n_blocks limits the depth (for early-exit inference)."""
+    def embed_input(self, ids, mask=None):
+        """The forward passes' common start: the length check, the mask (None = no padding), the
+        attention's key padding (None when nothing is padded) and the embedded input x [B, T, d]."""
         if ids.shape[1] > self.cfg["max_len"]:
             raise ValueError(f"sequence of {ids.shape[1]} tokens exceeds max_len {self.cfg['max_len']}")
         if mask is None:
             mask = torch.ones_like(ids, dtype=torch.bool)
         key_pad = None if bool(mask.all()) else ~mask
-        x = self.emb_drop(self.embed(ids))
+        return self.emb_drop(self.embed(ids)), mask, key_pad
+
+    def forward(self, ids, mask=None, n_blocks=None):
+        """Logits of every exit, [L, B, C]. ids: [B, T] int64; mask: [B, T] bool, True = real
+        token (None = no padding). n_blocks limits the depth (for early-exit inference)."""
+        x, mask, key_pad = self.embed_input(ids, mask)
         w = mask.to(x.dtype).unsqueeze(-1)
         count = w.sum(dim=1)
         out = []

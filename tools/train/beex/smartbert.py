@@ -65,12 +65,7 @@ class SmartBERT(BEExformer):
         state; policies must ignore it: see `ran`). With return_aux also a dict:
         g [L-1, B] gate values, ran [L, B] bool (block ran; hard modes), pooled [L, B, d] (pooled
         block outputs, for the contrastive term)."""
-        if ids.shape[1] > self.cfg["max_len"]:
-            raise ValueError(f"sequence of {ids.shape[1]} tokens exceeds max_len {self.cfg['max_len']}")
-        if mask is None:
-            mask = torch.ones_like(ids, dtype=torch.bool)
-        key_pad = None if bool(mask.all()) else ~mask
-        x = self.emb_drop(self.embed(ids))
+        x, mask, key_pad = self.embed_input(ids, mask)
         w = mask.to(x.dtype).unsqueeze(-1)
         count = w.sum(dim=1)
         B, L = ids.shape[0], self.cfg["n_layers"]
