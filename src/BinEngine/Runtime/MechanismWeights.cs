@@ -116,12 +116,7 @@ internal sealed class LearnedGateWeights
         var z = new float[p.Length];
         for (int c = 0; c < p.Length; c++)
             z[c] = Power * MathF.Log(p[c]);
-        ReferenceForward.Softmax(z);
-        float h = 0f;
-        foreach (float q in z)
-            if (q > 0f)
-                h -= q * MathF.Log(q);
-        return Combine(layer, p, entropy, h);
+        return Combine(layer, p, entropy, ReferenceForward.SoftmaxEntropy(z));
     }
 
     // The two largest probabilities and the weighted sum of the four features, in the order of φ.

@@ -62,11 +62,7 @@ internal static class ReferenceForward
             if (m.LearnedGate is { } learned)
             {
                 float[] p = (float[])z.Clone();
-                Softmax(p);
-                float h = 0f;
-                foreach (float pc in p)
-                    if (pc > 0f)
-                        h -= pc * MathF.Log(pc);
+                float h = SoftmaxEntropy(p);
                 gates.Add(learned.GateReference(l, p, h));
             }
             logits.Add(z);
@@ -244,6 +240,17 @@ internal static class ReferenceForward
         ReadOnlySpan<float> gamma = ln.Gamma.Span, beta = ln.Beta.Span;
         for (int i = 0; i < x.Length; i++)
             x[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
+    }
+
+    /// <summary>In place: z becomes softmax(z); returns H = −Σ p ln p, a term with p = 0 counting 0 (its limit).</summary>
+    internal static float SoftmaxEntropy(Span<float> z)
+    {
+        Softmax(z);
+        float h = 0f;
+        foreach (float p in z)
+            if (p > 0f)
+                h -= p * MathF.Log(p);
+        return h;
     }
 
     /// <summary>In place, max-subtracted for range.</summary>
