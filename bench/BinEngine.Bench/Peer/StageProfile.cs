@@ -51,6 +51,7 @@ public static class StageProfile
         string dataPath = Arg("--data", "data/sst2/dev.tsv");
         int runs = int.Parse(Arg("--runs", "3"), inv);
         string output = Arg("--out", "");
+        int tileRows = int.Parse(Arg("--tile-rows", "0"), inv); // 0: the plan's (ExecutionPlan.TileRows)
         string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
         string loadBefore = PeerHarness.Load();
 
@@ -65,7 +66,7 @@ public static class StageProfile
         foreach (string path in modelPaths)
         {
             using BeexModel model = BeexModel.Load(path, new BeexModelOptions { Threads = 1, BatchThreads = 1 });
-            var p = new Profiler(model);
+            var p = new Profiler(model, tileRows);
             int[][] ids = texts.Select(t => model.Tokenizer.Encode(t, model.Architecture.MaxLength)).ToArray();
             p.Check(ids);
             var batch1 = new List<(double[] Stages, double Real)>();
@@ -85,7 +86,7 @@ public static class StageProfile
             var one = Pick(batch1);
             var many = Pick(batch64);
             sb.AppendLine();
-            sb.AppendLine(inv, $"## {path} (W1A{model.Architecture.ActBits}, {model.Plan.Activations} on {model.Plan.Kernel.Name}), full depth");
+            sb.AppendLine(inv, $"## {path} (W1A{model.Architecture.ActBits}, {model.Plan.Activations} on {model.Plan.Kernel.Name}), full depth, block tiles of ≤ {p.TileRows} rows");
             sb.AppendLine();
             sb.AppendLine("| stage | batch 1 µs/sent | share | batch 64 µs/sent | share |");
             sb.AppendLine("|---|---:|---:|---:|---:|");
@@ -119,7 +120,7 @@ public static class StageProfile
         private readonly double[] _ticks = new double[(int)Stage.Count];
         private long _mark;
 
-        public Profiler(BeexModel model)
+        public Profiler(BeexModel model, int tileRows)
         {
             _model = model;
             _w = ModelBinding.Bind(model.File);
@@ -127,7 +128,11 @@ public static class StageProfile
             _plan = model.Plan;
             _kernels = _plan.Kernels;
             _ws = new Workspace(_a);
+            TileRows = tileRows > 0 ? tileRows : _plan.TileRows;
         }
+
+        /// <summary>Rows per block tile: the engine's (ExecutionPlan.TileRows) unless the command line sets another to measure it.</summary>
+        public int TileRows { get; }
 
         private void Start() => _mark = Stopwatch.GetTimestamp();
 
@@ -238,7 +243,16 @@ public static class StageProfile
             Lap(Stage.Embedding);
             for (int l = 0; l < _a.Layers; l++)
             {
-                Block(_w.Blocks[l], count, tokens);
+                // the engine's tiles (ForwardPass.BlockInTiles): whole samples, at most TileRows rows a call (the plan's unless --tile-rows)
+                for (int first = 0; first < count;)
+                {
+                    int end = first, rows = 0;
+                    do
+                        rows += ws.Lengths[end++];
+                    while (end < count && rows + ws.Lengths[end] <= TileRows);
+                    Block(_w.Blocks[l], first, end, ws.Starts[first], rows);
+                    first = end;
+                }
                 for (int i = 0; i < count; i++)
                 {
                     Exit(l, i, ws.Starts[i], ws.Lengths[i]);
@@ -258,18 +272,18 @@ public static class StageProfile
             LayerNorm(x, e.Norm);
         }
 
-        private void Block(BlockWeights b, int live, int tokens)
+        private void Block(BlockWeights b, int first, int end, int rowStart, int tokens)
         {
             Workspace ws = _ws;
             int d = _a.Dim, f = _a.FfDim;
-            Span<float> x = ws.X.AsSpan(0, tokens * d);
+            Span<float> x = ws.X.AsSpan(rowStart * d, tokens * d);
             Quantize(x, tokens, d);
             Linear(b.Q, x, tokens, ws.Q, Stage.ProductQkv);
             Linear(b.K, x, tokens, ws.K, Stage.ProductQkv);
             Linear(b.V, x, tokens, ws.V, Stage.ProductQkv);
             Lap(Stage.Epilogue);
-            for (int i = 0; i < live; i++)
-                Attention(ws.Starts[i], ws.Lengths[i]);
+            for (int i = first; i < end; i++)
+                Attention(ws.Starts[i] - rowStart, ws.Lengths[i]);
 
             Span<float> attended = ws.Attended.AsSpan(0, tokens * d);
             Quantize(attended, tokens, d);

@@ -60,7 +60,15 @@ internal sealed class ExecutionPlan
             ];
         }
         Layers = layers;
+        TileRows = (int)Math.Clamp(TileBytes / WorkspaceBytesPerToken, 16, 4096);
     }
+
+    /// <summary>
+    /// The working set a block tile aims at: half of the 2 MB L2 of the cores we measured on, so the weights
+    /// and the next tile's inputs keep room (Sapphire/Granite Rapids-class Xeons: 2 MB; Zen 4: 1 MB, where a
+    /// tile spills to L2's neighbour L3 slice at a cost we measured as small next to running from L3 throughout).
+    /// </summary>
+    private const long TileBytes = 1L << 20;
 
     /// <summary>Makes the plan of a model with these hyper-parameters and mechanisms on these kernels.</summary>
     public static ExecutionPlan Create(Architecture architecture, KernelSet kernels, MechanismWeights? mechanisms = null) =>
@@ -99,6 +107,15 @@ internal sealed class ExecutionPlan
     /// <summary>The products of each block, in the order the block runs them.</summary>
     public IReadOnlyList<IReadOnlyList<PlannedProduct>> Layers { get; }
 
+    /// <summary>
+    /// Most token rows one pass over a block processes at a time (whole samples; a longer sample alone): the rows
+    /// whose block buffers (<see cref="WorkspaceBytesPerToken"/> each) fit in about 1 MB. A chunk of 32 sentences
+    /// in one go (≈ 800 rows, ≈ 12 MB) ran its element-wise passes from L3 at 3× their batch-1 cost
+    /// (bench/README.md, "Levers"); the products' per-row cost does not depend on the row count above a few rows,
+    /// and binary weights are small enough (W1A1: 96 KB a block) to be re-read per tile from cache.
+    /// </summary>
+    public int TileRows { get; }
+
     /// <summary>Activation planes per input row (a for plane kernels, 0 otherwise).</summary>
     public int PlaneCount => Activations == ActivationEncoding.Planes ? Architecture.ActBits : 0;
 
@@ -134,6 +151,7 @@ internal sealed class ExecutionPlan
         sb.AppendLine(c, $"activations  {encoding}");
         sb.AppendLine(c, $"products     {Kernel.Name} ({Kernel.Isa.ToName()}) for all {a.Layers * 8} linear layers; weights prepared at load ({WeightPreparation})");
         sb.AppendLine(c, $"helpers      quantize+pack {(VectorisedHelpers ? "Vector256" : "scalar")}; attention scores on {Kernels.Sgemm.Name}");
+        sb.AppendLine(c, $"tiles        a block runs on at most {TileRows} token rows at a time (whole samples), ≈ {TileRows * WorkspaceBytesPerToken / 1024:N0} KB of buffers");
         sb.AppendLine(c, $"workspace    {WorkspaceBytesPerToken:N0} bytes per token row; attention {AttentionBytes(a.MaxLength):N0} bytes at max_len {a.MaxLength} (grows with the longest text seen)");
         MechanismWeights m = Mechanisms;
         if (m.Names.Count > 0)

@@ -73,7 +73,7 @@ internal sealed class ForwardPass
                 ? PartitionBySkipGate(gates, l, ws, live, tokens)
                 : (live, tokens);
             if (running > 0)
-                Block(_w.Blocks[l], ws, running, runningTokens, threads);
+                BlockInTiles(_w.Blocks[l], ws, running, threads);
 
             // Exits (for the samples that ran the block), then compaction: samples that go on keep their
             // order and move down over the gaps.
@@ -167,19 +167,40 @@ internal sealed class ForwardPass
         LayerNorm(x, e.Norm);
     }
 
+    /// <summary>
+    /// Runs the block on the first <paramref name="samples"/> live samples in tiles of whole samples of at most
+    /// <see cref="ExecutionPlan.TileRows"/> rows (one sample alone when it is longer). Every step of a block is per row or per
+    /// sample, and a GEMM computes each row the same way whatever rows it is given, so tiling changes no bit of
+    /// the result (batch == one by one == any tiling).
+    /// </summary>
+    private void BlockInTiles(BlockWeights b, Workspace ws, int samples, int threads)
+    {
+        for (int first = 0; first < samples;)
+        {
+            int end = first, rows = 0;
+            do
+                rows += ws.Lengths[end++];
+            while (end < samples && rows + ws.Lengths[end] <= _plan.TileRows);
+            Block(b, ws, first, end, ws.Starts[first], rows, threads);
+            first = end;
+        }
+    }
+
     // h = LN1(x + Attn(x)); x' = LN2(h + G2(σ(G1 h)) ⊙ F2(tanh(F1 h)))
-    private void Block(BlockWeights b, Workspace ws, int live, int tokens, int threads)
+    // Live samples [first, end) own the residual rows [rowStart, rowStart + tokens) of X (contiguous: the
+    // running samples are packed from row 0); every scratch buffer is used from row 0 for the tile.
+    private void Block(BlockWeights b, Workspace ws, int first, int end, int rowStart, int tokens, int threads)
     {
         int d = _a.Dim, f = _a.FfDim;
-        Span<float> x = ws.X.AsSpan(0, tokens * d);
+        Span<float> x = ws.X.AsSpan(rowStart * d, tokens * d);
 
         // Q, K and V share one quantization of x.
         Quantize(ws, x, tokens, d);
         Linear(b.Q, ws, x, tokens, ws.Q, threads);
         Linear(b.K, ws, x, tokens, ws.K, threads);
         Linear(b.V, ws, x, tokens, ws.V, threads);
-        for (int i = 0; i < live; i++)
-            Attention(ws, ws.Starts[i], ws.Lengths[i]);
+        for (int i = first; i < end; i++)
+            Attention(ws, ws.Starts[i] - rowStart, ws.Lengths[i]);
 
         Span<float> attended = ws.Attended.AsSpan(0, tokens * d);
         Quantize(ws, attended, tokens, d);
