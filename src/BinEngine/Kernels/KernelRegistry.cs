@@ -54,7 +54,7 @@ internal static class KernelRegistry
     /// Vector128 one (no portable unsigned-by-signed byte multiply-add), a forced v128 set takes the scalar one.
     /// </summary>
     public static IReadOnlyList<CodeGemm> CodeGemms { get; } =
-        [new CodeGemmAvx2MaddUbs(), new CodeGemmAvx512MaddUbs(), new CodeGemmScalar()];
+        [new CodeGemmAvxVnni(), new CodeGemmAvx2MaddUbs(), new CodeGemmAvx512MaddUbs(), new CodeGemmScalar()];
 
     /// <summary>Every implementation of every family.</summary>
     public static IEnumerable<GemmKernel> All =>

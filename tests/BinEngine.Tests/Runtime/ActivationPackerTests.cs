@@ -32,6 +32,7 @@ public class ActivationPackerTests
                 {
                     0 => 0f,                                               // all-zero row: s = 0
                     1 => (random.Next(9) - 4) * 0.25f,                     // exact halves: rounding ties
+                    2 => i % 5 == 3 ? float.PositiveInfinity : i % 5 == 4 ? float.NegativeInfinity : i, // s = ∞: ∞/∞ = NaN codes
                     _ => (float)(random.NextDouble() * 2 - 1) * (1 + trial),
                 };
             var codes = new sbyte[k];
