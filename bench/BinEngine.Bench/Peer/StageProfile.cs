@@ -299,10 +299,10 @@ public static class StageProfile
             Linear(b.G1, h, tokens, ws.Gate, Stage.ProductG1F1);
             Linear(b.F1, h, tokens, ws.Forget, Stage.ProductG1F1);
             Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
-            TensorPrimitives.Sigmoid(gate, gate);
-            if (_a.SlfnGateCenter)
-                TensorPrimitives.Subtract(gate, 0.5f, gate);
-            TensorPrimitives.Tanh(forget, forget);
+            // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN); VectorMath's σ and tanh, a few ulp
+            // from MathF's (the reference's), cost a fifth of TensorPrimitives' (bench/README.md, "Levers").
+            VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+            VectorMath.Tanh(forget, forget, _plan.HelperIsa);
             Lap(Stage.Elementwise);
             Quantize(gate, tokens, f);
             Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);

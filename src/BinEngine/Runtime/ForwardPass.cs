@@ -215,10 +215,10 @@ internal sealed class ForwardPass
         Linear(b.G1, ws, h, tokens, ws.Gate, threads);
         Linear(b.F1, ws, h, tokens, ws.Forget, threads);
         Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
-        TensorPrimitives.Sigmoid(gate, gate);
-        if (_a.SlfnGateCenter)
-            TensorPrimitives.Subtract(gate, 0.5f, gate); // G2 sees σ(G1 h) − ½ (docs/MODEL.md, SLFN)
-        TensorPrimitives.Tanh(forget, forget);
+        // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN); VectorMath's σ and tanh, a few ulp
+        // from MathF's (the reference's), cost a fifth of TensorPrimitives' (bench/README.md, "Levers").
+        VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+        VectorMath.Tanh(forget, forget, _plan.HelperIsa);
         Quantize(ws, gate, tokens, f);
         Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
         Quantize(ws, forget, tokens, f);

@@ -183,7 +183,7 @@ internal sealed class MambaScratch
 /// cap allows goes first, narrower ones and a scalar loop take the remainder (E = 130 on AVX-512: 8 blocks of 16, 2 scalar).
 /// </para>
 /// <para>
-/// exp, the scan's cost (n·E·N of them against 3·n·E·N multiply-adds), is <see cref="MambaMath.Exp(float)"/>: a
+/// exp, the scan's cost (n·E·N of them against 3·n·E·N multiply-adds), is <see cref="VectorMath.Exp(float)"/>: a
 /// Cephes-style polynomial written once per width with the same operations, so every width and the scalar tail give
 /// the same bits and the ISA cap is honoured (TensorPrimitives.Exp chooses its own width; the BCL's Vector512.Exp has
 /// no scalar twin of the same bits). Measured on the scan alone (an uncommitted harness, E = 128 / 512, N = 16, n = 24,
@@ -395,7 +395,7 @@ internal static class MambaHead
                     for (int i = first; i < k; i++)
                         sum = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref tap, (nuint)(i * e + c)),
                             Vector512.LoadUnsafe(ref input, (nuint)((t - k + 1 + i) * stride + c)), sum);
-                    MambaMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
+                    VectorMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
                 }
             }
             if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
@@ -406,7 +406,7 @@ internal static class MambaHead
                     for (int i = first; i < k; i++)
                         sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref tap, (nuint)(i * e + c)),
                             Vector256.LoadUnsafe(ref input, (nuint)((t - k + 1 + i) * stride + c)), sum);
-                    MambaMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
+                    VectorMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
                 }
             }
             if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
@@ -417,7 +417,7 @@ internal static class MambaHead
                     for (int i = first; i < k; i++)
                         sum = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref tap, (nuint)(i * e + c)),
                             Vector128.LoadUnsafe(ref input, (nuint)((t - k + 1 + i) * stride + c)), sum);
-                    MambaMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
+                    VectorMath.Silu(sum).StoreUnsafe(ref output, (nuint)(t * e + c));
                 }
             }
             for (; c < e; c++)
@@ -425,7 +425,7 @@ internal static class MambaHead
                 float sum = Unsafe.Add(ref b, c);
                 for (int i = first; i < k; i++)
                     sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref tap, i * e + c), Unsafe.Add(ref input, (t - k + 1 + i) * stride + c), sum);
-                Unsafe.Add(ref output, t * e + c) = MambaMath.Silu(sum);
+                Unsafe.Add(ref output, t * e + c) = VectorMath.Silu(sum);
             }
         }
     }
@@ -438,15 +438,15 @@ internal static class MambaHead
         int e = row.Length, c = 0;
         if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
             for (; c + Vector512<float>.Count <= e; c += Vector512<float>.Count)
-                MambaMath.Softplus(Vector512.LoadUnsafe(ref r, (nuint)c) + Vector512.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
+                VectorMath.Softplus(Vector512.LoadUnsafe(ref r, (nuint)c) + Vector512.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
         if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
             for (; c + Vector256<float>.Count <= e; c += Vector256<float>.Count)
-                MambaMath.Softplus(Vector256.LoadUnsafe(ref r, (nuint)c) + Vector256.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
+                VectorMath.Softplus(Vector256.LoadUnsafe(ref r, (nuint)c) + Vector256.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
         if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
             for (; c + Vector128<float>.Count <= e; c += Vector128<float>.Count)
-                MambaMath.Softplus(Vector128.LoadUnsafe(ref r, (nuint)c) + Vector128.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
+                VectorMath.Softplus(Vector128.LoadUnsafe(ref r, (nuint)c) + Vector128.LoadUnsafe(ref b, (nuint)c)).StoreUnsafe(ref r, (nuint)c);
         for (; c < e; c++)
-            Unsafe.Add(ref r, c) = MambaMath.Softplus(Unsafe.Add(ref r, c) + Unsafe.Add(ref b, c));
+            Unsafe.Add(ref r, c) = VectorMath.Softplus(Unsafe.Add(ref r, c) + Unsafe.Add(ref b, c));
     }
 
     /// <summary>What the scan reads and writes; rows are [n, E] unless noted.</summary>
@@ -504,14 +504,14 @@ internal static class MambaHead
                 Vector512<float> sum = Vector512<float>.Zero;
                 for (int j = 0; j < ns; j++)
                 {
-                    Vector512<float> decay = MambaMath.Exp(delta * Vector512.LoadUnsafe(ref a, (nuint)(j * e + c)));
+                    Vector512<float> decay = VectorMath.Exp(delta * Vector512.LoadUnsafe(ref a, (nuint)(j * e + c)));
                     Vector512<float> state = Vector512.FusedMultiplyAdd(decay, Vector512.LoadUnsafe(ref h, (nuint)(j * e + c)),
                         deltaX * Vector512.Create(Unsafe.Add(ref b, j)));
                     state.StoreUnsafe(ref h, (nuint)(j * e + c));
                     sum = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref b, ns + j)), state, sum);
                 }
                 sum = Vector512.FusedMultiplyAdd(d, xt, sum);
-                (sum * MambaMath.Silu(Vector512.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
+                (sum * VectorMath.Silu(Vector512.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
             }
         }
         return c;
@@ -539,14 +539,14 @@ internal static class MambaHead
                 Vector256<float> sum = Vector256<float>.Zero;
                 for (int j = 0; j < ns; j++)
                 {
-                    Vector256<float> decay = MambaMath.Exp(delta * Vector256.LoadUnsafe(ref a, (nuint)(j * e + c)));
+                    Vector256<float> decay = VectorMath.Exp(delta * Vector256.LoadUnsafe(ref a, (nuint)(j * e + c)));
                     Vector256<float> state = Vector256.FusedMultiplyAdd(decay, Vector256.LoadUnsafe(ref h, (nuint)(j * e + c)),
                         deltaX * Vector256.Create(Unsafe.Add(ref b, j)));
                     state.StoreUnsafe(ref h, (nuint)(j * e + c));
                     sum = Vector256.FusedMultiplyAdd(Vector256.Create(Unsafe.Add(ref b, ns + j)), state, sum);
                 }
                 sum = Vector256.FusedMultiplyAdd(d, xt, sum);
-                (sum * MambaMath.Silu(Vector256.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
+                (sum * VectorMath.Silu(Vector256.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
             }
         }
         return c;
@@ -574,14 +574,14 @@ internal static class MambaHead
                 Vector128<float> sum = Vector128<float>.Zero;
                 for (int j = 0; j < ns; j++)
                 {
-                    Vector128<float> decay = MambaMath.Exp(delta * Vector128.LoadUnsafe(ref a, (nuint)(j * e + c)));
+                    Vector128<float> decay = VectorMath.Exp(delta * Vector128.LoadUnsafe(ref a, (nuint)(j * e + c)));
                     Vector128<float> state = Vector128.FusedMultiplyAdd(decay, Vector128.LoadUnsafe(ref h, (nuint)(j * e + c)),
                         deltaX * Vector128.Create(Unsafe.Add(ref b, j)));
                     state.StoreUnsafe(ref h, (nuint)(j * e + c));
                     sum = Vector128.FusedMultiplyAdd(Vector128.Create(Unsafe.Add(ref b, ns + j)), state, sum);
                 }
                 sum = Vector128.FusedMultiplyAdd(d, xt, sum);
-                (sum * MambaMath.Silu(Vector128.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
+                (sum * VectorMath.Silu(Vector128.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
             }
         }
         return c;
@@ -603,13 +603,13 @@ internal static class MambaHead
                 float sum = 0f;
                 for (int j = 0; j < ns; j++)
                 {
-                    float decay = MambaMath.Exp(delta * a[j * e + c]);
+                    float decay = VectorMath.Exp(delta * a[j * e + c]);
                     float state = MathF.FusedMultiplyAdd(decay, h[j * e + c], deltaX * dbc[b + j]);
                     h[j * e + c] = state;
                     sum = MathF.FusedMultiplyAdd(dbc[b + ns + j], state, sum);
                 }
                 sum = MathF.FusedMultiplyAdd(d, xt, sum);
-                y[t * e + c] = sum * MambaMath.Silu(xz[t * 2 * e + e + c]);
+                y[t * e + c] = sum * VectorMath.Silu(xz[t * 2 * e + e + c]);
             }
         }
     }
@@ -656,260 +656,5 @@ internal static class MambaHead
                 sum += Unsafe.Add(ref ur, t * d + i) + Unsafe.Add(ref mr, t * d + i);
             Unsafe.Add(ref pr, i) = sum / count;
         }
-    }
-}
-
-/// <summary>
-/// exp, log, SiLU and softplus for the Mamba head, each written once per width (float, Vector128, Vector256,
-/// Vector512) with the same operations in the same order, fused where marked, so every width returns the same bits.
-/// </summary>
-/// <remarks>
-/// exp(x) = 2^k · e^r with k = round(x·log₂e) and r = x − k·ln2 (ln2 split in two so k·ln2_hi is exact and r carries
-/// no cancellation error), e^r ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2 with Cephes' expf minimax P (degree 5): within 2 ulp.
-/// 2^k is built in the exponent bits; x is clamped to [−87.34, 88] so k stays in [−126, 127], and exp returns 0
-/// below −87.34 (true value under 2^−126, the least normal float) instead of a subnormal, which slow some CPUs'
-/// multiplies down. Above 88 (e^88 ≈ 1.7e38) it returns e^88; the head only meets such arguments inside SiLU's
-/// 1 + e^−v, where v/(1 + e^88) and v/∞ are both ≈ 0.
-/// log(s) for s ≥ 1 (softplus' 1 + e^v): s = 2^k·f with f ∈ [√½, √2), log s = k·ln2 + log f, log f by Cephes' logf
-/// minimax polynomial in f − 1 (degree 8): within 2 ulp.
-/// </remarks>
-internal static class MambaMath
-{
-    private const float Log2E = 1.44269504088896341f;
-    private const float Ln2High = 0.693359375f;       // 8 significant bits: k·Ln2High is exact for |k| ≤ 2^16
-    private const float Ln2Low = -2.12194440e-4f;     // ln 2 − Ln2High
-    private const float ExpLow = -87.33655f;          // ln(2^−126)
-    private const float ExpHigh = 88f;
-    private const float ExpP0 = 1.9875691500e-4f, ExpP1 = 1.3981999507e-3f, ExpP2 = 8.3334519073e-3f,
-        ExpP3 = 4.1665795894e-2f, ExpP4 = 1.6666665459e-1f, ExpP5 = 5.0000001201e-1f;
-    private const float SqrtHalf = 0.707106781186547524f;
-    private const float LogP0 = 7.0376836292e-2f, LogP1 = -1.1514610310e-1f, LogP2 = 1.1676998740e-1f, LogP3 = -1.2420140846e-1f,
-        LogP4 = 1.4249322787e-1f, LogP5 = -1.6668057665e-1f, LogP6 = 2.0000714765e-1f, LogP7 = -2.4999993993e-1f, LogP8 = 3.3333331174e-1f;
-    private const float SoftplusThreshold = 20f;      // torch's: softplus(v) = v above it
-
-    // ---- scalar ----
-
-    /// <summary>e^x (see the class remarks).</summary>
-    public static float Exp(float x)
-    {
-        float clamped = MathF.Min(MathF.Max(x, ExpLow), ExpHigh);
-        float k = MathF.Round(clamped * Log2E);
-        float r = MathF.FusedMultiplyAdd(k, -Ln2High, clamped);
-        r = MathF.FusedMultiplyAdd(k, -Ln2Low, r);
-        float poly = MathF.FusedMultiplyAdd(ExpP0, r, ExpP1);
-        poly = MathF.FusedMultiplyAdd(poly, r, ExpP2);
-        poly = MathF.FusedMultiplyAdd(poly, r, ExpP3);
-        poly = MathF.FusedMultiplyAdd(poly, r, ExpP4);
-        poly = MathF.FusedMultiplyAdd(poly, r, ExpP5);
-        poly = MathF.FusedMultiplyAdd(poly * r, r, r + 1f);
-        float scale = BitConverter.Int32BitsToSingle(((int)k + 127) << 23);
-        return x < ExpLow ? 0f : poly * scale;
-    }
-
-    /// <summary>ln s for s ≥ 1 (see the class remarks).</summary>
-    public static float Log(float s)
-    {
-        int bits = BitConverter.SingleToInt32Bits(s);
-        float k = (bits >> 23) - 126;
-        float f = BitConverter.Int32BitsToSingle((bits & 0x007FFFFF) | 0x3F000000);   // s = 2^k · f, f ∈ [½, 1)
-        bool small = f < SqrtHalf;                                                     // then use 2f ∈ [1, √2), k − 1
-        k -= small ? 1f : 0f;
-        f = (small ? f + f : f) - 1f;
-        float z = f * f;
-        float poly = MathF.FusedMultiplyAdd(LogP0, f, LogP1);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP2);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP3);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP4);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP5);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP6);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP7);
-        poly = MathF.FusedMultiplyAdd(poly, f, LogP8);
-        float tail = poly * f * z;
-        tail = MathF.FusedMultiplyAdd(k, Ln2Low, tail);
-        tail = MathF.FusedMultiplyAdd(-0.5f, z, tail);
-        return MathF.FusedMultiplyAdd(k, Ln2High, f + tail);
-    }
-
-    /// <summary>SiLU(v) = v·σ(v) = v / (1 + e^−v).</summary>
-    public static float Silu(float v) => v / (1f + Exp(-v));
-
-    /// <summary>
-    /// softplus(v) = v above 20, else log1p(e^v) as ln(s)·y/(s − 1), s = 1 + y rounded, y = e^v: 1 + y loses the low bits
-    /// of a small y, and the ratio puts them back (Goldberg); s = 1 means y is below half an ulp of 1 and log1p(y) = y.
-    /// </summary>
-    public static float Softplus(float v)
-    {
-        float y = Exp(v);
-        float s = 1f + y;
-        float log1p = s == 1f ? y : Log(s) * y / (s - 1f);
-        return v > SoftplusThreshold ? v : log1p;
-    }
-
-    // ---- Vector512 ----
-
-    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
-    public static Vector512<float> Exp(Vector512<float> x)
-    {
-        Vector512<float> clamped = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLow)), Vector512.Create(ExpHigh));
-        Vector512<float> k = Vector512.Round(clamped * Vector512.Create(Log2E));
-        Vector512<float> r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2High), clamped);
-        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Low), r);
-        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(ExpP0), r, Vector512.Create(ExpP1));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP2));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP3));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP4));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP5));
-        poly = Vector512.FusedMultiplyAdd(poly * r, r, r + Vector512<float>.One);
-        Vector512<float> scale = ((Vector512.ConvertToInt32(k) + Vector512.Create(127)) << 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLow)), Vector512<float>.Zero, poly * scale);
-    }
-
-    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
-    public static Vector512<float> Log(Vector512<float> s)
-    {
-        Vector512<int> bits = s.AsInt32();
-        Vector512<float> k = Vector512.ConvertToSingle(Vector512.ShiftRightArithmetic(bits, 23) - Vector512.Create(126));
-        Vector512<float> f = ((bits & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F000000)).AsSingle();
-        Vector512<float> small = Vector512.LessThan(f, Vector512.Create(SqrtHalf));
-        k -= small & Vector512<float>.One;
-        f = Vector512.ConditionalSelect(small, f + f, f) - Vector512<float>.One;
-        Vector512<float> z = f * f;
-        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(LogP0), f, Vector512.Create(LogP1));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP2));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP3));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP4));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP5));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP6));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP7));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP8));
-        Vector512<float> tail = poly * f * z;
-        tail = Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2Low), tail);
-        tail = Vector512.FusedMultiplyAdd(Vector512.Create(-0.5f), z, tail);
-        return Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2High), f + tail);
-    }
-
-    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
-    public static Vector512<float> Silu(Vector512<float> v) => v / (Vector512<float>.One + Exp(-v));
-
-    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
-    public static Vector512<float> Softplus(Vector512<float> v)
-    {
-        Vector512<float> y = Exp(v);
-        Vector512<float> s = Vector512<float>.One + y;
-        Vector512<float> log1p = Vector512.ConditionalSelect(Vector512.Equals(s, Vector512<float>.One), y,
-            Log(s) * y / (s - Vector512<float>.One));
-        return Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(SoftplusThreshold)), v, log1p);
-    }
-
-    // ---- Vector256 ----
-
-    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
-    public static Vector256<float> Exp(Vector256<float> x)
-    {
-        Vector256<float> clamped = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLow)), Vector256.Create(ExpHigh));
-        Vector256<float> k = Vector256.Round(clamped * Vector256.Create(Log2E));
-        Vector256<float> r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2High), clamped);
-        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Low), r);
-        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(ExpP0), r, Vector256.Create(ExpP1));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP2));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP3));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP4));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP5));
-        poly = Vector256.FusedMultiplyAdd(poly * r, r, r + Vector256<float>.One);
-        Vector256<float> scale = ((Vector256.ConvertToInt32(k) + Vector256.Create(127)) << 23).AsSingle();
-        return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLow)), Vector256<float>.Zero, poly * scale);
-    }
-
-    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
-    public static Vector256<float> Log(Vector256<float> s)
-    {
-        Vector256<int> bits = s.AsInt32();
-        Vector256<float> k = Vector256.ConvertToSingle(Vector256.ShiftRightArithmetic(bits, 23) - Vector256.Create(126));
-        Vector256<float> f = ((bits & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F000000)).AsSingle();
-        Vector256<float> small = Vector256.LessThan(f, Vector256.Create(SqrtHalf));
-        k -= small & Vector256<float>.One;
-        f = Vector256.ConditionalSelect(small, f + f, f) - Vector256<float>.One;
-        Vector256<float> z = f * f;
-        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(LogP0), f, Vector256.Create(LogP1));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP2));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP3));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP4));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP5));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP6));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP7));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP8));
-        Vector256<float> tail = poly * f * z;
-        tail = Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2Low), tail);
-        tail = Vector256.FusedMultiplyAdd(Vector256.Create(-0.5f), z, tail);
-        return Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2High), f + tail);
-    }
-
-    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
-    public static Vector256<float> Silu(Vector256<float> v) => v / (Vector256<float>.One + Exp(-v));
-
-    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
-    public static Vector256<float> Softplus(Vector256<float> v)
-    {
-        Vector256<float> y = Exp(v);
-        Vector256<float> s = Vector256<float>.One + y;
-        Vector256<float> log1p = Vector256.ConditionalSelect(Vector256.Equals(s, Vector256<float>.One), y,
-            Log(s) * y / (s - Vector256<float>.One));
-        return Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256.Create(SoftplusThreshold)), v, log1p);
-    }
-
-    // ---- Vector128 ----
-
-    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
-    public static Vector128<float> Exp(Vector128<float> x)
-    {
-        Vector128<float> clamped = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLow)), Vector128.Create(ExpHigh));
-        Vector128<float> k = Vector128.Round(clamped * Vector128.Create(Log2E));
-        Vector128<float> r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2High), clamped);
-        r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2Low), r);
-        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(ExpP0), r, Vector128.Create(ExpP1));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP2));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP3));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP4));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP5));
-        poly = Vector128.FusedMultiplyAdd(poly * r, r, r + Vector128<float>.One);
-        Vector128<float> scale = ((Vector128.ConvertToInt32(k) + Vector128.Create(127)) << 23).AsSingle();
-        return Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLow)), Vector128<float>.Zero, poly * scale);
-    }
-
-    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
-    public static Vector128<float> Log(Vector128<float> s)
-    {
-        Vector128<int> bits = s.AsInt32();
-        Vector128<float> k = Vector128.ConvertToSingle(Vector128.ShiftRightArithmetic(bits, 23) - Vector128.Create(126));
-        Vector128<float> f = ((bits & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F000000)).AsSingle();
-        Vector128<float> small = Vector128.LessThan(f, Vector128.Create(SqrtHalf));
-        k -= small & Vector128<float>.One;
-        f = Vector128.ConditionalSelect(small, f + f, f) - Vector128<float>.One;
-        Vector128<float> z = f * f;
-        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(LogP0), f, Vector128.Create(LogP1));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP2));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP3));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP4));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP5));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP6));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP7));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP8));
-        Vector128<float> tail = poly * f * z;
-        tail = Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2Low), tail);
-        tail = Vector128.FusedMultiplyAdd(Vector128.Create(-0.5f), z, tail);
-        return Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2High), f + tail);
-    }
-
-    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
-    public static Vector128<float> Silu(Vector128<float> v) => v / (Vector128<float>.One + Exp(-v));
-
-    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
-    public static Vector128<float> Softplus(Vector128<float> v)
-    {
-        Vector128<float> y = Exp(v);
-        Vector128<float> s = Vector128<float>.One + y;
-        Vector128<float> log1p = Vector128.ConditionalSelect(Vector128.Equals(s, Vector128<float>.One), y,
-            Log(s) * y / (s - Vector128<float>.One));
-        return Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128.Create(SoftplusThreshold)), v, log1p);
     }
 }

@@ -7,7 +7,7 @@ namespace BinEngine.Tests.Runtime;
 /// <summary>
 /// The Mamba exit head's fast path against its plain-loop reference (docs/MODEL.md, "mamba_exits"), on every SGEMM the
 /// process supports and every ISA cap; the properties the forward pass relies on (causality, the zero-out_proj
-/// identity, no state between calls); and the vector math it is built from.
+/// identity, no state between calls). The vector math it is built from: VectorMathTests.
 /// </summary>
 [Trait("Category", "Isa")]
 public class MambaHeadTests
@@ -247,93 +247,7 @@ public class MambaHeadTests
         Assert.Equal(24L * (131072 + 1024 + 12288 + 4096 + 384 + 12288 + 2048 + 384 + 65536 + 512), MambaHead.Flops(w, 24));
     }
 
-    // ---- the math the fast path is built from ----
-
-    [Fact]
-    public void ExpIsWithinTwoUlpsAndEveryWidthGivesItsBits()
-    {
-        var inputs = new List<float>();
-        for (float x = -87.3f; x <= 88f; x += 0.0137f) inputs.Add(x);
-        inputs.AddRange([0f, -0f, 1e-8f, -1e-8f, -87.33f, -87.34f, -100f, float.NegativeInfinity, -1e30f]);
-        float[] scalar = inputs.Select(MambaMath.Exp).ToArray();
-        for (int i = 0; i < inputs.Count; i++)
-        {
-            float x = inputs[i];
-            float exact = (float)Math.Exp(x);
-            if (x < -87.33655f) Assert.Equal(0f, scalar[i]);
-            else Assert.True(UlpDistance(exact, scalar[i]) <= 2, $"exp({x:R}) = {scalar[i]:R}, exact {exact:R}");
-        }
-        AssertEveryWidth(inputs.ToArray(), scalar, MambaMath.Exp, MambaMath.Exp, MambaMath.Exp, "exp");
-    }
-
-    [Fact]
-    public void LogIsWithinTwoUlpsAndEveryWidthGivesItsBits()
-    {
-        var inputs = new List<float>();
-        for (float s = 1f; s < 5e8f; s *= 1.0173f) inputs.Add(s);
-        inputs.AddRange([1f, 1.0000001f, MathF.Sqrt(2f), 0.99999994f * MathF.Sqrt(2f), 2f, 4.85165e8f]);
-        float[] scalar = inputs.Select(MambaMath.Log).ToArray();
-        for (int i = 0; i < inputs.Count; i++)
-        {
-            float exact = (float)Math.Log(inputs[i]);
-            Assert.True(UlpDistance(exact, scalar[i]) <= 2 || Math.Abs(exact - scalar[i]) <= 1e-7f,
-                $"log({inputs[i]:R}) = {scalar[i]:R}, exact {exact:R}");
-        }
-        AssertEveryWidth(inputs.ToArray(), scalar, MambaMath.Log, MambaMath.Log, MambaMath.Log, "log");
-    }
-
-    [Fact]
-    public void SoftplusAndSiluMatchDoubleAndEveryWidthGivesTheirBits()
-    {
-        var inputs = new List<float>();
-        for (float v = -90f; v <= 90f; v += 0.0311f) inputs.Add(v);
-        inputs.AddRange([20f, 20.000002f, 19.999998f, 0f, -17f, -16f, 1e30f]);
-        float[] values = inputs.ToArray();
-        float[] softplus = values.Select(MambaMath.Softplus).ToArray();
-        float[] silu = values.Select(MambaMath.Silu).ToArray();
-        for (int i = 0; i < values.Length; i++)
-        {
-            double v = values[i];
-            double s = 1.0 + Math.Exp(v);
-            double log1p = s == 1.0 ? Math.Exp(v) : Math.Log(s) * Math.Exp(v) / (s - 1.0);
-            float expectedSoftplus = v > 20 ? (float)v : (float)log1p;
-            Assert.True(UlpDistance(expectedSoftplus, softplus[i]) <= 4 || Math.Abs(expectedSoftplus - softplus[i]) < 1e-37,
-                $"softplus({v:R}) = {softplus[i]:R}, expected {expectedSoftplus:R}");
-            float expectedSilu = (float)(v / (1.0 + Math.Exp(-v)));
-            Assert.True(UlpDistance(expectedSilu, silu[i]) <= 4 || Math.Abs(expectedSilu - silu[i]) < 1e-30,
-                $"silu({v:R}) = {silu[i]:R}, expected {expectedSilu:R}");
-        }
-        AssertEveryWidth(values, softplus, MambaMath.Softplus, MambaMath.Softplus, MambaMath.Softplus, "softplus");
-        AssertEveryWidth(values, silu, MambaMath.Silu, MambaMath.Silu, MambaMath.Silu, "silu");
-    }
-
     // ---- helpers ----
-
-    private static void AssertEveryWidth(float[] inputs, float[] scalar, Func<Vector128<float>, Vector128<float>> f128,
-        Func<Vector256<float>, Vector256<float>> f256, Func<Vector512<float>, Vector512<float>> f512, string what)
-    {
-        int padded = (inputs.Length + 15) / 16 * 16;
-        var x = new float[padded];
-        inputs.CopyTo(x, 0);
-        var y = new float[padded];
-        for (int i = 0; i < padded; i += 4) f128(Vector128.Create(x, i)).CopyTo(y, i);
-        AssertSameBits(scalar, y.AsSpan(0, inputs.Length).ToArray(), $"{what} Vector128");
-        for (int i = 0; i < padded; i += 8) f256(Vector256.Create(x, i)).CopyTo(y, i);
-        AssertSameBits(scalar, y.AsSpan(0, inputs.Length).ToArray(), $"{what} Vector256");
-        for (int i = 0; i < padded; i += 16) f512(Vector512.Create(x, i)).CopyTo(y, i);
-        AssertSameBits(scalar, y.AsSpan(0, inputs.Length).ToArray(), $"{what} Vector512");
-    }
-
-    private static long UlpDistance(float a, float b)
-    {
-        if (a == b) return 0;
-        static long Ordered(float v)
-        {
-            int bits = BitConverter.SingleToInt32Bits(v);
-            return bits < 0 ? int.MinValue - (long)bits : bits;
-        }
-        return Math.Abs(Ordered(a) - Ordered(b));
-    }
 
     private static void AssertMatchesReference(MambaHeadWeights w, float[,] u, Sgemm sgemm, KernelIsa isa, MambaScratch scratch, string label)
     {

@@ -1,0 +1,377 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using BinEngine.Kernels;
+
+namespace BinEngine.Runtime;
+
+/// <summary>
+/// exp, log, SiLU, softplus (the Mamba head), σ and tanh (the blocks' SLFN), each written once per width (float,
+/// Vector128, Vector256, Vector512) with the same operations in the same order, fused where marked, so every width
+/// returns the same bits; span drivers run the widest width the plan allows with a scalar tail.
+/// </summary>
+/// <remarks>
+/// exp(x) = 2^k · e^r with k = round(x·log₂e) and r = x − k·ln2 (ln2 split in two so k·ln2_hi is exact and r carries
+/// no cancellation error), e^r ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2 with Cephes' expf minimax P (degree 5): within 2 ulp.
+/// 2^k is built in the exponent bits; x is clamped to [−87.34, 88] so k stays in [−126, 127], and exp returns 0
+/// below −87.34 (true value under 2^−126, the least normal float) instead of a subnormal, which slow some CPUs'
+/// multiplies down. Above 88 (e^88 ≈ 1.7e38) it returns e^88; the head only meets such arguments inside SiLU's
+/// 1 + e^−v, where v/(1 + e^88) and v/∞ are both ≈ 0.
+/// log(s) for s ≥ 1 (softplus' 1 + e^v): s = 2^k·f with f ∈ [√½, √2), log s = k·ln2 + log f, log f by Cephes' logf
+/// minimax polynomial in f − 1 (degree 8): within 2 ulp.
+/// σ(x) = 1 / (1 + e^−x), within a few ulp where σ is a normal float (below x ≈ −87 it returns ≈ 6e−39 for the
+/// reference's 0). tanh follows Cephes' tanhf: |x| &lt; 0.625 an odd minimax polynomial x + x³·P(x²) (degree 4 in
+/// x²), else sign(x)·(1 − 2 / (e^{2|x|} + 1)): within a few ulp, and exactly x's sign, so the sign plane the next
+/// product reads is sign(x) (the polynomial branch keeps tiny arguments from cancelling to 0). Both replace
+/// TensorPrimitives.Sigmoid/Tanh in the blocks, which cost ≈ 1–2 ns an element on the machines we measured
+/// against ≈ 0.2 here (bench/README.md, "Levers"): the SLFN applies them to 2·f values per token and block.
+/// </remarks>
+internal static class VectorMath
+{
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2High = 0.693359375f;       // 8 significant bits: k·Ln2High is exact for |k| ≤ 2^16
+    private const float Ln2Low = -2.12194440e-4f;     // ln 2 − Ln2High
+    private const float ExpLow = -87.33655f;          // ln(2^−126)
+    private const float ExpHigh = 88f;
+    private const float ExpP0 = 1.9875691500e-4f, ExpP1 = 1.3981999507e-3f, ExpP2 = 8.3334519073e-3f,
+        ExpP3 = 4.1665795894e-2f, ExpP4 = 1.6666665459e-1f, ExpP5 = 5.0000001201e-1f;
+    private const float SqrtHalf = 0.707106781186547524f;
+    private const float LogP0 = 7.0376836292e-2f, LogP1 = -1.1514610310e-1f, LogP2 = 1.1676998740e-1f, LogP3 = -1.2420140846e-1f,
+        LogP4 = 1.4249322787e-1f, LogP5 = -1.6668057665e-1f, LogP6 = 2.0000714765e-1f, LogP7 = -2.4999993993e-1f, LogP8 = 3.3333331174e-1f;
+    private const float SoftplusThreshold = 20f;      // torch's: softplus(v) = v above it
+    private const float TanhSmall = 0.625f;           // Cephes tanhf: the polynomial below, the exp form above
+    private const float TanhP0 = -5.70498872745e-3f, TanhP1 = 2.06390887954e-2f, TanhP2 = -5.37397155531e-2f,
+        TanhP3 = 1.33314422036e-1f, TanhP4 = -3.33332819422e-1f;
+
+    // ---- scalar ----
+
+    /// <summary>e^x (see the class remarks).</summary>
+    public static float Exp(float x)
+    {
+        float clamped = MathF.Min(MathF.Max(x, ExpLow), ExpHigh);
+        float k = MathF.Round(clamped * Log2E);
+        float r = MathF.FusedMultiplyAdd(k, -Ln2High, clamped);
+        r = MathF.FusedMultiplyAdd(k, -Ln2Low, r);
+        float poly = MathF.FusedMultiplyAdd(ExpP0, r, ExpP1);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP2);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP3);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP4);
+        poly = MathF.FusedMultiplyAdd(poly, r, ExpP5);
+        poly = MathF.FusedMultiplyAdd(poly * r, r, r + 1f);
+        float scale = BitConverter.Int32BitsToSingle(((int)k + 127) << 23);
+        return x < ExpLow ? 0f : poly * scale;
+    }
+
+    /// <summary>ln s for s ≥ 1 (see the class remarks).</summary>
+    public static float Log(float s)
+    {
+        int bits = BitConverter.SingleToInt32Bits(s);
+        float k = (bits >> 23) - 126;
+        float f = BitConverter.Int32BitsToSingle((bits & 0x007FFFFF) | 0x3F000000);   // s = 2^k · f, f ∈ [½, 1)
+        bool small = f < SqrtHalf;                                                     // then use 2f ∈ [1, √2), k − 1
+        k -= small ? 1f : 0f;
+        f = (small ? f + f : f) - 1f;
+        float z = f * f;
+        float poly = MathF.FusedMultiplyAdd(LogP0, f, LogP1);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP2);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP3);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP4);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP5);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP6);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP7);
+        poly = MathF.FusedMultiplyAdd(poly, f, LogP8);
+        float tail = poly * f * z;
+        tail = MathF.FusedMultiplyAdd(k, Ln2Low, tail);
+        tail = MathF.FusedMultiplyAdd(-0.5f, z, tail);
+        return MathF.FusedMultiplyAdd(k, Ln2High, f + tail);
+    }
+
+    /// <summary>SiLU(v) = v·σ(v) = v / (1 + e^−v).</summary>
+    public static float Silu(float v) => v / (1f + Exp(-v));
+
+    /// <summary>σ(x) = 1 / (1 + e^−x).</summary>
+    public static float Sigmoid(float x) => 1f / (1f + Exp(-x));
+
+    /// <summary>tanh(x) (see the class remarks).</summary>
+    public static float Tanh(float x)
+    {
+        float a = MathF.Abs(x), s = x * x;
+        float poly = MathF.FusedMultiplyAdd(TanhP0, s, TanhP1);
+        poly = MathF.FusedMultiplyAdd(poly, s, TanhP2);
+        poly = MathF.FusedMultiplyAdd(poly, s, TanhP3);
+        poly = MathF.FusedMultiplyAdd(poly, s, TanhP4);
+        float small = MathF.FusedMultiplyAdd(poly * s, x, x);
+        float large = MathF.CopySign(1f - 2f / (Exp(a + a) + 1f), x);
+        return a < TanhSmall ? small : large;
+    }
+
+    /// <summary>
+    /// softplus(v) = v above 20, else log1p(e^v) as ln(s)·y/(s − 1), s = 1 + y rounded, y = e^v: 1 + y loses the low bits
+    /// of a small y, and the ratio puts them back (Goldberg); s = 1 means y is below half an ulp of 1 and log1p(y) = y.
+    /// </summary>
+    public static float Softplus(float v)
+    {
+        float y = Exp(v);
+        float s = 1f + y;
+        float log1p = s == 1f ? y : Log(s) * y / (s - 1f);
+        return v > SoftplusThreshold ? v : log1p;
+    }
+
+    // ---- Vector512 ----
+
+    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
+    public static Vector512<float> Exp(Vector512<float> x)
+    {
+        Vector512<float> clamped = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLow)), Vector512.Create(ExpHigh));
+        Vector512<float> k = Vector512.Round(clamped * Vector512.Create(Log2E));
+        Vector512<float> r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2High), clamped);
+        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Low), r);
+        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(ExpP0), r, Vector512.Create(ExpP1));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP2));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP3));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP4));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP5));
+        poly = Vector512.FusedMultiplyAdd(poly * r, r, r + Vector512<float>.One);
+        Vector512<float> scale = ((Vector512.ConvertToInt32(k) + Vector512.Create(127)) << 23).AsSingle();
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLow)), Vector512<float>.Zero, poly * scale);
+    }
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector512<float> Log(Vector512<float> s)
+    {
+        Vector512<int> bits = s.AsInt32();
+        Vector512<float> k = Vector512.ConvertToSingle(Vector512.ShiftRightArithmetic(bits, 23) - Vector512.Create(126));
+        Vector512<float> f = ((bits & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F000000)).AsSingle();
+        Vector512<float> small = Vector512.LessThan(f, Vector512.Create(SqrtHalf));
+        k -= small & Vector512<float>.One;
+        f = Vector512.ConditionalSelect(small, f + f, f) - Vector512<float>.One;
+        Vector512<float> z = f * f;
+        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(LogP0), f, Vector512.Create(LogP1));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP2));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP3));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP4));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP5));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP6));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP7));
+        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP8));
+        Vector512<float> tail = poly * f * z;
+        tail = Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2Low), tail);
+        tail = Vector512.FusedMultiplyAdd(Vector512.Create(-0.5f), z, tail);
+        return Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2High), f + tail);
+    }
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector512<float> Silu(Vector512<float> v) => v / (Vector512<float>.One + Exp(-v));
+
+    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
+    public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Exp(-x));
+
+    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
+    public static Vector512<float> Tanh(Vector512<float> x)
+    {
+        Vector512<float> a = Vector512.Abs(x), s = x * x;
+        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(TanhP0), s, Vector512.Create(TanhP1));
+        poly = Vector512.FusedMultiplyAdd(poly, s, Vector512.Create(TanhP2));
+        poly = Vector512.FusedMultiplyAdd(poly, s, Vector512.Create(TanhP3));
+        poly = Vector512.FusedMultiplyAdd(poly, s, Vector512.Create(TanhP4));
+        Vector512<float> small = Vector512.FusedMultiplyAdd(poly * s, x, x);
+        Vector512<float> large = Vector512.CopySign(Vector512<float>.One - Vector512.Create(2f) / (Exp(a + a) + Vector512<float>.One), x);
+        return Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(TanhSmall)), small, large);
+    }
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector512<float> Softplus(Vector512<float> v)
+    {
+        Vector512<float> y = Exp(v);
+        Vector512<float> s = Vector512<float>.One + y;
+        Vector512<float> log1p = Vector512.ConditionalSelect(Vector512.Equals(s, Vector512<float>.One), y,
+            Log(s) * y / (s - Vector512<float>.One));
+        return Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(SoftplusThreshold)), v, log1p);
+    }
+
+    // ---- Vector256 ----
+
+    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        Vector256<float> clamped = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLow)), Vector256.Create(ExpHigh));
+        Vector256<float> k = Vector256.Round(clamped * Vector256.Create(Log2E));
+        Vector256<float> r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2High), clamped);
+        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Low), r);
+        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(ExpP0), r, Vector256.Create(ExpP1));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP2));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP3));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP4));
+        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP5));
+        poly = Vector256.FusedMultiplyAdd(poly * r, r, r + Vector256<float>.One);
+        Vector256<float> scale = ((Vector256.ConvertToInt32(k) + Vector256.Create(127)) << 23).AsSingle();
+        return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLow)), Vector256<float>.Zero, poly * scale);
+    }
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector256<float> Log(Vector256<float> s)
+    {
+        Vector256<int> bits = s.AsInt32();
+        Vector256<float> k = Vector256.ConvertToSingle(Vector256.ShiftRightArithmetic(bits, 23) - Vector256.Create(126));
+        Vector256<float> f = ((bits & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F000000)).AsSingle();
+        Vector256<float> small = Vector256.LessThan(f, Vector256.Create(SqrtHalf));
+        k -= small & Vector256<float>.One;
+        f = Vector256.ConditionalSelect(small, f + f, f) - Vector256<float>.One;
+        Vector256<float> z = f * f;
+        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(LogP0), f, Vector256.Create(LogP1));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP2));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP3));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP4));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP5));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP6));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP7));
+        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP8));
+        Vector256<float> tail = poly * f * z;
+        tail = Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2Low), tail);
+        tail = Vector256.FusedMultiplyAdd(Vector256.Create(-0.5f), z, tail);
+        return Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2High), f + tail);
+    }
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector256<float> Silu(Vector256<float> v) => v / (Vector256<float>.One + Exp(-v));
+
+    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
+    public static Vector256<float> Sigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Exp(-x));
+
+    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
+    public static Vector256<float> Tanh(Vector256<float> x)
+    {
+        Vector256<float> a = Vector256.Abs(x), s = x * x;
+        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(TanhP0), s, Vector256.Create(TanhP1));
+        poly = Vector256.FusedMultiplyAdd(poly, s, Vector256.Create(TanhP2));
+        poly = Vector256.FusedMultiplyAdd(poly, s, Vector256.Create(TanhP3));
+        poly = Vector256.FusedMultiplyAdd(poly, s, Vector256.Create(TanhP4));
+        Vector256<float> small = Vector256.FusedMultiplyAdd(poly * s, x, x);
+        Vector256<float> large = Vector256.CopySign(Vector256<float>.One - Vector256.Create(2f) / (Exp(a + a) + Vector256<float>.One), x);
+        return Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(TanhSmall)), small, large);
+    }
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector256<float> Softplus(Vector256<float> v)
+    {
+        Vector256<float> y = Exp(v);
+        Vector256<float> s = Vector256<float>.One + y;
+        Vector256<float> log1p = Vector256.ConditionalSelect(Vector256.Equals(s, Vector256<float>.One), y,
+            Log(s) * y / (s - Vector256<float>.One));
+        return Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256.Create(SoftplusThreshold)), v, log1p);
+    }
+
+    // ---- Vector128 ----
+
+    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
+    public static Vector128<float> Exp(Vector128<float> x)
+    {
+        Vector128<float> clamped = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLow)), Vector128.Create(ExpHigh));
+        Vector128<float> k = Vector128.Round(clamped * Vector128.Create(Log2E));
+        Vector128<float> r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2High), clamped);
+        r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2Low), r);
+        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(ExpP0), r, Vector128.Create(ExpP1));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP2));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP3));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP4));
+        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP5));
+        poly = Vector128.FusedMultiplyAdd(poly * r, r, r + Vector128<float>.One);
+        Vector128<float> scale = ((Vector128.ConvertToInt32(k) + Vector128.Create(127)) << 23).AsSingle();
+        return Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLow)), Vector128<float>.Zero, poly * scale);
+    }
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector128<float> Log(Vector128<float> s)
+    {
+        Vector128<int> bits = s.AsInt32();
+        Vector128<float> k = Vector128.ConvertToSingle(Vector128.ShiftRightArithmetic(bits, 23) - Vector128.Create(126));
+        Vector128<float> f = ((bits & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F000000)).AsSingle();
+        Vector128<float> small = Vector128.LessThan(f, Vector128.Create(SqrtHalf));
+        k -= small & Vector128<float>.One;
+        f = Vector128.ConditionalSelect(small, f + f, f) - Vector128<float>.One;
+        Vector128<float> z = f * f;
+        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(LogP0), f, Vector128.Create(LogP1));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP2));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP3));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP4));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP5));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP6));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP7));
+        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP8));
+        Vector128<float> tail = poly * f * z;
+        tail = Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2Low), tail);
+        tail = Vector128.FusedMultiplyAdd(Vector128.Create(-0.5f), z, tail);
+        return Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2High), f + tail);
+    }
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector128<float> Silu(Vector128<float> v) => v / (Vector128<float>.One + Exp(-v));
+
+    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
+    public static Vector128<float> Sigmoid(Vector128<float> x) => Vector128<float>.One / (Vector128<float>.One + Exp(-x));
+
+    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
+    public static Vector128<float> Tanh(Vector128<float> x)
+    {
+        Vector128<float> a = Vector128.Abs(x), s = x * x;
+        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(TanhP0), s, Vector128.Create(TanhP1));
+        poly = Vector128.FusedMultiplyAdd(poly, s, Vector128.Create(TanhP2));
+        poly = Vector128.FusedMultiplyAdd(poly, s, Vector128.Create(TanhP3));
+        poly = Vector128.FusedMultiplyAdd(poly, s, Vector128.Create(TanhP4));
+        Vector128<float> small = Vector128.FusedMultiplyAdd(poly * s, x, x);
+        Vector128<float> large = Vector128.CopySign(Vector128<float>.One - Vector128.Create(2f) / (Exp(a + a) + Vector128<float>.One), x);
+        return Vector128.ConditionalSelect(Vector128.LessThan(a, Vector128.Create(TanhSmall)), small, large);
+    }
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector128<float> Softplus(Vector128<float> v)
+    {
+        Vector128<float> y = Exp(v);
+        Vector128<float> s = Vector128<float>.One + y;
+        Vector128<float> log1p = Vector128.ConditionalSelect(Vector128.Equals(s, Vector128<float>.One), y,
+            Log(s) * y / (s - Vector128<float>.One));
+        return Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128.Create(SoftplusThreshold)), v, log1p);
+    }
+
+    // ---- spans ----
+
+    /// <summary>y = σ(x) − <paramref name="shift"/> (shift ½ for the centred learn gate, else 0) on the widest width <paramref name="isa"/> allows.</summary>
+    public static void Sigmoid(ReadOnlySpan<float> x, float shift, Span<float> y, KernelIsa isa)
+    {
+        int n = x.Length, i = 0;
+        if (y.Length < n) throw new ArgumentException("output shorter than input", nameof(y));
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (isa >= KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                (Sigmoid(Vector512.LoadUnsafe(ref xr, (nuint)i)) - Vector512.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                (Sigmoid(Vector256.LoadUnsafe(ref xr, (nuint)i)) - Vector256.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                (Sigmoid(Vector128.LoadUnsafe(ref xr, (nuint)i)) - Vector128.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref yr, i) = Sigmoid(Unsafe.Add(ref xr, i)) - shift;
+    }
+
+    /// <summary>y = tanh(x) on the widest width <paramref name="isa"/> allows.</summary>
+    public static void Tanh(ReadOnlySpan<float> x, Span<float> y, KernelIsa isa)
+    {
+        int n = x.Length, i = 0;
+        if (y.Length < n) throw new ArgumentException("output shorter than input", nameof(y));
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (isa >= KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                Tanh(Vector512.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                Tanh(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                Tanh(Vector128.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref yr, i) = Tanh(Unsafe.Add(ref xr, i));
+    }
+}
