@@ -37,6 +37,7 @@ public static class PeerHarness
         public List<double> P99 { get; } = [];
         public List<double> Batch64 { get; } = [];
         public List<double> CpuMs { get; } = [];
+        public List<double> AllocatedBytes { get; } = []; // managed bytes per batch-1 call, the result included
         public double Blocks { get; set; }
     }
 
@@ -158,12 +159,14 @@ public static class PeerHarness
                 double blocks = 0;
                 process.Refresh();
                 TimeSpan cpuStart = process.TotalProcessorTime;
+                long allocatedStart = GC.GetTotalAllocatedBytes(precise: true);
                 for (int i = 0; i < n; i++)
                 {
                     long start = Stopwatch.GetTimestamp();
                     blocks += c.One(i);
                     latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 }
+                c.AllocatedBytes.Add((GC.GetTotalAllocatedBytes(precise: true) - allocatedStart) / (double)n);
                 process.Refresh();
                 c.CpuMs.Add((process.TotalProcessorTime - cpuStart).TotalMilliseconds / n);
                 c.Blocks = blocks / n;
@@ -202,15 +205,16 @@ public static class PeerHarness
         sb.AppendLine(inv, $"- ORT: CPU provider, ORT_SEQUENTIAL, ORT_ENABLE_ALL, IntraOpNumThreads = threads; BinEngine: Threads = BatchThreads = threads; kernels: {kernels}");
         sb.AppendLine(inv, $"- command: `dotnet run -c Release --project bench/BinEngine.Bench -- peer {string.Join(' ', args)}`");
         sb.AppendLine("- CPU ms/sent: the process's CPU time over the batch-1 loop per sentence (at 1 thread the fairest figure on a loaded machine: time spent descheduled does not count)");
+        sb.AppendLine("- alloc B/call: managed bytes allocated per batch-1 call (GC.GetTotalAllocatedBytes, all threads), the returned result included (BinEngine's ClassificationResult with its arrays: ≈ 0.3–0.5 KB); ORT's native arena is not counted");
         sb.AppendLine();
-        sb.AppendLine("| system | threads | mean blocks | p50 ms | mean ms | p99 ms | p50 x ORT | mean x ORT | CPU ms/sent | CPU x ORT | batch 64 sent/s | batch 64 x ORT |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| system | threads | mean blocks | p50 ms | mean ms | p99 ms | p50 x ORT | mean x ORT | CPU ms/sent | CPU x ORT | alloc B/call | batch 64 sent/s | batch 64 x ORT |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (int threads in threadCounts)
         {
             Config ort = configs.First(c => c.System == "ort" && c.Threads == threads);
             foreach (Config c in configs.Where(c => c.Threads == threads))
                 sb.AppendLine(inv, $"| {c.Name} | {c.Threads} | {c.Blocks:0.00} | {BenchStats.Median(c.P50):0.000} | {BenchStats.Median(c.Mean):0.000} | {BenchStats.Median(c.P99):0.000} | " +
-                    $"{BenchStats.Median(ort.P50) / BenchStats.Median(c.P50):0.00}x | {BenchStats.Median(ort.Mean) / BenchStats.Median(c.Mean):0.00}x | {BenchStats.Median(c.CpuMs):0.000} | {BenchStats.Median(ort.CpuMs) / BenchStats.Median(c.CpuMs):0.00}x | {BenchStats.Median(c.Batch64):0} | {BenchStats.Median(c.Batch64) / BenchStats.Median(ort.Batch64):0.00}x |");
+                    $"{BenchStats.Median(ort.P50) / BenchStats.Median(c.P50):0.00}x | {BenchStats.Median(ort.Mean) / BenchStats.Median(c.Mean):0.00}x | {BenchStats.Median(c.CpuMs):0.000} | {BenchStats.Median(ort.CpuMs) / BenchStats.Median(c.CpuMs):0.00}x | {BenchStats.Median(c.AllocatedBytes):0} | {BenchStats.Median(c.Batch64):0} | {BenchStats.Median(c.Batch64) / BenchStats.Median(ort.Batch64):0.00}x |");
         }
         if (threadCounts.Length > 1)
         {

@@ -39,7 +39,7 @@ internal static class KernelRegistry
 
     /// <summary>W1A32 implementations, best first.</summary>
     public static IReadOnlyList<SignGemm> SignGemms { get; } =
-        [new SignGemmAvx512(), new SignGemmAvx2(), new SignGemmVector128(), new SignGemmScalar()];
+        [new SignGemmVectorised<Lanes512, Vector512<float>>(), new SignGemmVectorised<Lanes256, Vector256<float>>(), new SignGemmVectorised<Lanes128, Vector128<float>>(), new SignGemmScalar()];
 
     /// <summary>
     /// SGEMM implementations, best first. The 256-bit one measured faster than the 512-bit one on the Zen 4 machine
@@ -47,7 +47,7 @@ internal static class KernelRegistry
     /// throughput and pays for the wider reductions.
     /// </summary>
     public static IReadOnlyList<Sgemm> Sgemms { get; } =
-        [new SgemmAvx2(), new SgemmAvx512(), new SgemmVector128(), new SgemmScalar()];
+        [new SgemmVectorised<Lanes256, Vector256<float>>(), new SgemmVectorised<Lanes512, Vector512<float>>(), new SgemmVectorised<Lanes128, Vector128<float>>(), new SgemmScalar()];
 
     /// <summary>
     /// Int8 W1Ak implementations, best first (256-bit measured faster on Zen 4, like the SGEMM); there is no portable

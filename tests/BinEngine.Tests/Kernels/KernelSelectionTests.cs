@@ -43,9 +43,11 @@ public class KernelSelectionTests(TinyModelFixture fixture) : IClassFixture<Tiny
             ? $"sgemm-{isa.ToName()}"
             : Avx2.IsSupported && Fma.IsSupported ? "sgemm-avx2" : Avx512F.IsSupported ? "sgemm-avx512"
             : Vector128.IsHardwareAccelerated ? "sgemm-v128" : "sgemm-scalar";
+        // The int8 family's 256-bit VNNI kernel (vpdpbusd) comes first where the CPU has AVX-VNNI.
+        string avx2Code = AvxVnni.IsSupported ? "code-avx2-vnni" : "code-avx2-maddubs";
         string code = isForced
-            ? isa is KernelIsa.Avx2 or KernelIsa.Avx512 ? $"code-{isa.ToName()}-maddubs" : "code-scalar"
-            : Avx2.IsSupported ? "code-avx2-maddubs" : Avx512BW.IsSupported ? "code-avx512-maddubs" : "code-scalar";
+            ? isa switch { KernelIsa.Avx2 => avx2Code, KernelIsa.Avx512 => "code-avx512-maddubs", _ => "code-scalar" }
+            : Avx2.IsSupported ? avx2Code : Avx512BW.IsSupported ? "code-avx512-maddubs" : "code-scalar";
 
         KernelSet selected = KernelRegistry.Selected;
         Assert.Equal(xnor, selected.Xnor.Name);

@@ -1,0 +1,121 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace BinEngine.Kernels;
+
+/// <summary>
+/// One vector width's float operations, the only per-width code of the float-activation kernels (SGEMM and W1A32):
+/// <see cref="FloatGemm{TLanes, TVec, TRows}"/> is written once against these static members and the JIT compiles one
+/// specialised copy per width with every call inlined (TensorPrimitives' pattern; .NET 10 keeps its own
+/// ISimdVector internal). Each width keeps the horizontal reduction its hand-written kernel had, so the results are
+/// the same bits as before the drivers were merged.
+/// </summary>
+internal interface IFloatLanes<TVec> where TVec : struct
+{
+    /// <summary>The ISA the width needs (names the kernel: sgemm-avx2, sign-avx512, …).</summary>
+    static abstract KernelIsa Isa { get; }
+
+    /// <summary>True when the process runs this width's code at full speed.</summary>
+    static abstract bool IsSupported { get; }
+
+    /// <summary>Floats per vector.</summary>
+    static abstract int Count { get; }
+
+    static abstract TVec Zero { get; }
+
+    static abstract unsafe TVec Load(float* p);
+
+    /// <summary>a·b + c, rounded once.</summary>
+    static abstract TVec FusedMultiplyAdd(TVec a, TVec b, TVec c);
+
+    /// <summary>+1.0f in lane i when bit i of <paramref name="bits"/> is set, else −1.0f (bits above Count ignored).</summary>
+    static abstract TVec Signs(uint bits);
+
+    /// <summary>[Σ s0, Σ s1, Σ s2, Σ s3].</summary>
+    static abstract Vector128<float> Reduce4(TVec s0, TVec s1, TVec s2, TVec s3);
+}
+
+/// <summary>Portable 128-bit vectors (SSE on x86, AdvSimd on ARM).</summary>
+internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
+{
+    public static KernelIsa Isa => KernelIsa.Vector128;
+    public static bool IsSupported => Vector128.IsHardwareAccelerated;
+    public static int Count => Vector128<float>.Count;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector128<float> Load(float* p) => Vector128.Load(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> FusedMultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Signs(uint bits)
+    {
+        Vector128<uint> lane = Vector128.Create(1u, 2, 4, 8);
+        return Vector128.ConditionalSelect(Vector128.Equals(Vector128.Create(bits) & lane, lane).AsSingle(), Vector128.Create(1f), Vector128.Create(-1f));
+    }
+
+    /// <summary>One portable sum per accumulator (no horizontal add on every Vector128 target).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Reduce4(Vector128<float> s0, Vector128<float> s1, Vector128<float> s2, Vector128<float> s3) =>
+        Vector128.Create(Vector128.Sum(s0), Vector128.Sum(s1), Vector128.Sum(s2), Vector128.Sum(s3));
+}
+
+/// <summary>256-bit vectors with AVX2 + FMA.</summary>
+internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
+{
+    public static KernelIsa Isa => KernelIsa.Avx2;
+    public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
+    public static int Count => Vector256<float>.Count;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector256<float> Load(float* p) => Vector256.Load(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> FusedMultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Signs(uint bits)
+    {
+        Vector256<uint> lane = Vector256.Create(1u, 2, 4, 8, 16, 32, 64, 128);
+        return Vector256.ConditionalSelect(Vector256.Equals(Vector256.Create(bits) & lane, lane).AsSingle(), Vector256.Create(1f), Vector256.Create(-1f));
+    }
+
+    /// <summary>hadd(hadd(s0, s1), hadd(s2, s3)) leaves, in each 128-bit half, the four partial sums of that half; adding the halves finishes them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Reduce4(Vector256<float> s0, Vector256<float> s1, Vector256<float> s2, Vector256<float> s3)
+    {
+        Vector256<float> h = Avx.HorizontalAdd(Avx.HorizontalAdd(s0, s1), Avx.HorizontalAdd(s2, s3));
+        return h.GetLower() + h.GetUpper();
+    }
+}
+
+/// <summary>512-bit vectors with AVX-512F.</summary>
+internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
+{
+    public static KernelIsa Isa => KernelIsa.Avx512;
+    public static bool IsSupported => Avx512F.IsSupported;
+    public static int Count => Vector512<float>.Count;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<float> Load(float* p) => Vector512.Load(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> FusedMultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Signs(uint bits)
+    {
+        Vector512<uint> lane = Vector512.Create(1u, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+        return Vector512.ConditionalSelect(Vector512.Equals(Vector512.Create(bits) & lane, lane).AsSingle(), Vector512.Create(1f), Vector512.Create(-1f));
+    }
+
+    /// <summary>Fold each 512-bit sum to 256 bits, then <see cref="Lanes256.Reduce4"/>'s three horizontal adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Reduce4(Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3) =>
+        Lanes256.Reduce4(s0.GetLower() + s0.GetUpper(), s1.GetLower() + s1.GetUpper(), s2.GetLower() + s2.GetUpper(), s3.GetLower() + s3.GetUpper());
+}
