@@ -50,11 +50,15 @@ internal static class KernelRegistry
         [new SgemmVectorised<Lanes256, Vector256<float>>(), new SgemmVectorised<Lanes512, Vector512<float>>(), new SgemmVectorised<Lanes128, Vector128<float>>(), new SgemmScalar()];
 
     /// <summary>
-    /// Int8 W1Ak implementations, best first (256-bit measured faster on Zen 4, like the SGEMM); there is no portable
+    /// Int8 W1Ak implementations, best first: VNNI where the CPU has it (1.3–1.5× maddubs on W1A8 products, bench/README.md),
+    /// then 256-bit maddubs (measured faster than 512-bit on Zen 4, like the SGEMM); there is no portable
     /// Vector128 one (no portable unsigned-by-signed byte multiply-add), a forced v128 set takes the scalar one.
     /// </summary>
     public static IReadOnlyList<CodeGemm> CodeGemms { get; } =
-        [new CodeGemmAvxVnni(), new CodeGemmAvx2MaddUbs(), new CodeGemmAvx512MaddUbs(), new CodeGemmScalar()];
+        [
+            new CodeGemmBlocked<VnniDot256, Vector256<int>, Vector256<byte>>(), new CodeGemmBlocked<MaddUbsDot256, Vector256<short>, Vector256<byte>>(),
+            new CodeGemmBlocked<MaddUbsDot512, Vector512<short>, Vector512<byte>>(), new CodeGemmScalar(),
+        ];
 
     /// <summary>Every implementation of every family.</summary>
     public static IEnumerable<GemmKernel> All =>
