@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace BinEngine.Kernels;
@@ -20,6 +21,6 @@ internal sealed class PlaneGemmAvx512HarleySeal : PlaneGemm
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         if (g.WInterleaved != null) LaneCountAvx512HarleySeal.Plane(g, m0, m1, n0, n1);
-        else BinaryGemmDriver<PopCountBlockAvx512Nibble>.Plane(g, m0, m1, n0, n1);
+        else BinaryGemmDriver<PopCountBlockNibble<NibbleLanes512, Vector512<byte>>>.Plane(g, m0, m1, n0, n1);
     }
 }

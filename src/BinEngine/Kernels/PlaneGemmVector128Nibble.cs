@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 
 namespace BinEngine.Kernels;
 
-/// <summary>W1Ak bit-plane AND-popcount on Vector128 (<see cref="PopCountBlockVector128Nibble"/> blocks).</summary>
+/// <summary>W1Ak bit-plane AND-popcount on Vector128 (<see cref="NibbleLanes128"/> blocks).</summary>
 internal sealed class PlaneGemmVector128Nibble : PlaneGemm
 {
     /// <inheritdoc/>
@@ -15,5 +15,5 @@ internal sealed class PlaneGemmVector128Nibble : PlaneGemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
-        BinaryGemmDriver<PopCountBlockVector128Nibble>.Plane(g, m0, m1, n0, n1);
+        BinaryGemmDriver<PopCountBlockNibble<NibbleLanes128, Vector128<byte>>>.Plane(g, m0, m1, n0, n1);
 }

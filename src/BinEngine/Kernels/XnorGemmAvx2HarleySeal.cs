@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace BinEngine.Kernels;
@@ -20,6 +21,6 @@ internal sealed class XnorGemmAvx2HarleySeal : XnorGemm
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         if (g.WInterleaved != null) LaneCountAvx2HarleySeal.Xnor(g, m0, m1, n0, n1);
-        else BinaryGemmDriver<PopCountBlockAvx2Nibble>.Xnor(g, m0, m1, n0, n1);
+        else BinaryGemmDriver<PopCountBlockNibble<NibbleLanes256, Vector256<byte>>>.Xnor(g, m0, m1, n0, n1);
     }
 }

@@ -1,9 +1,10 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace BinEngine.Kernels;
 
-/// <summary>W1A1 XNOR-popcount on AVX-512BW (<see cref="PopCountBlockAvx512Nibble"/> blocks).</summary>
+/// <summary>W1A1 XNOR-popcount on AVX-512BW (<see cref="NibbleLanes512"/> blocks).</summary>
 internal sealed class XnorGemmAvx512Nibble : XnorGemm
 {
     /// <inheritdoc/>
@@ -15,5 +16,5 @@ internal sealed class XnorGemmAvx512Nibble : XnorGemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1) =>
-        BinaryGemmDriver<PopCountBlockAvx512Nibble>.Xnor(g, m0, m1, n0, n1);
+        BinaryGemmDriver<PopCountBlockNibble<NibbleLanes512, Vector512<byte>>>.Xnor(g, m0, m1, n0, n1);
 }
