@@ -13,6 +13,28 @@ internal static class BenchStats
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
+    /// <summary>
+    /// A lever measured alone: <paramref name="warmup"/> calls of each, then <paramref name="reps"/> rounds that time
+    /// <paramref name="inner"/> calls of <paramref name="before"/> and then of <paramref name="after"/> (interleaved, so
+    /// load changes hit both); the medians in µs per call.
+    /// </summary>
+    public static (double Before, double After) Interleaved(Action before, Action after, int reps, int inner, int warmup)
+    {
+        for (int w = 0; w < warmup; w++) { before(); after(); }
+        var tb = new List<double>(reps);
+        var ta = new List<double>(reps);
+        for (int r = 0; r < reps; r++)
+        {
+            long s = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int k = 0; k < inner; k++) before();
+            tb.Add(System.Diagnostics.Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
+            s = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int k = 0; k < inner; k++) after();
+            ta.Add(System.Diagnostics.Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
+        }
+        return (Median(tb), Median(ta));
+    }
+
     /// <summary>The CPU's model name from /proc/cpuinfo, or the architecture where there is none.</summary>
     public static string CpuName()
     {

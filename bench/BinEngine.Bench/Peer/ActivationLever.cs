@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
 using BinEngine.Kernels;
@@ -46,20 +45,7 @@ public static class ActivationLever
             float diff = 0f;
             for (int i = 0; i < n; i++)
                 diff = MathF.Max(diff, MathF.Max(MathF.Abs(g0[i] - g1[i]), MathF.Abs(f0[i] - f1[i])));
-            int inner = Math.Max(1, 400_000 / n);
-            var told = new List<double>();
-            var tnew = new List<double>();
-            for (int w = 0; w < 300; w++) { Old(); New(); }
-            for (int r = 0; r < reps; r++)
-            {
-                long s = Stopwatch.GetTimestamp();
-                for (int k = 0; k < inner; k++) Old();
-                told.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
-                s = Stopwatch.GetTimestamp();
-                for (int k = 0; k < inner; k++) New();
-                tnew.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
-            }
-            double o = BenchStats.Median(told), nw = BenchStats.Median(tnew);
+            var (o, nw) = BenchStats.Interleaved(Old, New, reps, inner: Math.Max(1, 400_000 / n), warmup: 300);
             Console.WriteLine(string.Create(inv, $"| {rows} × 512 | {o:0.00} | {nw:0.00} | {o / nw:0.00}x | {diff:0.0e0} |"));
         }
         return 0;

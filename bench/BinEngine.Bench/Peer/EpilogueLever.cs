@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
 using BinEngine.Runtime;
@@ -50,20 +49,7 @@ public static class EpilogueLever
                 Old();
                 New();
                 bool same = yOld.AsSpan().SequenceEqual(yNew);
-                int inner = Math.Max(1, 200_000 / (rows * n));
-                var told = new List<double>();
-                var tnew = new List<double>();
-                for (int w = 0; w < 200; w++) { Old(); New(); }
-                for (int r = 0; r < reps; r++)
-                {
-                    long s = Stopwatch.GetTimestamp();
-                    for (int k = 0; k < inner; k++) Old();
-                    told.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
-                    s = Stopwatch.GetTimestamp();
-                    for (int k = 0; k < inner; k++) New();
-                    tnew.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
-                }
-                double o = BenchStats.Median(told), nw = BenchStats.Median(tnew);
+                var (o, nw) = BenchStats.Interleaved(Old, New, reps, inner: Math.Max(1, 200_000 / (rows * n)), warmup: 200);
                 Console.WriteLine(string.Create(inv, $"| {rows} | {n} | {o:0.00} | {nw:0.00} | {o / nw:0.00}x | {(same ? "yes" : "NO")} |"));
             }
         return 0;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using BinEngine.Kernels;
 
@@ -34,20 +33,7 @@ public static class FusionLever
                         for (int p = 0; p < parts; p++)
                             one();
                     }
-                    int inner = Math.Max(1, 2_000_000 / (rows * n * parts));
-                    for (int w = 0; w < 20; w++) { Separate(); fused(); }
-                    var ts = new List<double>();
-                    var tf = new List<double>();
-                    for (int r = 0; r < reps; r++)
-                    {
-                        long s = Stopwatch.GetTimestamp();
-                        for (int i = 0; i < inner; i++) Separate();
-                        ts.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
-                        s = Stopwatch.GetTimestamp();
-                        for (int i = 0; i < inner; i++) fused();
-                        tf.Add(Stopwatch.GetElapsedTime(s).TotalMicroseconds / inner);
-                    }
-                    double a = BenchStats.Median(ts), b = BenchStats.Median(tf);
+                    var (a, b) = BenchStats.Interleaved(Separate, fused, reps, inner: Math.Max(1, 2_000_000 / (rows * n * parts)), warmup: 20);
                     Console.WriteLine(string.Create(inv, $"| {kernel.Name} | {rows} | {name} | {a:0.0} | {b:0.0} | {a / b:0.00}x |"));
                 }
         return 0;
