@@ -28,7 +28,7 @@ TRAIN_DEFAULTS = {
     "routing_tau": 0.1, "early_stop_patience": 2, "evals_per_epoch": 1, "log_every": 50,
     "ckpt_every": 200, "max_steps": None, "train_limit": None, "threads": 2,
     "distill_teacher": None, "distill_alpha": 0.5, "distill_temperature": 2.0,
-    "len_weight_power": 0.0,
+    "len_weight_power": 0.0, "exit_loss": "all",
 }
 
 
@@ -51,6 +51,11 @@ def routing_loss(logits, labels, cfg_train, sample_w=None, teacher=None):
         kd = torch.stack([(tlogp.exp() * (tlogp - torch.log_softmax(logits[i] / tt, dim=-1))).sum(-1)
                           for i in range(L)]) * (tt * tt)
         ce = (1 - a) * ce + a * kd
+    if cfg_train.get("exit_loss", "all") == "final":
+        # DeeBERT's first stage: the backbone learns for the last exit alone; the other heads get no gradient
+        # (fit them afterwards on the frozen backbone). Measures what the exits' loss terms cost full depth.
+        loss_b = ce[L - 1]
+        return (loss_b * sample_w).sum() / sample_w.sum() if sample_w is not None else loss_b.mean()
     depth = torch.arange(1, L + 1, dtype=ce.dtype).unsqueeze(1)
     depth_term = (depth * ce).sum(0) / depth.sum()
     loss_b = cfg_train["lambda_depth"] * depth_term

@@ -104,3 +104,21 @@ def test_binlinear_alpha_path_and_surrogate():
     assert torch.autograd.gradcheck(lambda t: lin((t, None)), (xr,))
     b = lin.bias.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda bb: torch.nn.functional.linear(x, torch.where(W >= 0, 1.0, -1.0).double()) * W.abs().mean(1) + bb, (b,))
+
+
+def test_final_exit_loss_trains_the_last_exit_alone():
+    """exit_loss = "final" (DeeBERT's first stage): the loss is the last exit's CE, and earlier exits get no gradient."""
+    from beex.train import TRAIN_DEFAULTS, routing_loss
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    logits = torch.randn(4, 5, 3, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    cfg = dict(TRAIN_DEFAULTS, exit_loss="final")
+    loss = routing_loss(logits, labels, cfg)
+    assert torch.allclose(loss, F.cross_entropy(logits[3], labels))
+    loss.backward()
+    assert torch.count_nonzero(logits.grad[:3]) == 0 and torch.count_nonzero(logits.grad[3]) > 0
+    # the default still trains every exit
+    logits.grad = None
+    routing_loss(logits, labels, dict(TRAIN_DEFAULTS)).backward()
+    assert torch.count_nonzero(logits.grad[0]) > 0
