@@ -31,7 +31,7 @@ internal sealed record PlannedProduct(string Name, int Outputs, int Inputs);
 /// </summary>
 internal sealed class ExecutionPlan
 {
-    private ExecutionPlan(Architecture a, KernelSet kernels, MechanismWeights mechanisms)
+    private ExecutionPlan(Architecture a, KernelSet kernels, MechanismWeights mechanisms, int? tileRows)
     {
         Architecture = a;
         Kernels = kernels;
@@ -60,7 +60,7 @@ internal sealed class ExecutionPlan
             ];
         }
         Layers = layers;
-        TileRows = (int)Math.Clamp(TileBytes / WorkspaceBytesPerToken, 16, 4096);
+        TileRows = tileRows is > 0 ? tileRows.Value : (int)Math.Clamp(TileBytes / WorkspaceBytesPerToken, 16, 4096);
     }
 
     /// <summary>
@@ -71,8 +71,12 @@ internal sealed class ExecutionPlan
     private const long TileBytes = 1L << 20;
 
     /// <summary>Makes the plan of a model with these hyper-parameters and mechanisms on these kernels.</summary>
-    public static ExecutionPlan Create(Architecture architecture, KernelSet kernels, MechanismWeights? mechanisms = null) =>
-        new(architecture, kernels, mechanisms ?? MechanismWeights.None);
+    /// <param name="architecture">The hyper-parameters.</param>
+    /// <param name="kernels">The kernel set the products run on.</param>
+    /// <param name="mechanisms">The model's optional mechanisms (none if null).</param>
+    /// <param name="tileRows">Rows per block tile in place of the L2-sized choice (tests measure others).</param>
+    public static ExecutionPlan Create(Architecture architecture, KernelSet kernels, MechanismWeights? mechanisms = null, int? tileRows = null) =>
+        new(architecture, kernels, mechanisms ?? MechanismWeights.None, tileRows);
 
     /// <summary>The optional mechanisms of docs/MODEL.md the forward pass runs (skip gates before blocks, Mamba heads and controllers at exits).</summary>
     public MechanismWeights Mechanisms { get; }

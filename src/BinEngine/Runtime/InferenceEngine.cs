@@ -23,12 +23,14 @@ internal sealed class InferenceEngine
     /// <param name="kernels">The kernels its products run on.</param>
     /// <param name="labels">Class names.</param>
     /// <param name="conformal">Split-conformal q̂ per policy with its stored thresholds (docs/MODEL.md, learned_gate); none if null.</param>
-    public InferenceEngine(ModelWeights weights, KernelSet kernels, IReadOnlyList<string> labels, IReadOnlyDictionary<ExitPolicy, float>? conformal = null)
+    /// <param name="tileRows">Rows per block tile in place of the plan's choice (<see cref="ExecutionPlan.TileRows"/>; tests).</param>
+    public InferenceEngine(ModelWeights weights, KernelSet kernels, IReadOnlyList<string> labels, IReadOnlyDictionary<ExitPolicy, float>? conformal = null,
+        int? tileRows = null)
     {
         _conformal = conformal ?? new Dictionary<ExitPolicy, float>();
         Architecture = weights.Architecture;
         Kernels = kernels;
-        Plan = ExecutionPlan.Create(Architecture, kernels, weights.Mechanisms);
+        Plan = ExecutionPlan.Create(Architecture, kernels, weights.Mechanisms, tileRows);
         _forward = new ForwardPass(weights, Plan);
         Weights = weights;
         _mechanisms = weights.Mechanisms;

@@ -128,6 +128,33 @@ public class ForwardPassTests
         Assert.True(exitsSeen.Count >= 3, $"the test needs samples exiting at several blocks, saw {string.Join(",", exitsSeen)}");
     }
 
+    /// <summary>
+    /// Block tiles (ExecutionPlan.TileRows) change no bit: a batch run with tiles of 1 row (every sample alone, each
+    /// longer than its tile), 7 rows (tiles of one or a few samples) and the plan's own size equals one by one.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(0)]
+    public void TileSizeDoesNotChangeResults(int tileRows)
+    {
+        Architecture a = RandomWeights.Shape(8, layers: 3);
+        ModelWeights model = RandomWeights.Create(a, seed: 5);
+        var reference = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        var tiled = new InferenceEngine(model, KernelRegistry.Selected, Labels3, tileRows: tileRows == 0 ? null : tileRows);
+        if (tileRows > 0)
+            Assert.Equal(tileRows, tiled.Plan.TileRows);
+        int[][] texts = RandomWeights.Texts(a, 80, seed: 4);
+        var policy = new ExitPolicy(ExitPolicyKind.NormalizedEntropy, tau: 0.5f);
+        ClassificationResult[] batch = tiled.ClassifyBatch(texts.Select(t => (ReadOnlyMemory<int>)t).ToArray(), policy, threads: 1);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            ClassificationResult single = reference.Classify(texts[i], policy, threads: 1);
+            Assert.Equal(single.ExitBlock, batch[i].ExitBlock);
+            Assert.Equal(single.Logits, batch[i].Logits);
+        }
+    }
+
     [Fact]
     public void GemmThreadsDoNotChangeResults()
     {
