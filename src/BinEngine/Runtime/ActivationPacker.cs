@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using BinEngine.Kernels;
@@ -121,7 +122,17 @@ internal static class ActivationPacker
         int k = x.Length, j = 0;
         if (vectorised && Vector256.IsHardwareAccelerated)
         {
-            // 8 floats → 8 sign bits per compare; x ≥ 0 (and not NaN) is bit 1 = +1, sign(0) = +1.
+            // 8 floats → 8 sign bits per compare; x ≥ 0 (and not NaN) is bit 1 = +1, sign(0) = +1. A whole word is
+            // built in a register and stored once: or-ing each byte into memory chained 8 store-to-load forwards
+            // per word (≈ 5 cycles each), which made packing cost a cycle per float.
+            ref float xr = ref MemoryMarshal.GetReference(x);
+            for (; j + 64 <= k; j += 64)
+            {
+                ulong word = 0;
+                for (int b = 0; b < 64; b += 8)
+                    word |= (ulong)Vector256.GreaterThanOrEqual(Vector256.LoadUnsafe(ref xr, (nuint)(j + b)), Vector256<float>.Zero).ExtractMostSignificantBits() << b;
+                plane[j >> 6] = word;
+            }
             for (; j + 8 <= k; j += 8)
             {
                 uint mask = Vector256.GreaterThanOrEqual(Vector256.Create(x.Slice(j, 8)), Vector256<float>.Zero).ExtractMostSignificantBits();
