@@ -90,8 +90,8 @@ internal static class ActivationPacker
     /// </summary>
     /// <remarks>
     /// On x86 the clamp and the conversion use the plain instructions (vmaxps, vminps, vcvttps2dq): the portable
-    /// Vector256.Min/Max/ConvertToInt32 add IEEE −0/NaN fix-ups and saturation (three times the instructions, a
-    /// third of W1A8's quantize time), none of which a finite quotient already rounded to an integer needs. The
+    /// Vector256.Min/Max/ConvertToInt32 add IEEE −0/NaN fix-ups and saturation (three times the instructions;
+    /// W1A8's quantize stage went 236 → 171–192 µs/sent without them), none of which a finite quotient already rounded to an integer needs. The
     /// operand order lets a NaN through to the conversion (vmaxps/vminps return their second operand on NaN), which
     /// gives int.MinValue, whose low byte 0 is what the scalar path's (int)NaN = 0 gives as a code.
     /// </remarks>
@@ -124,7 +124,7 @@ internal static class ActivationPacker
         {
             // 8 floats → 8 sign bits per compare; x ≥ 0 (and not NaN) is bit 1 = +1, sign(0) = +1. A whole word is
             // built in a register and stored once: or-ing each byte into memory chained 8 store-to-load forwards
-            // per word (≈ 5 cycles each), which made packing cost a cycle per float.
+            // per word (W1A1's quantize + pack stage: −28 % without them, bench/README.md "Levers").
             ref float xr = ref MemoryMarshal.GetReference(x);
             for (; j + 64 <= k; j += 64)
             {
