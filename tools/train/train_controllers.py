@@ -33,7 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 from beex import controllers as C  # noqa: E402
 from beex import data as D  # noqa: E402
 from beex import safetensors_io  # noqa: E402
-from beex.calibration import ece  # noqa: E402
+from beex.calibration import crossfit_folds, ece  # noqa: E402
 from beex.export import load_model_dir  # noqa: E402
 from beex.policies import POLICIES, _grid, exit_blocks  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
@@ -241,12 +241,9 @@ def choose(settings, logits, labels, idx, max_drop, allow_static=False):
 def crossfit_choice(settings, logits, labels, max_drop, allow_static=False, seed=0):
     """Selection measured honestly on dev: choose on one half (as on all of dev), score the other
     half, both ways. Returns acc and mean blocks over the scored halves and the two choices."""
-    perm = np.random.RandomState(seed).permutation(len(labels))
-    halves = np.array_split(perm, 2)
     correct = blocks = 0.0
     picks = []
-    for k in range(2):
-        fit, test = halves[1 - k], halves[k]
+    for fit, test in crossfit_folds(len(labels), 2, seed):
         st = choose(settings, logits, labels, fit, max_drop, allow_static)
         if st is None:
             st = settings[-1]

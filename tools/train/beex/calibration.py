@@ -54,16 +54,19 @@ def apply_temperatures(logits, temperatures):
     return (logits / t[None, :, None]).astype(np.float32)
 
 
+def crossfit_folds(n, folds=2, seed=0):
+    """The (fit, scored) index pairs of every cross-fit on dev: a seeded shuffle of range(n) cut into
+    `folds` parts; each part is scored once with the others as the fit set."""
+    parts = np.array_split(np.random.RandomState(seed).permutation(n), folds)
+    return [(np.concatenate([parts[j] for j in range(folds) if j != k]), parts[k]) for k in range(folds)]
+
+
 def crossfit_ece(logits, labels, bins=15, folds=2, seed=0):
     """ECE of temperature scaling measured honestly on dev: fit T on the other folds, score the
     held-out fold, average the folds' ECEs weighted by size. logits [N, C]."""
     labels = np.asarray(labels)
-    perm = np.random.RandomState(seed).permutation(len(labels))
-    parts = np.array_split(perm, folds)
     total = 0.0
-    for k in range(folds):
-        test = parts[k]
-        train = np.concatenate([parts[j] for j in range(folds) if j != k])
+    for train, test in crossfit_folds(len(labels), folds, seed):
         t = fit_temperature(logits[train], labels[train])
         total += len(test) * ece(np.asarray(logits)[test] / t, labels[test], bins)
     return total / len(labels)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .calibration import crossfit_folds
 from .policies import entropies_np, softmax_np
 
 Q_EXIT_PREFIX = "q_exit."
@@ -248,12 +249,9 @@ def conformal_crossfit(probs, labels, alpha, seed=0):
     """Coverage and mean set size with qhat fitted on one half of the data and measured on the
     other, both ways (averaged over the two halves, weighted by size)."""
     labels = np.asarray(labels)
-    perm = np.random.RandomState(seed).permutation(len(labels))
-    halves = np.array_split(perm, 2)
     cov = size = 0.0
     qhats = []
-    for k in range(2):
-        cal, test = halves[1 - k], halves[k]
+    for cal, test in crossfit_folds(len(labels), 2, seed):
         qh = conformal_qhat(probs[cal], labels[cal], alpha)
         qhats.append(qh)
         sets = conformal_sets(probs[test], qh)
