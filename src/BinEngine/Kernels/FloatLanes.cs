@@ -5,7 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>
-/// One vector width's float operations, the only per-width code of the float-activation kernels (SGEMM and W1A32):
+/// One vector width's float operations, the only per-width code of the float-activation kernels (SGEMM and W1A32)
+/// and of attention's direct path (Runtime/Attention.cs):
 /// <see cref="FloatGemm{TLanes, TVec, TRows}"/> is written once against these static members and the JIT compiles one
 /// specialised copy per width with every call inlined (TensorPrimitives' pattern; .NET 10 keeps its own
 /// ISimdVector internal). Each width keeps the horizontal reduction its hand-written kernel had, so the results are
@@ -34,6 +35,24 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     /// <summary>[Σ s0, Σ s1, Σ s2, Σ s3].</summary>
     static abstract Vector128<float> Reduce4(TVec s0, TVec s1, TVec s2, TVec s3);
+
+    // The element-wise rest that attention's softmax and weighted sums need (Runtime/Attention.cs).
+
+    static abstract TVec Create(float x);
+
+    static abstract unsafe void Store(TVec v, float* p);
+
+    static abstract TVec Subtract(TVec a, TVec b);
+
+    static abstract TVec Add(TVec a, TVec b);
+
+    static abstract TVec Divide(TVec a, TVec b);
+
+    /// <summary>e^x per lane (the runtime's vectorised Exp: within 1 ulp of MathF.Exp over the float range).</summary>
+    static abstract TVec Exp(TVec x);
+
+    /// <summary>Σ over the lanes.</summary>
+    static abstract float Sum(TVec v);
 }
 
 /// <summary>Portable 128-bit vectors (SSE on x86, AdvSimd on ARM).</summary>
@@ -61,6 +80,27 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Reduce4(Vector128<float> s0, Vector128<float> s1, Vector128<float> s2, Vector128<float> s3) =>
         Vector128.Create(Vector128.Sum(s0), Vector128.Sum(s1), Vector128.Sum(s2), Vector128.Sum(s3));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Create(float x) => Vector128.Create(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Store(Vector128<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Subtract(Vector128<float> a, Vector128<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Exp(Vector128<float> x) => Vector128.Exp(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector128<float> v) => Vector128.Sum(v);
 }
 
 /// <summary>256-bit vectors with AVX2 + FMA.</summary>
@@ -91,6 +131,27 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
         Vector256<float> h = Avx.HorizontalAdd(Avx.HorizontalAdd(s0, s1), Avx.HorizontalAdd(s2, s3));
         return h.GetLower() + h.GetUpper();
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Create(float x) => Vector256.Create(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Store(Vector256<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp(Vector256<float> x) => Vector256.Exp(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector256<float> v) => Vector256.Sum(v);
 }
 
 /// <summary>512-bit vectors with AVX-512F.</summary>
@@ -118,4 +179,25 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Reduce4(Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3) =>
         Lanes256.Reduce4(s0.GetLower() + s0.GetUpper(), s1.GetLower() + s1.GetUpper(), s2.GetLower() + s2.GetUpper(), s3.GetLower() + s3.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Create(float x) => Vector512.Create(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Store(Vector512<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp(Vector512<float> x) => Vector512.Exp(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector512<float> v) => Vector512.Sum(v);
 }

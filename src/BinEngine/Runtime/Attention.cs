@@ -1,9 +1,5 @@
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.Arm;
-using System.Runtime.Intrinsics.X86;
 using BinEngine.Kernels;
 
 namespace BinEngine.Runtime;
@@ -82,7 +78,7 @@ internal static class Attention
     }
 
     /// <summary>The direct path (see the class remarks); <paramref name="scores"/> needs n·n floats (one head's scores).</summary>
-    public static void Direct(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
+    public static unsafe void Direct(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
         int n, int stride, int heads, int dh, Span<float> scores, KernelIsa isa)
     {
         long needed = (long)(n - 1) * stride + (long)heads * dh;
@@ -91,296 +87,183 @@ internal static class Attention
             throw new ArgumentException("attention spans too short for n rows of the given stride and heads");
         float scale = 1f / MathF.Sqrt(dh);
         Span<float> sums = n <= 256 ? stackalloc float[n] : new float[n];
-        ref float k0 = ref MemoryMarshal.GetReference(k);
-        ref float v0 = ref MemoryMarshal.GetReference(v);
-        for (int head = 0; head < heads; head++)
+        fixed (float* q0 = q, k0 = k, v0 = v, o0 = output, s0 = scores)
         {
-            int c0 = head * dh;
-            // All of a head's score rows first, then all of its weighted sums: K_h and V_h are n rows `stride` floats
-            // apart (1 KiB at d = 256), which fall into a few L1 sets; reading both for every query evicted one with
-            // the other from ≈ 25 tokens on (measured: the cost per row doubled between 16 and 25 tokens).
-            for (int i = 0; i < n; i++)
+            for (int head = 0; head < heads; head++)
             {
-                Span<float> s = scores.Slice(i * n, n);
-                float max = Scores(q.Slice(i * stride + c0, dh), ref Unsafe.Add(ref k0, c0), stride, n, dh, scale, s, isa);
-                // The max-shifted softmax of ForwardPass.StableSoftmax, its division moved after the weighted sum:
-                // out = (Σ_j e_j V_j) / Σ_j e_j with e_j = exp(s_j − max), one pass less over the row.
-                sums[i] = ExpShifted(s, max, isa);
+                int c0 = head * dh;
+                // All of a head's score rows first, then all of its weighted sums: K_h and V_h are n rows `stride` floats
+                // apart (1 KiB at d = 256), which fall into a few L1 sets; reading both for every query evicted one with
+                // the other from ≈ 25 tokens on (measured: the cost per row doubled between 16 and 25 tokens).
+                for (int i = 0; i < n; i++)
+                {
+                    float* s = s0 + i * n;
+                    float max = Scores(q0 + i * stride + c0, k0 + c0, stride, n, dh, scale, s, isa);
+                    // The max-shifted softmax of ForwardPass.StableSoftmax, its division moved after the weighted sum:
+                    // out = (Σ_j e_j V_j) / Σ_j e_j with e_j = exp(s_j − max), one pass less over the row.
+                    sums[i] = ExpShifted(s, n, max, isa);
+                }
+                for (int i = 0; i < n; i++)
+                    WeightedSum(s0 + i * n, n, v0 + c0, stride, dh, sums[i], o0 + i * stride + c0, isa);
             }
-            for (int i = 0; i < n; i++)
-                WeightedSum(scores.Slice(i * n, n), ref Unsafe.Add(ref v0, c0), stride, dh, sums[i], output.Slice(i * stride + c0, dh), isa);
         }
     }
 
-    /// <summary>s_j = (q · k_j) · scale for the n rows k_j = k[j·stride ..][..dh]; returns max_j s_j (NaN if any is).</summary>
-    internal static float Scores(ReadOnlySpan<float> q, ref float k, int stride, int n, int dh, float scale, Span<float> s, KernelIsa isa)
+    // Each step below dispatches once on the width cap to one generic body (IFloatLanes: the per-width operations),
+    // then finishes the rows or columns the vectors left with plain loops, which are also the Scalar reference.
+
+    /// <summary>s_j = (q · k_j) · scale for the n rows k_j = k + j·stride (dh floats each); returns max_j s_j (NaN if any is).</summary>
+    internal static unsafe float Scores(float* q, float* k, int stride, int n, int dh, float scale, float* s, KernelIsa isa)
     {
-        ref float qr = ref MemoryMarshal.GetReference(q);
-        ref float sr = ref MemoryMarshal.GetReference(s);
         int j = 0;
-        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated && dh >= Vector512<float>.Count)
-        {
-            const int W = 16;
-            for (; j + 4 <= n; j += 4)
-            {
-                ref float k1 = ref Unsafe.Add(ref k, j * stride);
-                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-                int c = 0;
-                for (; c + W <= dh; c += W)
-                {
-                    Vector512<float> qv = Vector512.LoadUnsafe(ref qr, (nuint)c);
-                    a0 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k1, (nuint)c), a0);
-                    a1 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k1, (nuint)(c + stride)), a1);
-                    a2 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k1, (nuint)(c + 2 * stride)), a2);
-                    a3 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k1, (nuint)(c + 3 * stride)), a3);
-                }
-                Vector128<float> sums = Sum4(Fold(Fold(a0)), Fold(Fold(a1)), Fold(Fold(a2)), Fold(Fold(a3)));
-                float d0 = sums.GetElement(0), d1 = sums.GetElement(1), d2 = sums.GetElement(2), d3 = sums.GetElement(3);
-                for (; c < dh; c++)
-                {
-                    float qc = Unsafe.Add(ref qr, c);
-                    d0 += qc * Unsafe.Add(ref k1, c);
-                    d1 += qc * Unsafe.Add(ref k1, c + stride);
-                    d2 += qc * Unsafe.Add(ref k1, c + 2 * stride);
-                    d3 += qc * Unsafe.Add(ref k1, c + 3 * stride);
-                }
-                Unsafe.Add(ref sr, j) = d0 * scale;
-                Unsafe.Add(ref sr, j + 1) = d1 * scale;
-                Unsafe.Add(ref sr, j + 2) = d2 * scale;
-                Unsafe.Add(ref sr, j + 3) = d3 * scale;
-            }
-            for (; j < n; j++)
-            {
-                ref float kj = ref Unsafe.Add(ref k, j * stride);
-                Vector512<float> a0 = Vector512<float>.Zero;
-                int c = 0;
-                for (; c + W <= dh; c += W)
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref qr, (nuint)c), Vector512.LoadUnsafe(ref kj, (nuint)c), a0);
-                float d0 = Vector128.Sum(Fold(Fold(a0)));
-                for (; c < dh; c++)
-                    d0 += Unsafe.Add(ref qr, c) * Unsafe.Add(ref kj, c);
-                Unsafe.Add(ref sr, j) = d0 * scale;
-            }
-        }
-        else if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated && dh >= Vector256<float>.Count)
-        {
-            const int W = 8;
-            for (; j + 4 <= n; j += 4)
-            {
-                ref float k1 = ref Unsafe.Add(ref k, j * stride);
-                Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-                int c = 0;
-                for (; c + W <= dh; c += W)
-                {
-                    Vector256<float> qv = Vector256.LoadUnsafe(ref qr, (nuint)c);
-                    a0 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, (nuint)c), a0);
-                    a1 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, (nuint)(c + stride)), a1);
-                    a2 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, (nuint)(c + 2 * stride)), a2);
-                    a3 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, (nuint)(c + 3 * stride)), a3);
-                }
-                Vector128<float> sums = Sum4(Fold(a0), Fold(a1), Fold(a2), Fold(a3));
-                float d0 = sums.GetElement(0), d1 = sums.GetElement(1), d2 = sums.GetElement(2), d3 = sums.GetElement(3);
-                for (; c < dh; c++)
-                {
-                    float qc = Unsafe.Add(ref qr, c);
-                    d0 += qc * Unsafe.Add(ref k1, c);
-                    d1 += qc * Unsafe.Add(ref k1, c + stride);
-                    d2 += qc * Unsafe.Add(ref k1, c + 2 * stride);
-                    d3 += qc * Unsafe.Add(ref k1, c + 3 * stride);
-                }
-                Unsafe.Add(ref sr, j) = d0 * scale;
-                Unsafe.Add(ref sr, j + 1) = d1 * scale;
-                Unsafe.Add(ref sr, j + 2) = d2 * scale;
-                Unsafe.Add(ref sr, j + 3) = d3 * scale;
-            }
-            for (; j < n; j++)
-            {
-                ref float kj = ref Unsafe.Add(ref k, j * stride);
-                Vector256<float> a0 = Vector256<float>.Zero;
-                int c = 0;
-                for (; c + W <= dh; c += W)
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref qr, (nuint)c), Vector256.LoadUnsafe(ref kj, (nuint)c), a0);
-                float d0 = Vector128.Sum(Fold(a0));
-                for (; c < dh; c++)
-                    d0 += Unsafe.Add(ref qr, c) * Unsafe.Add(ref kj, c);
-                Unsafe.Add(ref sr, j) = d0 * scale;
-            }
-        }
-        else if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated && dh >= Vector128<float>.Count)
-        {
-            // multiply then add (not fused: Vector128 may run where FMA is emulated)
-            const int W = 4;
-            for (; j < n; j++)
-            {
-                ref float kj = ref Unsafe.Add(ref k, j * stride);
-                Vector128<float> a0 = Vector128<float>.Zero;
-                int c = 0;
-                for (; c + W <= dh; c += W)
-                    a0 += Vector128.LoadUnsafe(ref qr, (nuint)c) * Vector128.LoadUnsafe(ref kj, (nuint)c);
-                float d0 = Vector128.Sum(a0);
-                for (; c < dh; c++)
-                    d0 += Unsafe.Add(ref qr, c) * Unsafe.Add(ref kj, c);
-                Unsafe.Add(ref sr, j) = d0 * scale;
-            }
-        }
+        if (isa == KernelIsa.Avx512 && Lanes512.IsSupported && dh >= Lanes512.Count)
+            j = ScoresLanes<Lanes512, Vector512<float>>(q, k, stride, n, dh, scale, s);
+        else if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported && dh >= Lanes256.Count)
+            j = ScoresLanes<Lanes256, Vector256<float>>(q, k, stride, n, dh, scale, s);
+        else if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported && dh >= Lanes128.Count)
+            j = ScoresLanes<Lanes128, Vector128<float>>(q, k, stride, n, dh, scale, s);
         for (; j < n; j++)
         {
-            ref float kj = ref Unsafe.Add(ref k, j * stride);
+            float* kj = k + j * stride;
             float d0 = 0f;
             for (int c = 0; c < dh; c++)
-                d0 += Unsafe.Add(ref qr, c) * Unsafe.Add(ref kj, c);
-            Unsafe.Add(ref sr, j) = d0 * scale;
+                d0 += q[c] * kj[c];
+            s[j] = d0 * scale;
         }
-        return TensorPrimitives.Max(s[..n]); // vectorised; a scalar MathF.Max chain cost more than the dot products
+        return TensorPrimitives.Max(new ReadOnlySpan<float>(s, n)); // vectorised; a scalar MathF.Max chain cost more than the dot products
     }
 
-    /// <summary>s_j ← exp(s_j − max) in place; returns Σ_j s_j (one pass, the vector widths' Exp, MathF.Exp on the tail).</summary>
-    internal static float ExpShifted(Span<float> s, float max, KernelIsa isa)
+    /// <summary>
+    /// The scores of the keys in groups of four (one q load feeds four FMAs; one <see cref="IFloatLanes{TVec}.Reduce4"/>
+    /// finishes four dot products), the last dh mod L products of each added one by one; returns how many keys it did
+    /// (all of them: the single-key loop takes what the groups leave).
+    /// </summary>
+    private static unsafe int ScoresLanes<TLanes, TVec>(float* q, float* k, int stride, int n, int dh, float scale, float* s)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
     {
-        int n = s.Length, j = 0;
-        ref float sr = ref MemoryMarshal.GetReference(s);
-        float sum = 0f;
-        // widest first, then the narrower widths on what is left (a 25-score row: 16 + 8 + 1)
-        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+        int w = TLanes.Count, j = 0;
+        for (; j + 4 <= n; j += 4)
         {
-            Vector512<float> m = Vector512.Create(max), acc = Vector512<float>.Zero;
-            for (; j + Vector512<float>.Count <= n; j += Vector512<float>.Count)
+            float* k1 = k + j * stride;
+            TVec a0 = TLanes.Zero, a1 = a0, a2 = a0, a3 = a0;
+            int c = 0;
+            for (; c + w <= dh; c += w)
             {
-                Vector512<float> e = Vector512.Exp(Vector512.LoadUnsafe(ref sr, (nuint)j) - m);
-                e.StoreUnsafe(ref sr, (nuint)j);
-                acc += e;
+                TVec qv = TLanes.Load(q + c);
+                a0 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c), a0);
+                a1 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c + stride), a1);
+                a2 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c + 2 * stride), a2);
+                a3 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c + 3 * stride), a3);
             }
-            sum += Vector512.Sum(acc);
-        }
-        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
-        {
-            Vector256<float> m = Vector256.Create(max), acc = Vector256<float>.Zero;
-            for (; j + Vector256<float>.Count <= n; j += Vector256<float>.Count)
+            Vector128<float> sums = TLanes.Reduce4(a0, a1, a2, a3);
+            float d0 = sums.GetElement(0), d1 = sums.GetElement(1), d2 = sums.GetElement(2), d3 = sums.GetElement(3);
+            for (; c < dh; c++)
             {
-                Vector256<float> e = Vector256.Exp(Vector256.LoadUnsafe(ref sr, (nuint)j) - m);
-                e.StoreUnsafe(ref sr, (nuint)j);
-                acc += e;
+                float qc = q[c];
+                d0 += qc * k1[c];
+                d1 += qc * k1[c + stride];
+                d2 += qc * k1[c + 2 * stride];
+                d3 += qc * k1[c + 3 * stride];
             }
-            sum += Vector256.Sum(acc);
-        }
-        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
-        {
-            Vector128<float> m = Vector128.Create(max), acc = Vector128<float>.Zero;
-            for (; j + Vector128<float>.Count <= n; j += Vector128<float>.Count)
-            {
-                Vector128<float> e = Vector128.Exp(Vector128.LoadUnsafe(ref sr, (nuint)j) - m);
-                e.StoreUnsafe(ref sr, (nuint)j);
-                acc += e;
-            }
-            sum += Vector128.Sum(acc);
+            s[j] = d0 * scale;
+            s[j + 1] = d1 * scale;
+            s[j + 2] = d2 * scale;
+            s[j + 3] = d3 * scale;
         }
         for (; j < n; j++)
-            sum += Unsafe.Add(ref sr, j) = MathF.Exp(Unsafe.Add(ref sr, j) - max);
+        {
+            float* kj = k + j * stride;
+            TVec a0 = TLanes.Zero;
+            int c = 0;
+            for (; c + w <= dh; c += w)
+                a0 = TLanes.FusedMultiplyAdd(TLanes.Load(q + c), TLanes.Load(kj + c), a0);
+            float d0 = TLanes.Sum(a0);
+            for (; c < dh; c++)
+                d0 += q[c] * kj[c];
+            s[j] = d0 * scale;
+        }
+        return j;
+    }
+
+    /// <summary>s_j ← exp(s_j − max) in place over n scores; returns Σ_j s_j (the vector widths' Exp, MathF.Exp on the tail).</summary>
+    internal static unsafe float ExpShifted(float* s, int n, float max, KernelIsa isa)
+    {
+        int j = 0;
+        float sum = 0f;
+        // widest first, then the narrower widths on what is left (a 25-score row: 16 + 8 + 1)
+        if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
+            sum += ExpShiftedLanes<Lanes512, Vector512<float>>(s, n, max, ref j);
+        if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+            sum += ExpShiftedLanes<Lanes256, Vector256<float>>(s, n, max, ref j);
+        if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+            sum += ExpShiftedLanes<Lanes128, Vector128<float>>(s, n, max, ref j);
+        for (; j < n; j++)
+            sum += s[j] = MathF.Exp(s[j] - max);
         return sum;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Fold(Vector512<float> a) => a.GetLower() + a.GetUpper();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Fold(Vector256<float> a) => a.GetLower() + a.GetUpper();
-
-    /// <summary>The four horizontal sums [Σx0, Σx1, Σx2, Σx3] at once (three pairwise adds on SSE3, else one sum each).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Sum4(Vector128<float> x0, Vector128<float> x1, Vector128<float> x2, Vector128<float> x3)
+    private static unsafe float ExpShiftedLanes<TLanes, TVec>(float* s, int n, float max, ref int j)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
     {
-        if (Sse3.IsSupported)
-            return Sse3.HorizontalAdd(Sse3.HorizontalAdd(x0, x1), Sse3.HorizontalAdd(x2, x3));
-        if (AdvSimd.Arm64.IsSupported)
-            return AdvSimd.Arm64.AddPairwise(AdvSimd.Arm64.AddPairwise(x0, x1), AdvSimd.Arm64.AddPairwise(x2, x3));
-        return Vector128.Create(Vector128.Sum(x0), Vector128.Sum(x1), Vector128.Sum(x2), Vector128.Sum(x3));
+        TVec m = TLanes.Create(max), acc = TLanes.Zero;
+        for (; j + TLanes.Count <= n; j += TLanes.Count)
+        {
+            TVec e = TLanes.Exp(TLanes.Subtract(TLanes.Load(s + j), m));
+            TLanes.Store(e, s + j);
+            acc = TLanes.Add(acc, e);
+        }
+        return TLanes.Sum(acc);
     }
 
-    /// <summary>o = (Σ_j p_j · v_j) / <paramref name="divisor"/> over the n rows v_j = v[j·stride ..][..dh], in j order.</summary>
-    internal static void WeightedSum(ReadOnlySpan<float> p, ref float v, int stride, int dh, float divisor, Span<float> o, KernelIsa isa)
+    /// <summary>o = (Σ_j p_j · v_j) / <paramref name="divisor"/> over the n rows v_j = v + j·stride (dh floats each), in j order.</summary>
+    internal static unsafe void WeightedSum(float* p, int n, float* v, int stride, int dh, float divisor, float* o, KernelIsa isa)
     {
-        int n = p.Length;
-        ref float pr = ref MemoryMarshal.GetReference(p);
-        ref float or = ref MemoryMarshal.GetReference(o);
         int c = 0;
-        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
-        {
-            const int W = 16;
-            for (; c + 4 * W <= dh; c += 4 * W)
-            {
-                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-                ref float vc = ref Unsafe.Add(ref v, c);
-                for (int j = 0; j < n; j++)
-                {
-                    Vector512<float> pj = Vector512.Create(Unsafe.Add(ref pr, j));
-                    ref float vj = ref Unsafe.Add(ref vc, j * stride);
-                    a0 = Vector512.FusedMultiplyAdd(pj, Vector512.LoadUnsafe(ref vj), a0);
-                    a1 = Vector512.FusedMultiplyAdd(pj, Vector512.LoadUnsafe(ref vj, W), a1);
-                    a2 = Vector512.FusedMultiplyAdd(pj, Vector512.LoadUnsafe(ref vj, 2 * W), a2);
-                    a3 = Vector512.FusedMultiplyAdd(pj, Vector512.LoadUnsafe(ref vj, 3 * W), a3);
-                }
-                (a0 / divisor).StoreUnsafe(ref or, (nuint)c);
-                (a1 / divisor).StoreUnsafe(ref or, (nuint)(c + W));
-                (a2 / divisor).StoreUnsafe(ref or, (nuint)(c + 2 * W));
-                (a3 / divisor).StoreUnsafe(ref or, (nuint)(c + 3 * W));
-            }
-            for (; c + W <= dh; c += W)
-            {
-                Vector512<float> a0 = Vector512<float>.Zero;
-                ref float vc = ref Unsafe.Add(ref v, c);
-                for (int j = 0; j < n; j++)
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref pr, j)), Vector512.LoadUnsafe(ref Unsafe.Add(ref vc, j * stride)), a0);
-                (a0 / divisor).StoreUnsafe(ref or, (nuint)c);
-            }
-        }
-        else if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
-        {
-            const int W = 8;
-            for (; c + 4 * W <= dh; c += 4 * W)
-            {
-                Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-                ref float vc = ref Unsafe.Add(ref v, c);
-                for (int j = 0; j < n; j++)
-                {
-                    Vector256<float> pj = Vector256.Create(Unsafe.Add(ref pr, j));
-                    ref float vj = ref Unsafe.Add(ref vc, j * stride);
-                    a0 = Vector256.FusedMultiplyAdd(pj, Vector256.LoadUnsafe(ref vj), a0);
-                    a1 = Vector256.FusedMultiplyAdd(pj, Vector256.LoadUnsafe(ref vj, W), a1);
-                    a2 = Vector256.FusedMultiplyAdd(pj, Vector256.LoadUnsafe(ref vj, 2 * W), a2);
-                    a3 = Vector256.FusedMultiplyAdd(pj, Vector256.LoadUnsafe(ref vj, 3 * W), a3);
-                }
-                (a0 / divisor).StoreUnsafe(ref or, (nuint)c);
-                (a1 / divisor).StoreUnsafe(ref or, (nuint)(c + W));
-                (a2 / divisor).StoreUnsafe(ref or, (nuint)(c + 2 * W));
-                (a3 / divisor).StoreUnsafe(ref or, (nuint)(c + 3 * W));
-            }
-            for (; c + W <= dh; c += W)
-            {
-                Vector256<float> a0 = Vector256<float>.Zero;
-                ref float vc = ref Unsafe.Add(ref v, c);
-                for (int j = 0; j < n; j++)
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Unsafe.Add(ref pr, j)), Vector256.LoadUnsafe(ref Unsafe.Add(ref vc, j * stride)), a0);
-                (a0 / divisor).StoreUnsafe(ref or, (nuint)c);
-            }
-        }
-        else if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
-        {
-            const int W = 4;
-            for (; c + W <= dh; c += W)
-            {
-                Vector128<float> a0 = Vector128<float>.Zero;
-                ref float vc = ref Unsafe.Add(ref v, c);
-                for (int j = 0; j < n; j++)
-                    a0 += Vector128.Create(Unsafe.Add(ref pr, j)) * Vector128.LoadUnsafe(ref Unsafe.Add(ref vc, j * stride));
-                (a0 / divisor).StoreUnsafe(ref or, (nuint)c);
-            }
-        }
+        if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
+            c = WeightedSumLanes<Lanes512, Vector512<float>>(p, n, v, stride, dh, divisor, o);
+        else if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+            c = WeightedSumLanes<Lanes256, Vector256<float>>(p, n, v, stride, dh, divisor, o);
+        else if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+            c = WeightedSumLanes<Lanes128, Vector128<float>>(p, n, v, stride, dh, divisor, o);
         for (; c < dh; c++)
         {
             float a = 0f;
             for (int j = 0; j < n; j++)
-                a += Unsafe.Add(ref pr, j) * Unsafe.Add(ref v, j * stride + c);
-            Unsafe.Add(ref or, c) = a / divisor;
+                a += p[j] * v[j * stride + c];
+            o[c] = a / divisor;
         }
+    }
+
+    /// <summary>Four vectors of output columns at a time (four independent FMA chains over j), then one; returns the columns done.</summary>
+    private static unsafe int WeightedSumLanes<TLanes, TVec>(float* p, int n, float* v, int stride, int dh, float divisor, float* o)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
+    {
+        int w = TLanes.Count, c = 0;
+        TVec div = TLanes.Create(divisor);
+        for (; c + 4 * w <= dh; c += 4 * w)
+        {
+            TVec a0 = TLanes.Zero, a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < n; j++)
+            {
+                TVec pj = TLanes.Create(p[j]);
+                float* vj = v + j * stride + c;
+                a0 = TLanes.FusedMultiplyAdd(pj, TLanes.Load(vj), a0);
+                a1 = TLanes.FusedMultiplyAdd(pj, TLanes.Load(vj + w), a1);
+                a2 = TLanes.FusedMultiplyAdd(pj, TLanes.Load(vj + 2 * w), a2);
+                a3 = TLanes.FusedMultiplyAdd(pj, TLanes.Load(vj + 3 * w), a3);
+            }
+            TLanes.Store(TLanes.Divide(a0, div), o + c);
+            TLanes.Store(TLanes.Divide(a1, div), o + c + w);
+            TLanes.Store(TLanes.Divide(a2, div), o + c + 2 * w);
+            TLanes.Store(TLanes.Divide(a3, div), o + c + 3 * w);
+        }
+        for (; c + w <= dh; c += w)
+        {
+            TVec a0 = TLanes.Zero;
+            for (int j = 0; j < n; j++)
+                a0 = TLanes.FusedMultiplyAdd(TLanes.Create(p[j]), TLanes.Load(v + j * stride + c), a0);
+            TLanes.Store(TLanes.Divide(a0, div), o + c);
+        }
+        return c;
     }
 }
