@@ -142,7 +142,7 @@ class Splits:
         self.tok, self.tr_ids, self.tr_labels = tok, tr_ids, tr_labels
         self.dv_texts, self.dv_labels, self.dv_ids = dv_texts, dv_labels, dv_ids
         self.test = test              # (texts, labels) or None
-        self.train_rows = train_rows  # indices into the train file (train_limit), for the teacher cache
+        self.train_rows = train_rows  # row numbers in the train file (train_limit, holdout), for the teacher cache
 
 
 def load_splits(cfg, log):
@@ -163,6 +163,7 @@ def load_splits(cfg, log):
         # data.dev is then the reported test set.
         perm = np.random.RandomState(12345).permutation(len(tr_texts))
         ho, keep = perm[-int(dc["holdout"]):], perm[:-int(dc["holdout"])]
+        sel = keep if sel is None else sel[keep]  # the kept rows' numbers in the train file
         test = (dv_texts, dv_labels)
         dv_texts, dv_labels = [tr_texts[i] for i in ho], [tr_labels[i] for i in ho]
         tr_texts, tr_labels = [tr_texts[i] for i in keep], [tr_labels[i] for i in keep]
