@@ -28,7 +28,7 @@ TRAIN_DEFAULTS = {
     "routing_tau": 0.1, "early_stop_patience": 2, "evals_per_epoch": 1, "log_every": 50,
     "ckpt_every": 200, "max_steps": None, "train_limit": None, "threads": 2,
     "distill_teacher": None, "distill_alpha": 0.5, "distill_temperature": 2.0,
-    "len_weight_power": 0.0, "exit_loss": "all",
+    "len_weight_power": 0.0, "exit_loss": "all", "self_distill": 0.0,
 }
 
 
@@ -51,6 +51,16 @@ def routing_loss(logits, labels, cfg_train, sample_w=None, teacher=None):
         kd = torch.stack([(tlogp.exp() * (tlogp - torch.log_softmax(logits[i] / tt, dim=-1))).sum(-1)
                           for i in range(L)]) * (tt * tt)
         ce = (1 - a) * ce + a * kd
+    a_self = cfg_train.get("self_distill", 0.0)
+    if a_self > 0:
+        # Self-distillation (FastBERT; here jointly with the backbone, as in "Be Your Own Teacher"): every earlier
+        # exit also matches the last exit's softened output, T² KL(p_L/T ‖ p_i/T) with p_L detached, so the
+        # student terms move the early exits towards the last one and never pull the last one back.
+        tt = cfg_train["distill_temperature"]
+        tlogp = torch.log_softmax(logits[L - 1].detach() / tt, dim=-1)
+        kd = torch.stack([(tlogp.exp() * (tlogp - torch.log_softmax(logits[i] / tt, dim=-1))).sum(-1)
+                          for i in range(L - 1)]) * (tt * tt)
+        ce = torch.cat([(1 - a_self) * ce[: L - 1] + a_self * kd, ce[L - 1:]])
     if cfg_train.get("exit_loss", "all") == "final":
         # DeeBERT's first stage: the backbone learns for the last exit alone; the other heads get no gradient
         # (fit them afterwards on the frozen backbone). Measures what the exits' loss terms cost full depth.

@@ -122,3 +122,30 @@ def test_final_exit_loss_trains_the_last_exit_alone():
     logits.grad = None
     routing_loss(logits, labels, dict(TRAIN_DEFAULTS)).backward()
     assert torch.count_nonzero(logits.grad[0]) > 0
+
+
+def test_self_distillation_teaches_early_exits_from_the_detached_last():
+    """self_distill = a: exits 1..L-1 get (1-a) CE + a T^2 KL(p_L/T || p_i/T) with p_L detached; the last exit keeps its CE."""
+    from beex.train import TRAIN_DEFAULTS, routing_loss
+    import torch.nn.functional as F
+    torch.manual_seed(1)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    cfg = dict(TRAIN_DEFAULTS, self_distill=1.0, routing_weight=0.0, lambda_depth=1.0)
+    logits = torch.randn(3, 5, 3, requires_grad=True)
+    loss = routing_loss(logits, labels, cfg)
+    T = cfg["distill_temperature"]
+    p_last = F.softmax(logits[2].detach() / T, -1)
+    kl = [(p_last * (p_last.log() - F.log_softmax(logits[i] / T, -1))).sum(-1).mean() * T * T for i in range(2)]
+    expected = (1 * kl[0] + 2 * kl[1] + 3 * F.cross_entropy(logits[2], labels)) / 6  # the depth-weighted sum
+    assert torch.allclose(loss, expected, atol=1e-6)
+    loss.backward()
+    # the last exit's gradient is its CE's alone: the distillation terms do not reach it
+    last = logits.detach()[2].clone().requires_grad_(True)
+    (3 * F.cross_entropy(last, labels) / 6).backward()
+    assert torch.allclose(logits.grad[2], last.grad, atol=1e-7)
+    # an early exit that already equals the last one gets no gradient from a = 1
+    same = logits.detach().clone()
+    same[0] = same[2]
+    same.requires_grad_(True)
+    routing_loss(same, labels, cfg).backward()
+    assert same.grad[0].abs().max() < 1e-6
