@@ -10,11 +10,14 @@ namespace BinEngine.Kernels;
 internal static class GemmThreads
 {
     /// <summary>
-    /// Work units (≈ one 64-bit binary word op or 8 float MACs, about a nanosecond) below which a part is not worth a
-    /// thread: waking a worker and joining costs some microseconds, so a part gets at least ~50 µs of work.
-    /// M = 1 binary GEMVs of this model (K, N ≤ 3072) stay on the calling thread.
+    /// Work units (one 64-bit binary word op, 8 float MACs or 32 byte MACs) below which a part is not worth a thread.
+    /// Measured rates put a unit at ≈ 0.2–0.4 ns, not the nanosecond first assumed (XNOR ≈ 4.6 G words/s on 25-row
+    /// shapes, bench/results/anchor.md; int8 VNNI ≈ 80 G MAC/s; SGEMM ≈ 20 G MAC/s), so 200 000 units give a part
+    /// ≈ 40–80 µs, several times what waking a worker and joining it costs on a shared VM. With the previous 50 000, a
+    /// 50-token sentence split W1A1's N = 512 products into ≈ 10 µs halves and a 25-token one W1A8's; now one
+    /// sentence (M ≤ 64) stays on the calling thread and only batches split (bench/README.md, "Levers").
     /// </summary>
-    internal const long MinWorkPerPart = 50_000;
+    internal const long MinWorkPerPart = 200_000;
 
     private static readonly object Gate = new();
     private static Worker[] workers = [];

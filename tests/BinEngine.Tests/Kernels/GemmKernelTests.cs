@@ -202,9 +202,10 @@ public class GemmKernelTests
     [MemberData(nameof(XnorNames))]
     public void ThreadedXnorEqualsSingleThread(string name)
     {
-        // Big enough that the driver really splits (work > 2 parts' minimum), with edges in M and N.
+        // Big enough that the driver really splits into 4 parts (work = m·n·words ≥ 4 parts' minimum), with edges in M and N.
         var kernel = Kernel<XnorGemm>(name);
-        const int m = 67, k = 1000, n = 301;
+        const int m = 67, k = 1000, n = 1201;
+        Assert.True((long)m * n * ((k + 63) / 64) >= 4 * GemmThreads.MinWorkPerPart, "shape too small to split");
         var pa = PackSignRows(Signs(m * k, 21), m, k);
         var pw = PackSignRows(Signs(n * k, 22), n, k);
         int[] one = new int[m * n], many = new int[m * n];
@@ -222,7 +223,8 @@ public class GemmKernelTests
     public void ThreadedSgemmEqualsSingleThread(string name)
     {
         var kernel = Kernel<Sgemm>(name);
-        const int m = 67, k = 300, n = 129;
+        const int m = 67, k = 300, n = 401;
+        Assert.True((long)m * n * k / 8 >= 3 * GemmThreads.MinWorkPerPart, "shape too small to split");
         var a = Floats(m * k, 23);
         var w = Floats(n * k, 24);
         float[] one = new float[m * n], many = new float[m * n];

@@ -155,14 +155,26 @@ public class ForwardPassTests
         }
     }
 
-    [Fact]
-    public void GemmThreadsDoNotChangeResults()
+    /// <summary>
+    /// One sentence with its products split over threads equals it on one thread. The shapes are large enough that the
+    /// widest products really split (G1/F1 of a 64-token sentence: M·N·K/32 int8 units or M·N·words binary units ≥ 2
+    /// parts' minimum): smaller ones stay on the calling thread and would test nothing.
+    /// </summary>
+    [Theory]
+    [InlineData(8, 1024)]
+    [InlineData(1, 2048)]
+    public void GemmThreadsDoNotChangeResults(int actBits, int ff)
     {
-        Architecture a = RandomWeights.Shape(8, dim: 96, ff: 160, heads: 4);
-        ModelWeights model = RandomWeights.Create(a, seed: 21);
-        var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
-        foreach (int[] ids in RandomWeights.Texts(a, 10, seed: 2))
+        Architecture a = RandomWeights.Shape(actBits, layers: 2, dim: 256, ff: ff, heads: 4, maxLength: 64);
+        long widest = actBits == 1 ? 64L * ff * (256 / 64) : 64L * ff * 256 / 32;
+        Assert.True(widest >= 2 * GemmThreads.MinWorkPerPart, "shape too small to split");
+        var engine = new InferenceEngine(RandomWeights.Create(a, seed: 21), KernelRegistry.Selected, Labels3);
+        var random = new Random(2);
+        for (int i = 0; i < 3; i++)
+        {
+            int[] ids = Enumerable.Range(0, 64).Select(_ => random.Next(a.VocabSize)).ToArray();
             Assert.Equal(engine.Classify(ids, ExitPolicy.Never, 1).Logits, engine.Classify(ids, ExitPolicy.Never, 4).Logits);
+        }
     }
 
     [Fact]
