@@ -35,7 +35,7 @@ from beex.policies import POLICIES  # noqa: E402
 from beex.smartbert import (calibrate_skip, contrastive_loss, evaluate_policy_skip, export_smart,  # noqa: E402
                             from_beexformer, predict_all_skip, round_weights_to_f16, skip_regulariser)
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import Logger, TRAIN_DIR, repo_path  # noqa: E402
+from beex.train import Logger, TRAIN_DIR, distill_kl, repo_path  # noqa: E402
 
 
 def dev_report(model, dv_ids, dv_labels, pad_id):
@@ -161,7 +161,7 @@ def stage2(args, model, feats, ran, labels, log):
                     continue
                 z = model.exits[i](feats[b, i])
                 ce = F.cross_entropy(z, labels[b], reduction="none")
-                kd = (tlogp[b].exp() * (tlogp[b] - torch.log_softmax(z / tt, -1))).sum(-1) * tt * tt
+                kd = distill_kl(tlogp[b], z, tt)
                 loss = loss + (((1 - a) * ce + a * kd) * w).sum() / w.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

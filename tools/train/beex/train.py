@@ -36,6 +36,12 @@ def repo_path(p):
     return p if os.path.isabs(p) else os.path.join(REPO, p)
 
 
+def distill_kl(teacher_logp, logits, tt):
+    """T² KL(p_teacher ‖ softmax(logits / T)) per sample, teacher_logp = log_softmax(teacher / T) (computed once by the
+    caller for all the students it teaches): Hinton's distillation term, T² keeping its gradient at the CE's scale."""
+    return (teacher_logp.exp() * (teacher_logp - torch.log_softmax(logits / tt, dim=-1))).sum(-1) * (tt * tt)
+
+
 def routing_loss(logits, labels, cfg_train, sample_w=None, teacher=None):
     """sum_i pi_i CE_i + lambda * sum_i i CE_i / sum_i i (docs: shared spec, Training loss).
 
@@ -48,9 +54,7 @@ def routing_loss(logits, labels, cfg_train, sample_w=None, teacher=None):
         tt = cfg_train["distill_temperature"]
         a = cfg_train["distill_alpha"]
         tlogp = torch.log_softmax(teacher / tt, dim=-1)
-        kd = torch.stack([(tlogp.exp() * (tlogp - torch.log_softmax(logits[i] / tt, dim=-1))).sum(-1)
-                          for i in range(L)]) * (tt * tt)
-        ce = (1 - a) * ce + a * kd
+        ce = (1 - a) * ce + a * torch.stack([distill_kl(tlogp, logits[i], tt) for i in range(L)])
     a_self = cfg_train.get("self_distill", 0.0)
     if a_self > 0:
         # Self-distillation (FastBERT; here jointly with the backbone, as in "Be Your Own Teacher"): every earlier
@@ -58,8 +62,7 @@ def routing_loss(logits, labels, cfg_train, sample_w=None, teacher=None):
         # student terms move the early exits towards the last one and never pull the last one back.
         tt = cfg_train["distill_temperature"]
         tlogp = torch.log_softmax(logits[L - 1].detach() / tt, dim=-1)
-        kd = torch.stack([(tlogp.exp() * (tlogp - torch.log_softmax(logits[i] / tt, dim=-1))).sum(-1)
-                          for i in range(L - 1)]) * (tt * tt)
+        kd = torch.stack([distill_kl(tlogp, logits[i], tt) for i in range(L - 1)])
         ce = torch.cat([(1 - a_self) * ce[: L - 1] + a_self * kd, ce[L - 1:]])
     if cfg_train.get("exit_loss", "all") == "final":
         # DeeBERT's first stage: the backbone learns for the last exit alone; the other heads get no gradient
