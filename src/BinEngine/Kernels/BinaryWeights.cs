@@ -22,14 +22,20 @@ internal sealed class BinaryWeights
     private readonly ulong[] rowMajor;
     private readonly ulong[] interleaved;
     private readonly int[] rowSums;
-    private readonly byte[]? bits;
+    private readonly byte[]? grouped;
+
+    /// <summary>Bytes of one group of <see cref="GroupedBytes"/>: 4 elements of each of a block's 16 rows.</summary>
+    public const int GroupBytes = 4 * BlockRows;
+
+    /// <summary>Groups of 4 elements per row of <see cref="GroupedBytes"/>: ⌈K / 4⌉.</summary>
+    public static int ByteGroupCount(int k) => (k + 3) / 4;
 
     /// <summary>Prepares <paramref name="n"/> packed rows of <paramref name="k"/> elements (MODEL.md layout).</summary>
     /// <param name="packedRows">N rows of RowWords(K) words.</param>
     /// <param name="n">Rows.</param>
     /// <param name="k">Unpadded row length.</param>
-    /// <param name="withBytes">Also keep one byte per weight (0 or 1, rows of <see cref="ByteStride"/> bytes) for the
-    /// int8 multiply-add kernels (<see cref="CodeGemm"/>): 8× the packed size.</param>
+    /// <param name="withBytes">Also keep one byte per weight (0 or 1, <see cref="GroupedBytes"/>) for the int8
+    /// multiply-add kernels (<see cref="CodeGemm"/>): 8× the packed size.</param>
     /// <exception cref="ArgumentException">The span is too short, or a padding bit is set.</exception>
     public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false)
     {
@@ -57,21 +63,25 @@ internal sealed class BinaryWeights
         BitPacking.RowSums(rowMajor, n, k, rowSums);
         if (withBytes)
         {
-            ByteStride = words * 64;
-            bits = new byte[(long)n * ByteStride];
+            int groups = ByteGroupCount(k), paddedRows = (n + 2 * BlockRows - 1) / (2 * BlockRows) * (2 * BlockRows);
+            grouped = new byte[(long)paddedRows * groups * 4];
             for (int r = 0; r < n; r++)
-                for (int t = 0; t < k; t++) bits[(long)r * ByteStride + t] = (byte)((rowMajor[(long)r * words + (t >> 6)] >> (t & 63)) & 1);
+                for (int t = 0; t < k; t++)
+                    grouped[(((long)(r / BlockRows) * groups + t / 4) * BlockRows + r % BlockRows) * 4 + t % 4] =
+                        (byte)((rowMajor[(long)r * words + (t >> 6)] >> (t & 63)) & 1);
         }
     }
 
-    /// <summary>Bytes per row of <see cref="Bytes"/>: K padded to the 256-element block (0 without bytes).</summary>
-    public int ByteStride { get; }
+    /// <summary>True when <see cref="GroupedBytes"/> was built (constructor's withBytes).</summary>
+    public bool HasBytes => grouped is not null;
 
-    /// <summary>True when <see cref="Bytes"/> was built (constructor's withBytes).</summary>
-    public bool HasBytes => bits is not null;
-
-    /// <summary>One byte per weight, b = 1 for +1 and 0 for −1, rows of <see cref="ByteStride"/> bytes, zero padded.</summary>
-    public ReadOnlySpan<byte> Bytes => bits;
+    /// <summary>
+    /// One byte per weight (b = 1 for +1, 0 for −1) in the int8 kernels' layout: rows in blocks of <see cref="BlockRows"/>
+    /// (zero rows pad N to a multiple of 32, so a kernel may read two adjacent blocks), elements in groups of 4 (zeros pad
+    /// K to a multiple of 4); block b's group g is <see cref="GroupBytes"/> bytes, row 16b + l's elements 4g..4g+3 at
+    /// bytes 4l..4l+3: byte ((b·⌈K/4⌉ + g)·16 + l)·4 + e. One 32-bit lane per row, like <see cref="Interleaved"/>.
+    /// </summary>
+    public ReadOnlySpan<byte> GroupedBytes => grouped;
 
     /// <summary>Rows (outputs).</summary>
     public int N { get; }

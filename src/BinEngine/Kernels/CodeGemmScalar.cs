@@ -18,12 +18,13 @@ internal sealed class CodeGemmScalar : CodeGemm
         sbyte* a = (sbyte*)g.A;
         byte* w = (byte*)g.W;
         int* c = (int*)g.C;
-        int stride = g.Bits;   // ByteStride of the weight rows
+        int groups = BinaryWeights.ByteGroupCount(g.K), rows = BinaryWeights.BlockRows;
         for (int i = m0; i < m1; i++)
             for (int j = n0; j < n1; j++)
             {
                 int sum = 0;
-                for (int t = 0; t < g.K; t++) sum += (2 * w[(long)j * stride + t] - 1) * a[(long)i * g.K + t];
+                for (int t = 0; t < g.K; t++)   // byte t of row j in BinaryWeights.GroupedBytes
+                    sum += (2 * w[(((long)(j / rows) * groups + t / 4) * rows + j % rows) * 4 + t % 4] - 1) * a[(long)i * g.K + t];
                 c[(long)i * g.N + j] = sum;
             }
     }

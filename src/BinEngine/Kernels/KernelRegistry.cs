@@ -50,14 +50,16 @@ internal static class KernelRegistry
         [new SgemmVectorised<Lanes256, Vector256<float>>(), new SgemmVectorised<Lanes512, Vector512<float>>(), new SgemmVectorised<Lanes128, Vector128<float>>(), new SgemmScalar()];
 
     /// <summary>
-    /// Int8 W1Ak implementations, best first: VNNI where the CPU has it (1.3–1.5× maddubs on W1A8 products, bench/README.md),
-    /// then 256-bit maddubs (measured faster than 512-bit on Zen 4, like the SGEMM); there is no portable
-    /// Vector128 one (no portable unsigned-by-signed byte multiply-add), a forced v128 set takes the scalar one.
+    /// Int8 W1Ak implementations, best first on the development machine (a 2-vCPU Intel Xeon with AVX-512 and AVX-VNNI;
+    /// bench/README.md, "Levers"): 512-bit maddubs, whose 16 columns a vector halve the loads and broadcasts per product,
+    /// measured ahead of 256-bit VNNI (whose 512-bit form .NET 10 exposes only through AVX10), then 256-bit maddubs.
+    /// There is no portable Vector128 one (no portable unsigned-by-signed byte multiply-add): a forced v128 set takes
+    /// the scalar one.
     /// </summary>
     public static IReadOnlyList<CodeGemm> CodeGemms { get; } =
         [
-            new CodeGemmBlocked<VnniDot256, Vector256<int>, Vector256<byte>>(), new CodeGemmBlocked<MaddUbsDot256, Vector256<short>, Vector256<byte>>(),
-            new CodeGemmBlocked<MaddUbsDot512, Vector512<short>, Vector512<byte>>(), new CodeGemmScalar(),
+            new CodeGemmBroadcast<MaddUbsLanes512, Vector512<short>, Vector512<byte>>(), new CodeGemmBroadcast<VnniLanes256, Vector256<int>, Vector256<byte>>(),
+            new CodeGemmBroadcast<MaddUbsLanes256, Vector256<short>, Vector256<byte>>(), new CodeGemmScalar(),
         ];
 
     /// <summary>Every implementation of every family.</summary>

@@ -36,18 +36,18 @@ public class KernelSelectionTests(TinyModelFixture fixture) : IClassFixture<Tiny
             KernelIsa.Vector128 => "xnor-v128-nibble",
             _ => "xnor-scalar",
         };
-        // SGEMM and the int8 kernel: AVX2 measured faster than AVX-512 on the development machine, so the
-        // best choice is AVX2 even where AVX-512 is there; forced, each ISA takes its own (int8 has no
-        // Vector128 implementation and falls back to scalar).
+        // SGEMM: AVX2 measured faster than AVX-512 on the development machine, so the best choice is AVX2 even
+        // where AVX-512 is there; forced, each ISA takes its own.
         string sgemm = isForced
             ? $"sgemm-{isa.ToName()}"
             : Avx2.IsSupported && Fma.IsSupported ? "sgemm-avx2" : Avx512F.IsSupported ? "sgemm-avx512"
             : Vector128.IsHardwareAccelerated ? "sgemm-v128" : "sgemm-scalar";
-        // The int8 family's 256-bit VNNI kernel (vpdpbusd) comes first where the CPU has AVX-VNNI.
+        // The int8 family: 512-bit maddubs first, then 256-bit VNNI (vpdpbusd) where the CPU has AVX-VNNI, then 256-bit
+        // maddubs; no Vector128 implementation, so a forced v128 set falls back to scalar.
         string avx2Code = AvxVnni.IsSupported ? "code-avx2-vnni" : "code-avx2-maddubs";
         string code = isForced
             ? isa switch { KernelIsa.Avx2 => avx2Code, KernelIsa.Avx512 => "code-avx512-maddubs", _ => "code-scalar" }
-            : Avx2.IsSupported ? avx2Code : Avx512BW.IsSupported ? "code-avx512-maddubs" : "code-scalar";
+            : Avx512BW.IsSupported ? "code-avx512-maddubs" : Avx2.IsSupported ? avx2Code : "code-scalar";
 
         KernelSet selected = KernelRegistry.Selected;
         Assert.Equal(xnor, selected.Xnor.Name);
