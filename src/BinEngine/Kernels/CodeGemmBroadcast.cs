@@ -160,17 +160,16 @@ internal sealed class CodeGemmBroadcast<TDot, TAcc, TBytes> : CodeGemm where TDo
                 // (the layout pads N to 32 rows, so it exists).
                 byte* p1 = lanes == 8 ? p0 + 32 : p0 + blockBytes;
                 int width = Math.Min(cols, n1 - j);
-                int i = i0;
-                for (; i + 4 <= i1; i += 4)
+                for (int i = i0; i < i1; i += 4)
                 {
-                    Block4(a + (long)i * k, k, p0, p1, totals);
-                    for (int r = 0; r < 4; r++)
+                    // Fewer than 4 rows left: the missing ones repeat the last real row and are dropped, which
+                    // costs less than a one-row block (2 accumulator chains: latency-bound).
+                    int rows = Math.Min(4, i1 - i);
+                    sbyte* a0 = a + (long)i * k;
+                    Block4(a0, a0 + (long)Math.Min(1, rows - 1) * k, a0 + (long)Math.Min(2, rows - 1) * k, a0 + (long)Math.Min(3, rows - 1) * k,
+                        k, p0, p1, totals);
+                    for (int r = 0; r < rows; r++)
                         Write(totals + r * cols, sumQ[i + r - i0], c + (long)(i + r) * ldc + j, width);
-                }
-                for (; i < i1; i++)
-                {
-                    Block1(a + (long)i * k, k, p0, p1, totals);
-                    Write(totals, sumQ[i - i0], c + (long)i * ldc + j, width);
                 }
             }
         }
@@ -202,11 +201,10 @@ internal sealed class CodeGemmBroadcast<TDot, TAcc, TBytes> : CodeGemm where TDo
         return (sbyte*)scratch;
     }
 
-    /// <summary>totals[r·2L + l] = Σ_t b_l[t]·q_r[t] for 4 activation rows (stride k) and the block's 2·Lanes columns.</summary>
+    /// <summary>totals[r·2L + l] = Σ_t b_l[t]·q_r[t] for 4 activation rows of k codes and the block's 2·Lanes columns.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Block4(sbyte* a0, int k, byte* p0, byte* p1, int* totals)
+    private static unsafe void Block4(sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int k, byte* p0, byte* p1, int* totals)
     {
-        sbyte* a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
         int cols = 2 * TDot.Lanes, full = k >> 2, groups = BinaryWeights.ByteGroupCount(k);
         new Span<int>(totals, 4 * cols).Clear();
         int g = 0;
@@ -237,41 +235,13 @@ internal sealed class CodeGemmBroadcast<TDot, TAcc, TBytes> : CodeGemm where TDo
             int scratch;
             long o = (long)full * BinaryWeights.GroupBytes;
             TBytes w0 = TDot.Load(p0 + o), w1 = TDot.Load(p1 + o);
-            sbyte* row = a0;
-            for (int r = 0; r < 4; r++, row += k)
+            sbyte** rows = stackalloc sbyte*[] { a0, a1, a2, a3 };
+            for (int r = 0; r < 4; r++)
             {
-                TBytes q = TDot.Broadcast(TailGroup(row, k, &scratch));
+                TBytes q = TDot.Broadcast(TailGroup(rows[r], k, &scratch));
                 TDot.Flush(TDot.Dot(TDot.Zero, w0, q), totals + r * cols);
                 TDot.Flush(TDot.Dot(TDot.Zero, w1, q), totals + r * cols + TDot.Lanes);
             }
-        }
-    }
-
-    /// <summary>totals[l] = Σ_t b_l[t]·q[t] for one activation row and the block's 2·Lanes columns.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Block1(sbyte* a0, int k, byte* p0, byte* p1, int* totals)
-    {
-        int cols = 2 * TDot.Lanes, full = k >> 2, groups = BinaryWeights.ByteGroupCount(k);
-        new Span<int>(totals, cols).Clear();
-        int g = 0;
-        while (g < full)
-        {
-            TAcc s0 = TDot.Zero, s1 = s0;
-            for (int end = (int)Math.Min(full, (long)g + TDot.StepsPerFlush); g < end; g++)
-            {
-                long o = (long)g * BinaryWeights.GroupBytes;
-                TBytes q = TDot.Broadcast(a0 + 4 * g);
-                s0 = TDot.Dot(s0, TDot.Load(p0 + o), q); s1 = TDot.Dot(s1, TDot.Load(p1 + o), q);
-            }
-            TDot.Flush(s0, totals); TDot.Flush(s1, totals + TDot.Lanes);
-        }
-        if (full < groups)
-        {
-            int scratch;
-            long o = (long)full * BinaryWeights.GroupBytes;
-            TBytes q = TDot.Broadcast(TailGroup(a0, k, &scratch));
-            TDot.Flush(TDot.Dot(TDot.Zero, TDot.Load(p0 + o), q), totals);
-            TDot.Flush(TDot.Dot(TDot.Zero, TDot.Load(p1 + o), q), totals + TDot.Lanes);
         }
     }
 
