@@ -122,7 +122,8 @@ internal readonly struct MaddUbsLanes512 : IByteLanes<Vector512<short>, Vector51
 /// weight vectors (2·Lanes columns × 4 elements, <see cref="BinaryWeights.GroupedBytes"/>), broadcasts 4 codes of each
 /// of 4 activation rows, and issues 8 multiply-adds into 8 accumulators (4 rows × 2·Lanes columns) that end as the
 /// outputs themselves: no horizontal sums. (The row-dot layout it replaced ended every 4 outputs with 3 horizontal adds
-/// on the port the multiply-adds also use and reached ≈ 0.6–0.7× this rate; bench/README.md, "Levers".) Then B·q = 2·Σ b·q − Σ q
+/// on the port the multiply-adds also use, and ran at 0.4–1.0× this rate on the engine's shapes, M 16–64, K and N
+/// 256–512; bench/README.md, "Levers".) Then B·q = 2·Σ b·q − Σ q
 /// (<see cref="CodeGemm"/>), Σ q by the same multiply-add against bytes of 1.
 /// </summary>
 internal sealed class CodeGemmBroadcast<TDot, TAcc, TBytes> : CodeGemm where TDot : IByteLanes<TAcc, TBytes> where TAcc : struct where TBytes : struct
