@@ -13,7 +13,6 @@ namespace BinEngine.Kernels;
 /// </remarks>
 internal abstract class CodeGemm : GemmKernel
 {
-
     /// <summary>C[M, N] = B·q exactly.</summary>
     /// <param name="codes">A[M, K] row-major signed bytes (the quantizer's integer codes).</param>
     /// <param name="m">Activation rows.</param>
