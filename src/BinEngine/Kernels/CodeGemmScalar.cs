@@ -18,13 +18,17 @@ internal sealed class CodeGemmScalar : CodeGemm
         sbyte* a = (sbyte*)g.A;
         byte* w = (byte*)g.W;
         int* c = (int*)g.C;
-        int groups = BinaryWeights.ByteGroupCount(g.K), rows = BinaryWeights.BlockRows;
+        long blockBytes = (long)BinaryWeights.ByteGroupCount(g.K) * BinaryWeights.GroupBytes;
         for (int i = m0; i < m1; i++)
             for (int j = n0; j < n1; j++)
             {
+                // Row j in BinaryWeights.GroupedBytes: elements 4g..4g+3 at bytes g·GroupBytes + 0..3 from the row's base.
+                byte* row = w + j / BinaryWeights.BlockRows * blockBytes + j % BinaryWeights.BlockRows * 4;
+                sbyte* q = a + (long)i * g.K;
                 int sum = 0;
-                for (int t = 0; t < g.K; t++)   // byte t of row j in BinaryWeights.GroupedBytes
-                    sum += (2 * w[(((long)(j / rows) * groups + t / 4) * rows + j % rows) * 4 + t % 4] - 1) * a[(long)i * g.K + t];
+                for (int t = 0; t < g.K; t += 4, row += BinaryWeights.GroupBytes)
+                    for (int e = 0; e < 4 && t + e < g.K; e++)
+                        sum += (2 * row[e] - 1) * q[t + e];
                 c[(long)i * g.N + j] = sum;
             }
     }
