@@ -30,6 +30,13 @@ internal sealed class BinaryWeights
     /// <summary>Groups of 4 elements per row of <see cref="GroupedBytes"/>: ⌈K / 4⌉.</summary>
     public static int ByteGroupCount(int k) => (k + 3) / 4;
 
+    /// <summary>
+    /// Where row <paramref name="row"/>'s first element sits in <see cref="GroupedBytes"/> (rows of <paramref name="k"/>
+    /// elements); its elements 4g..4g+3 are the 4 bytes g·<see cref="GroupBytes"/> further on.
+    /// </summary>
+    public static long GroupedRowOffset(int row, int k) =>
+        (long)(row / BlockRows) * ByteGroupCount(k) * GroupBytes + row % BlockRows * 4;
+
     /// <summary>Prepares <paramref name="n"/> packed rows of <paramref name="k"/> elements (MODEL.md layout).</summary>
     /// <param name="packedRows">N rows of RowWords(K) words.</param>
     /// <param name="n">Rows.</param>
@@ -66,9 +73,11 @@ internal sealed class BinaryWeights
             int groups = ByteGroupCount(k), paddedRows = (n + 2 * BlockRows - 1) / (2 * BlockRows) * (2 * BlockRows);
             grouped = new byte[(long)paddedRows * groups * 4];
             for (int r = 0; r < n; r++)
+            {
+                long row = GroupedRowOffset(r, k);
                 for (int t = 0; t < k; t++)
-                    grouped[(((long)(r / BlockRows) * groups + t / 4) * BlockRows + r % BlockRows) * 4 + t % 4] =
-                        (byte)((rowMajor[(long)r * words + (t >> 6)] >> (t & 63)) & 1);
+                    grouped[row + (long)(t / 4) * GroupBytes + t % 4] = (byte)((rowMajor[(long)r * words + (t >> 6)] >> (t & 63)) & 1);
+            }
         }
     }
 
@@ -79,7 +88,8 @@ internal sealed class BinaryWeights
     /// One byte per weight (b = 1 for +1, 0 for −1) in the int8 kernels' layout: rows in blocks of <see cref="BlockRows"/>
     /// (zero rows pad N to a multiple of 32, so a kernel may read two adjacent blocks), elements in groups of 4 (zeros pad
     /// K to a multiple of 4); block b's group g is <see cref="GroupBytes"/> bytes, row 16b + l's elements 4g..4g+3 at
-    /// bytes 4l..4l+3: byte ((b·⌈K/4⌉ + g)·16 + l)·4 + e. One 32-bit lane per row, like <see cref="Interleaved"/>.
+    /// bytes 4l..4l+3: byte ((b·⌈K/4⌉ + g)·16 + l)·4 + e (<see cref="GroupedRowOffset"/>). One 32-bit lane per row, like
+    /// <see cref="Interleaved"/>.
     /// </summary>
     public ReadOnlySpan<byte> GroupedBytes => grouped;
 

@@ -145,7 +145,6 @@ internal sealed class CodeGemmBroadcast<TDot, TAcc, TBytes> : CodeGemm where TDo
         byte* w = (byte*)g.W;
         int* c = (int*)g.C;
         int k = g.K, ldc = g.N, lanes = TDot.Lanes, cols = 2 * lanes;
-        long blockBytes = (long)BinaryWeights.ByteGroupCount(k) * BinaryWeights.GroupBytes;
         int* sumQ = stackalloc int[PlaneSums.RowChunk];
         int* totals = stackalloc int[4 * 32];
         for (int i0 = m0; i0 < m1; i0 += PlaneSums.RowChunk)
@@ -156,10 +155,9 @@ internal sealed class CodeGemmBroadcast<TDot, TAcc, TBytes> : CodeGemm where TDo
             // n0 is a multiple of ColBlock (GemmThreads splits N in ColBlocks), so j starts a 16-row block.
             for (int j = n0; j < n1; j += cols)
             {
-                byte* p0 = w + j / BinaryWeights.BlockRows * blockBytes;
-                // 256 bits: columns 8–15 are the upper half of the same 64-byte groups; 512: the next block
-                // (the layout pads N to 32 rows, so it exists).
-                byte* p1 = lanes == 8 ? p0 + 32 : p0 + blockBytes;
+                // Columns j.. and j + Lanes..: at 256 bits the upper half of the same 64-byte groups, at 512 the next
+                // 16-row block (the layout pads N to 32 rows, so it exists).
+                byte* p0 = w + BinaryWeights.GroupedRowOffset(j, k), p1 = w + BinaryWeights.GroupedRowOffset(j + lanes, k);
                 int width = Math.Min(cols, n1 - j);
                 for (int i = i0; i < i1; i += 4)
                 {

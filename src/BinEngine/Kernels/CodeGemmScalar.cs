@@ -18,12 +18,10 @@ internal sealed class CodeGemmScalar : CodeGemm
         sbyte* a = (sbyte*)g.A;
         byte* w = (byte*)g.W;
         int* c = (int*)g.C;
-        long blockBytes = (long)BinaryWeights.ByteGroupCount(g.K) * BinaryWeights.GroupBytes;
         for (int i = m0; i < m1; i++)
             for (int j = n0; j < n1; j++)
             {
-                // Row j in BinaryWeights.GroupedBytes: elements 4g..4g+3 at bytes g·GroupBytes + 0..3 from the row's base.
-                byte* row = w + j / BinaryWeights.BlockRows * blockBytes + j % BinaryWeights.BlockRows * 4;
+                byte* row = w + BinaryWeights.GroupedRowOffset(j, g.K);   // elements 4g..4g+3 at g·GroupBytes + 0..3
                 sbyte* q = a + (long)i * g.K;
                 int sum = 0;
                 for (int t = 0; t < g.K; t += 4, row += BinaryWeights.GroupBytes)
