@@ -2,6 +2,12 @@
 ONNX Runtime (bench/BinEngine.Bench -- peer, issue 11).
 
     /usr/bin/python3 tools/train/export_onnx.py [--model models/sst2-fp32-twin] [--out bench/peer/sst2-fp32-twin.onnx]
+        [--blocks N]
+
+--blocks N exports the twin's first N blocks and their exits only: the FP32 peer of an N-block model
+(a binarized model with fewer blocks than the twin is compared with ORT running as many blocks, not
+the twin's full depth; exit N of the twin is its static-depth-N answer, see the twin's recalibrate.py
+curve). Output then [N, batch, n_classes].
 
 Graph: inputs `input_ids` [batch, seq] int64 and `attention_mask` [batch, seq] int64 (1 = real token,
 0 = padding), both axes dynamic; output `logits` [n_layers, batch, n_classes] float32, the logits of
@@ -39,8 +45,11 @@ TOLERANCE = 1e-4
 class OnnxPeer(nn.Module):
     """The FP32 reference forward pass with an explicit int64 attention mask, every exit's logits."""
 
-    def __init__(self, model: BEExformer):
+    def __init__(self, model: BEExformer, blocks=None):
         super().__init__()
+        self.blocks = model.cfg["n_layers"] if blocks is None else blocks
+        if not 1 <= self.blocks <= model.cfg["n_layers"]:
+            raise ValueError(f"blocks must be in 1..{model.cfg['n_layers']}, got {blocks}")
         if model.cfg["weight_bits"] != 32 or model.cfg["act_bits"] != 32 or model.cfg["emb_bits"] != 32:
             raise ValueError("export_onnx exports the FP32 model (weight_bits = act_bits = emb_bits = 32)")
         self.m = model
@@ -55,7 +64,7 @@ class OnnxPeer(nn.Module):
         count = w.sum(dim=1)
         key_pad = attention_mask == 0
         out = []
-        for i, (block, head) in enumerate(zip(m.blocks, m.exits)):
+        for i, (block, head) in enumerate(zip(m.blocks[:self.blocks], m.exits[:self.blocks])):
             x = self._block(block, x, key_pad)
             pooled = (x * w).sum(dim=1) / count
             z = head(pooled)
@@ -104,13 +113,14 @@ def sample_inputs(cfg, seed=0):
 
 
 @torch.no_grad()
-def max_diff_vs_reference(model, run, cases):
-    """Max |run(ids, mask) - reference| over the cases; the reference runs each sentence alone, unpadded."""
+def max_diff_vs_reference(model, run, cases, blocks):
+    """Max |run(ids, mask) - reference's first `blocks` exits| over the cases; the reference runs each
+    sentence alone, unpadded."""
     worst = 0.0
     for ids, mask, lengths in cases:
         got = run(ids, mask)  # [L, B, C]
         for i, n in enumerate(lengths):
-            ref = model(ids[i:i + 1, :n])[:, 0, :]
+            ref = model(ids[i:i + 1, :n])[:blocks, 0, :]
             worst = max(worst, float((got[:, i, :] - ref).abs().max()))
     return worst
 
@@ -120,14 +130,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=os.path.join(root, "models", "sst2-fp32-twin"))
     ap.add_argument("--out", default=os.path.join(root, "bench", "peer", "sst2-fp32-twin.onnx"))
+    ap.add_argument("--blocks", type=int, help="export the first N blocks and exits (default: all)")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
     model, cfg = load_model_dir(args.model)
-    peer = OnnxPeer(model).eval()
+    peer = OnnxPeer(model, args.blocks).eval()
     cases = sample_inputs(cfg)
 
-    eager = max_diff_vs_reference(model, lambda i, m: peer(i, m), cases)
+    eager = max_diff_vs_reference(model, lambda i, m: peer(i, m), cases, peer.blocks)
     print(f"eager peer vs reference: max abs diff {eager:.3g}")
     assert eager < TOLERANCE, f"the peer graph's module differs from the reference by {eager}"
 
@@ -149,7 +160,7 @@ def main():
     if ort is not None:
         sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         got = max_diff_vs_reference(model, lambda i, m: torch.from_numpy(
-            sess.run(None, {"input_ids": i.numpy(), "attention_mask": m.numpy()})[0]), cases)
+            sess.run(None, {"input_ids": i.numpy(), "attention_mask": m.numpy()})[0]), cases, peer.blocks)
         print(f"onnxruntime (python) vs reference: max abs diff {got:.3g}")
         assert got < TOLERANCE, f"ONNX Runtime differs from the reference by {got}"
     else:
@@ -158,7 +169,7 @@ def main():
     os.replace(tmp, args.out)
     size = os.path.getsize(args.out)
     print(f"wrote {args.out} ({size / 1e6:.1f} MB, opset 17, inputs input_ids/attention_mask int64 [batch, sequence], "
-          f"output logits [{cfg['n_layers']}, batch, {cfg['n_classes']}])")
+          f"output logits [{peer.blocks}, batch, {cfg['n_classes']}])")
 
 
 if __name__ == "__main__":

@@ -32,16 +32,28 @@ public sealed class OnnxPeer : IDisposable
 
     public int Threads { get; }
 
+    /// <summary>Blocks in the FP32 twin (its config.json's n_layers).</summary>
+    public static int TwinLayers(string twinDir)
+    {
+        using JsonDocument config = JsonDocument.Parse(File.ReadAllText(Path.Combine(twinDir, "config.json")));
+        return config.RootElement.GetProperty("n_layers").GetInt32();
+    }
+
+    /// <summary>The graph of the twin's first <paramref name="blocks"/> blocks: x.onnx → x-l3.onnx.</summary>
+    public static string PathForDepth(string onnxPath, int blocks) =>
+        Path.Combine(Path.GetDirectoryName(onnxPath) ?? "", $"{Path.GetFileNameWithoutExtension(onnxPath)}-l{blocks}.onnx");
+
     /// <summary>
-    /// Exports the ONNX file with the trainer's Python when it is missing (tools/train/export_onnx.py;
-    /// ≈ 31 MB, git-ignored under bench/peer/).
+    /// Exports the ONNX file of the twin's first <paramref name="blocks"/> blocks with the trainer's
+    /// Python when it is missing (tools/train/export_onnx.py; ≈ 31 MB at 6 blocks, git-ignored under bench/peer/).
     /// </summary>
-    public static void EnsureExported(string onnxPath, string twinDir)
+    public static void EnsureExported(string onnxPath, string twinDir, int blocks)
     {
         if (File.Exists(onnxPath))
             return;
-        Console.Error.WriteLine($"peer: {onnxPath} is missing, exporting it from {twinDir} (tools/train/export_onnx.py)");
-        var start = new ProcessStartInfo("/usr/bin/python3", ["tools/train/export_onnx.py", "--model", twinDir, "--out", onnxPath])
+        Console.Error.WriteLine($"peer: {onnxPath} is missing, exporting it from {twinDir} (tools/train/export_onnx.py --blocks {blocks})");
+        var start = new ProcessStartInfo("/usr/bin/python3",
+            ["tools/train/export_onnx.py", "--model", twinDir, "--out", onnxPath, "--blocks", blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)])
         {
             UseShellExecute = false,
         };
@@ -69,7 +81,8 @@ public sealed class OnnxPeer : IDisposable
 
     /// <summary>
     /// Runs the golden samples of the twin (ids and PyTorch's logits of every exit, one sample at a
-    /// time) through ONNX Runtime, one by one and as one padded batch; returns the max abs difference.
+    /// time) through ONNX Runtime, one by one and as one padded batch; returns the max abs difference
+    /// over the exits the graph has (the first d of the twin's for a graph of d blocks).
     /// </summary>
     public double MaxDiffAgainstGolden(string goldenPath, out int samples)
     {
@@ -106,8 +119,11 @@ public sealed class OnnxPeer : IDisposable
         static double Diff(float[] got, float[][] want, int batch, int index)
         {
             int classes = want[0].Length;
+            int layers = got.Length / (batch * classes);
+            if (layers < 1 || layers > want.Length)
+                throw new InvalidOperationException($"the peer graph returned {layers} exits for a twin with {want.Length}");
             double d = 0;
-            for (int l = 0; l < want.Length; l++)
+            for (int l = 0; l < layers; l++)
                 for (int c = 0; c < classes; c++)
                     d = Math.Max(d, Math.Abs(got[(l * batch + index) * classes + c] - want[l][c]));
             return d;

@@ -25,11 +25,13 @@ namespace BinEngine.Bench.Peer;
 /// </summary>
 public static class PeerHarness
 {
-    private sealed class Config(string name, string system, int threads, Func<int, int> one, Action<int> chunk)
+    private sealed class Config(string name, string system, int threads, int depth, Func<int, int> one, Action<int> chunk)
     {
         public string Name { get; } = name;
         public string System { get; } = system;
         public int Threads { get; } = threads;
+        public int Depth { get; } = depth;                // blocks in the model (ORT: blocks in the graph)
+        public int[]? Predictions { get; init; }          // ORT's full-depth labels, for its dev accuracy
         public Func<int, int> One { get; } = one;        // sentence index → blocks used
         public Action<int> Chunk { get; } = chunk;       // chunk index
         public List<double> P50 { get; } = [];
@@ -58,8 +60,6 @@ public static class PeerHarness
         int[] threadCounts = Arg("--threads", $"1,{cores}").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).Distinct().ToArray();
         string loadBefore = Load();
 
-        OnnxPeer.EnsureExported(onnxPath, twinDir);
-
         // Same ids for everyone: the first model's tokenizer, max_len of the architecture.
         var rows = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')).Where(p => p[0].Length > 0).ToArray();
         int[] labels = rows.Select(p => int.Parse(p[1], CultureInfo.InvariantCulture)).ToArray();
@@ -74,50 +74,26 @@ public static class PeerHarness
         // ORT's inputs are built per call inside the timed loops from these int ids (a user converts too).
         var configs = new List<Config>();
         var disposables = new List<IDisposable>();
-        int classes = 0, layers = 0;
+        int classes = 0;
         string kernels = "";
-        int[] ortPredictions = new int[n];
+
+        // One ORT peer per depth: the twin's full depth and every model's own depth (a 3-block model is
+        // compared with ORT running the twin's first 3 blocks, the same architecture; tools/train/export_onnx.py --blocks).
+        int twinLayers = OnnxPeer.TwinLayers(twinDir);
+        int[] depths = modelPaths.Select(ModelLayers).Append(twinLayers).Distinct().OrderByDescending(d => d).ToArray();
+        var onnxPaths = depths.ToDictionary(d => d, d => d == twinLayers ? onnxPath : OnnxPeer.PathForDepth(onnxPath, d));
+        foreach (int d in depths)
+            OnnxPeer.EnsureExported(onnxPaths[d], twinDir, d);
 
         foreach (int threads in threadCounts)
         {
-            var peer = new OnnxPeer(onnxPath, threads);
-            disposables.Add(peer);
-            float[] logits = [];
-            configs.Add(new Config("ONNX Runtime FP32, full depth", "ort", threads,
-                i =>
-                {
-                    int[] a = ids[i];
-                    var inputIds = new long[a.Length];
-                    var mask = new long[a.Length];
-                    for (int t = 0; t < a.Length; t++)
-                    {
-                        inputIds[t] = a[t];
-                        mask[t] = 1;
-                    }
-                    peer.Run(inputIds, mask, 1, a.Length, ref logits);
-                    layers = logits.Length / Math.Max(1, classes);
-                    int last = logits.Length - classes;
-                    ortPredictions[i] = ArgMax(logits.AsSpan(last, classes));
-                    return layers;
-                },
-                c =>
-                {
-                    ReadOnlyMemory<int>[] chunk = chunkIds[c];
-                    int sequence = chunk.Max(m => m.Length);
-                    var inputIds = new long[chunk.Length * sequence];
-                    var mask = new long[chunk.Length * sequence];
-                    for (int s = 0; s < chunk.Length; s++)
-                    {
-                        ReadOnlySpan<int> a = chunk[s].Span;
-                        for (int t = 0; t < a.Length; t++)
-                        {
-                            inputIds[s * sequence + t] = a[t];
-                            mask[s * sequence + t] = 1;
-                        }
-                    }
-                    peer.Run(inputIds, mask, chunk.Length, sequence, ref logits);
-                }));
-
+            foreach (int depth in depths)
+            {
+                var peer = new OnnxPeer(onnxPaths[depth], threads);
+                disposables.Add(peer);
+                configs.Add(OrtConfig(peer, depth, depth == twinLayers ? "ONNX Runtime FP32, full depth" : $"ONNX Runtime FP32, first {depth} blocks",
+                    ids, chunkIds, () => classes));
+            }
             foreach (string path in modelPaths)
             {
                 var model = BeexModel.Load(path, new BeexModelOptions { Threads = threads, BatchThreads = threads });
@@ -128,17 +104,20 @@ public static class PeerHarness
                 foreach (ExitPolicy policy in new[] { ExitPolicy.Never, model.DefaultPolicy })
                 {
                     string what = policy == ExitPolicy.Never ? "full depth" : $"exits ({policy.Name})";
-                    configs.Add(new Config($"{tag}, {what}", path, threads,
+                    configs.Add(new Config($"{tag}, {what}", path, threads, model.Architecture.Layers,
                         i => model.Classify(ids[i], policy).ExitBlock,
                         c => model.ClassifyBatch(chunkIds[c], policy)));
                 }
             }
         }
 
-        // The peer must compute what PyTorch computes: golden ids one by one and as a padded batch.
-        var check = (OnnxPeer)disposables[0];
-        double goldenDiff = check.MaxDiffAgainstGolden(Path.Combine(twinDir, "golden.json"), out int goldenSamples);
-        Console.Error.WriteLine($"peer: ONNX Runtime vs PyTorch logits of {goldenSamples} golden samples (all exits, one by one and padded): max abs diff {goldenDiff:g3}");
+        // Every peer graph must compute what PyTorch computes: golden ids one by one and as a padded batch
+        // (a graph of the first d blocks against the first d exits' logits).
+        double goldenDiff = 0;
+        int goldenSamples = 0;
+        foreach (OnnxPeer check in disposables.OfType<OnnxPeer>().Where(p => p.Threads == threadCounts[0]))
+            goldenDiff = Math.Max(goldenDiff, check.MaxDiffAgainstGolden(Path.Combine(twinDir, "golden.json"), out goldenSamples));
+        Console.Error.WriteLine($"peer: ONNX Runtime vs PyTorch logits of {goldenSamples} golden samples (every exit of every peer graph, one by one and padded): max abs diff {goldenDiff:g3}");
         if (!(goldenDiff < 1e-3))
             throw new InvalidOperationException($"ONNX Runtime's logits differ from PyTorch's by {goldenDiff} (tolerance 1e-3)");
 
@@ -181,9 +160,10 @@ public static class PeerHarness
                 Console.Error.WriteLine($"run {run + 1}/{runs} {c.Name,-58} t={c.Threads}: p50 {c.P50[^1]:0.000} ms, mean {c.Mean[^1]:0.000}, p99 {c.P99[^1]:0.000}, batch 64 {c.Batch64[^1]:0} sent/s, blocks {c.Blocks:0.00}");
             }
         }
-        double ortAccuracy = ortPredictions.Zip(labels).Count(p => p.First == p.Second) / (double)n;
+        string ortAccuracy = string.Join(", ", configs.Where(c => c.Predictions is not null && c.Threads == threadCounts[0])
+            .Select(c => $"{c.Depth} blocks {c.Predictions!.Zip(labels).Count(p => p.First == p.Second) / (double)n:0.0000}"));
 
-        string table = Render(configs, threadCounts, modelPaths, onnxPath, dataPath, kernels, n, ids.Average(a => a.Length), runs,
+        string table = Render(configs, threadCounts, modelPaths, onnxPaths.Values, dataPath, kernels, n, ids.Average(a => a.Length), runs,
             loadBefore, Load(), goldenDiff, goldenSamples, ortAccuracy, args);
         ResultTable.Emit(table, output);
         foreach (IDisposable d in disposables)
@@ -191,8 +171,55 @@ public static class PeerHarness
         return 0;
     }
 
-    private static string Render(List<Config> configs, int[] threadCounts, string[] modelPaths, string onnxPath, string dataPath, string kernels,
-        int n, double meanTokens, int runs, string loadBefore, string loadAfter, double goldenDiff, int goldenSamples, double ortAccuracy, string[] args)
+    /// <summary>ORT on one peer graph: batch 1 without padding (its last exit's label kept for accuracy), chunks of 64 padded.</summary>
+    private static Config OrtConfig(OnnxPeer peer, int depth, string name, int[][] ids, ReadOnlyMemory<int>[][] chunkIds, Func<int> classes)
+    {
+        float[] logits = [];
+        var predictions = new int[ids.Length];
+        return new Config(name, "ort", peer.Threads, depth,
+            i =>
+            {
+                int[] a = ids[i];
+                var inputIds = new long[a.Length];
+                var mask = new long[a.Length];
+                for (int t = 0; t < a.Length; t++)
+                {
+                    inputIds[t] = a[t];
+                    mask[t] = 1;
+                }
+                peer.Run(inputIds, mask, 1, a.Length, ref logits);
+                int c = classes();
+                predictions[i] = ArgMax(logits.AsSpan(logits.Length - c, c));
+                return logits.Length / c;
+            },
+            c =>
+            {
+                ReadOnlyMemory<int>[] chunk = chunkIds[c];
+                int sequence = chunk.Max(m => m.Length);
+                var inputIds = new long[chunk.Length * sequence];
+                var mask = new long[chunk.Length * sequence];
+                for (int s = 0; s < chunk.Length; s++)
+                {
+                    ReadOnlySpan<int> a = chunk[s].Span;
+                    for (int t = 0; t < a.Length; t++)
+                    {
+                        inputIds[s * sequence + t] = a[t];
+                        mask[s * sequence + t] = 1;
+                    }
+                }
+                peer.Run(inputIds, mask, chunk.Length, sequence, ref logits);
+            })
+        { Predictions = predictions };
+    }
+
+    private static int ModelLayers(string path)
+    {
+        using BeexModel model = BeexModel.Load(path);
+        return model.Architecture.Layers;
+    }
+
+    private static string Render(List<Config> configs, int[] threadCounts, string[] modelPaths, IEnumerable<string> onnxPaths, string dataPath, string kernels,
+        int n, double meanTokens, int runs, string loadBefore, string loadAfter, double goldenDiff, int goldenSamples, string ortAccuracy, string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
@@ -201,7 +228,8 @@ public static class PeerHarness
         sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; ONNX Runtime {OrtVersion()}");
         sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {loadAfter}");
         sb.AppendLine(inv, $"- data: {dataPath}, {n} sentences, mean {meanTokens:0.0} tokens ([CLS] and [SEP] included), tokenized once by BinEngine's tokenizer; {runs} interleaved runs, medians");
-        sb.AppendLine(inv, $"- models: {string.Join(", ", modelPaths)}; peer: {onnxPath} (tools/train/export_onnx.py, opset 17, the FP32 twin's trained weights); ORT vs PyTorch on {goldenSamples} golden samples: max abs diff {goldenDiff:0.0e0}; ORT dev accuracy (full depth) {ortAccuracy:0.0000}");
+        sb.AppendLine(inv, $"- models: {string.Join(", ", modelPaths)}; peers: {string.Join(", ", onnxPaths)} (tools/train/export_onnx.py [--blocks d], opset 17, the FP32 twin's trained weights); ORT vs PyTorch on {goldenSamples} golden samples: max abs diff {goldenDiff:0.0e0}; ORT dev accuracy at its last exit: {ortAccuracy}");
+        sb.AppendLine("- x ORT: against ONNX Runtime running as many blocks as the model has (the same architecture: a 3-block model against the FP32 twin's first 3 blocks and exit 3); the last table gives the ratios against the twin's full depth too");
         sb.AppendLine(inv, $"- ORT: CPU provider, ORT_SEQUENTIAL, ORT_ENABLE_ALL, IntraOpNumThreads = threads; BinEngine: Threads = BatchThreads = threads; kernels: {kernels}");
         sb.AppendLine(inv, $"- command: `dotnet run -c Release --project bench/BinEngine.Bench -- peer {string.Join(' ', args)}`");
         sb.AppendLine("- CPU ms/sent: the process's CPU time over the batch-1 loop per sentence (at 1 thread the fairest figure on a loaded machine: time spent descheduled does not count)");
@@ -211,10 +239,24 @@ public static class PeerHarness
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (int threads in threadCounts)
         {
-            Config ort = configs.First(c => c.System == "ort" && c.Threads == threads);
             foreach (Config c in configs.Where(c => c.Threads == threads))
+            {
+                Config ort = configs.First(o => o.System == "ort" && o.Threads == threads && o.Depth == c.Depth);
                 sb.AppendLine(inv, $"| {c.Name} | {c.Threads} | {c.Blocks:0.00} | {BenchStats.Median(c.P50):0.000} | {BenchStats.Median(c.Mean):0.000} | {BenchStats.Median(c.P99):0.000} | " +
                     $"{BenchStats.Median(ort.P50) / BenchStats.Median(c.P50):0.00}x | {BenchStats.Median(ort.Mean) / BenchStats.Median(c.Mean):0.00}x | {BenchStats.Median(c.CpuMs):0.000} | {BenchStats.Median(ort.CpuMs) / BenchStats.Median(c.CpuMs):0.00}x | {BenchStats.Median(c.AllocatedBytes):0} | {BenchStats.Median(c.Batch64):0} | {BenchStats.Median(c.Batch64) / BenchStats.Median(ort.Batch64):0.00}x |");
+            }
+        }
+        int fullDepth = configs.Where(c => c.System == "ort").Max(c => c.Depth);
+        if (configs.Any(c => c.Depth != fullDepth))
+        {
+            Config ortFull = configs.First(c => c.System == "ort" && c.Threads == threadCounts[0] && c.Depth == fullDepth);
+            sb.AppendLine();
+            sb.AppendLine(inv, $"Against ONNX Runtime at the twin's full depth ({fullDepth} blocks), {threadCounts[0]} thread (what a user compares when the shorter model is as accurate):");
+            sb.AppendLine();
+            sb.AppendLine(inv, $"| system | p50 x ORT {fullDepth} blocks | batch 64 x ORT {fullDepth} blocks |");
+            sb.AppendLine("|---|---:|---:|");
+            foreach (Config c in configs.Where(c => c.Threads == threadCounts[0] && c.Depth != fullDepth))
+                sb.AppendLine(inv, $"| {c.Name} | {BenchStats.Median(ortFull.P50) / BenchStats.Median(c.P50):0.00}x | {BenchStats.Median(c.Batch64) / BenchStats.Median(ortFull.Batch64):0.00}x |");
         }
         if (threadCounts.Length > 1)
         {

@@ -149,3 +149,46 @@ def test_size_report_counts_packed_bits():
     expected_bits = bin_weights + 32 * (alphas + biases + lns + exits) + emb_bits + 32 * V
     assert r["packed_bytes"] == expected_bits // 8
     assert r["fp32_bytes"] == 4 * (r["params"] - 100 * d + V * d)
+
+
+def test_truncate_keeps_the_first_exits(tmp_path):
+    """tools/train/truncate.py: blocks 1..N and their exits, byte for byte; the controllers dropped."""
+    from truncate import truncate
+    torch.manual_seed(5)
+    cfg = tiny_cfg()
+    m = BEExformer(cfg, tok_map=random_tok_map(cfg["vocab_size"], 200)).eval()
+    tok = WordPieceTokenizer(VOCAB)
+    texts = ["a gorgeous , witty , seductive movie .", "dull", "it 's a charming and often affecting journey ."]
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    export(m, str(src), {"labels": ["a", "b", "c"], "exit_temperatures": [1.5, 2.0, 2.5],
+                         "thresholds": {"patience": {"t": 1}, "q_exit": {"q": 0.5}}, "q_exit": {"hidden": 8},
+                         "metrics": {"dev_acc_full": 0.5}}, tok, texts, [0, 1, 2])
+    worst, layers, _, samples = truncate(str(src), 2, str(dst))
+    assert worst == 0.0 and layers == 3 and samples == 3
+    tensors, meta = safetensors_io.load(str(dst / "model.safetensors"))
+    assert set(tensors) == contract_names(2, True)
+    cfg2 = json.loads(meta["config"])
+    assert cfg2["n_layers"] == 2 and cfg2["exit_temperatures"] == [1.5, 2.0]
+    assert cfg2["thresholds"] == {"patience": {"t": 1}} and "q_exit" not in cfg2 and "metrics" not in cfg2
+    short, _ = load_model_dir(str(dst))
+    full, _ = load_model_dir(str(src))  # with its exit temperatures, as stored
+    ids = tok.encode(texts[0], cfg["max_len"])
+    assert np.array_equal(sample_outputs(short, ids), sample_outputs(full, ids)[:2])
+    with pytest.raises(ValueError):
+        truncate(str(src), 3, str(tmp_path / "x"))  # nothing to drop
+
+
+def test_onnx_peer_module_first_blocks():
+    """export_onnx.py --blocks N: the traced module's logits are the reference's first N exits."""
+    from export_onnx import OnnxPeer, max_diff_vs_reference, sample_inputs
+    torch.manual_seed(7)
+    cfg = tiny_cfg(weight_bits=32, act_bits=32, emb_bits=32, max_len=64)  # sample_inputs has 40-token rows
+    m = BEExformer(cfg).eval()
+    for blocks in (1, 3):
+        peer = OnnxPeer(m, blocks).eval()
+        cases = sample_inputs(cfg)
+        with torch.no_grad():
+            assert peer(*cases[0][:2]).shape[0] == blocks
+        assert max_diff_vs_reference(m, lambda i, k: peer(i, k), cases, blocks) < 1e-4
+    with pytest.raises(ValueError):
+        OnnxPeer(m, 4)
