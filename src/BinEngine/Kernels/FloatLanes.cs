@@ -46,6 +46,9 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     static abstract TVec Add(TVec a, TVec b);
 
+    /// <summary>a·b, rounded once (no FMA contraction: the embedding's dequantisation must equal code · scale).</summary>
+    static abstract TVec Multiply(TVec a, TVec b);
+
     static abstract TVec Divide(TVec a, TVec b);
 
     /// <summary>e^x per lane (the runtime's vectorised Exp: within 1 ulp of MathF.Exp over the float range).</summary>
@@ -92,6 +95,9 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
@@ -145,6 +151,9 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
     public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -191,6 +200,9 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;

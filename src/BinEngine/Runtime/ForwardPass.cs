@@ -160,9 +160,9 @@ internal sealed class ForwardPass
     private void Embed(Workspace ws, int id, int position, Span<float> x)
     {
         EmbeddingWeights e = _w.Embedding;
-        e.Tokens.Dequantize(e.RowOf(id), x);
+        e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
         Span<float> pos = ws.Pooled;
-        e.Positions.Dequantize(position, pos);
+        e.Positions.Dequantize(position, pos, _plan.HelperIsa);
         TensorPrimitives.Add(x, pos, x);
         LayerNorm(x, e.Norm);
     }

@@ -53,8 +53,11 @@ internal sealed class EmbeddingTable
     public TensorView<float> Scales { get; init; }
     public TensorView<float> Floats { get; init; }
 
-    /// <summary>Writes row <paramref name="row"/> (already range-checked by the caller) into <paramref name="destination"/>.</summary>
-    public void Dequantize(int row, Span<float> destination)
+    /// <summary>
+    /// Writes row <paramref name="row"/> (already range-checked by the caller) into <paramref name="destination"/>;
+    /// <paramref name="isa"/> caps the planes' vector width (the same bits at every width).
+    /// </summary>
+    public void Dequantize(int row, Span<float> destination, Kernels.KernelIsa isa = Kernels.KernelIsa.Avx512)
     {
         if (!Floats.IsEmpty)
         {
@@ -65,7 +68,7 @@ internal sealed class EmbeddingTable
         if (!Planes.IsEmpty)
         {
             int words = Kernels.TwosComplementPlanes.RowWords(Dim, PlaneCount);
-            Kernels.TwosComplementPlanes.DequantizeRow(Planes.Span.Slice(row * words, words), PlaneCount, scale, destination[..Dim]);
+            Kernels.TwosComplementPlanes.DequantizeRow(Planes.Span.Slice(row * words, words), PlaneCount, scale, destination[..Dim], isa);
             return;
         }
         ReadOnlySpan<sbyte> codes = Codes.Span.Slice(row * Dim, Dim);

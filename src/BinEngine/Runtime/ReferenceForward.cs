@@ -28,8 +28,8 @@ internal static class ReferenceForward
         var pos = new float[d];
         for (int t = 0; t < n; t++)
         {
-            model.Embedding.Tokens.Dequantize(model.Embedding.RowOf(ids[t]), row);
-            model.Embedding.Positions.Dequantize(t, pos);
+            model.Embedding.Tokens.Dequantize(model.Embedding.RowOf(ids[t]), row, Kernels.KernelIsa.Scalar);
+            model.Embedding.Positions.Dequantize(t, pos, Kernels.KernelIsa.Scalar);
             for (int i = 0; i < d; i++)
                 row[i] += pos[i];
             LayerNorm(row, model.Embedding.Norm, a.LnEps);

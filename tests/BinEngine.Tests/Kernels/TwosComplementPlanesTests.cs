@@ -30,10 +30,15 @@ public class PackedPlanesTests
             var back = new sbyte[k];
             TwosComplementPlanes.UnpackRow(row, planes, back);
             Assert.Equal(codes, back);
-            var floats = new float[k];
-            TwosComplementPlanes.DequantizeRow(row, planes, 0.5f, floats);
-            for (int j = 0; j < k; j++)
-                Assert.Equal(codes[j] * 0.5f, floats[j]);
+            // Every width against code · scale, bit for bit (a scale with a full mantissa: any rounding difference shows).
+            const float scale = 0.0123456789f;
+            foreach (KernelIsa isa in Enum.GetValues<KernelIsa>())
+            {
+                var floats = new float[k];
+                TwosComplementPlanes.DequantizeRow(row, planes, scale, floats, isa);
+                for (int j = 0; j < k; j++)
+                    Assert.Equal(BitConverter.SingleToInt32Bits(codes[j] * scale), BitConverter.SingleToInt32Bits(floats[j]));
+            }
         }
     }
 
