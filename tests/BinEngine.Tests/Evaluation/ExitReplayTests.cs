@@ -95,12 +95,13 @@ public class ExitReplayTests
         var rows = File.ReadLines(TestPaths.Repo("data/sst2/dev.tsv")).Skip(1).Take(64).Select(l => l.Split('\t')).ToArray();
         int[] gold = rows.Select(r => int.Parse(r[1])).ToArray();
         var a = ExitAnalysis.Run(ExitReplay.Run(model, rows.Select(r => r[0]).ToArray()), gold);
-        Assert.Equal(Enumerable.Range(1, 6), a.StaticDepths.Select(p => p.StaticDepth));
+        int layers = model.Architecture.Layers;
+        Assert.Equal(Enumerable.Range(1, layers), a.StaticDepths.Select(p => p.StaticDepth));
         // Full depth equals running with policy none.
         var full = model.ClassifyBatch(rows.Select(r => r[0]).ToArray(), ExitPolicy.Never);
         Assert.Equal(full.Zip(gold).Count(x => x.First.Label == x.Second) / 64.0, a.StaticDepths[^1].Accuracy, 12);
         Assert.Equal(11 * 21, a.Curves[ExitPolicyKind.EntropyReduction].Count);
-        Assert.Equal(6, a.Curves[ExitPolicyKind.Patience].Count);
+        Assert.Equal(layers, a.Curves[ExitPolicyKind.Patience].Count); // patience t = 1..L
         var all = a.StaticDepths.Concat(a.Curves.Values.SelectMany(c => c)).ToArray();
         Assert.All(all, p => Assert.True(p.Accuracy <= a.Oracle.Accuracy, $"{p.Name} beats the oracle"));
         // Every point is on the front or dominated by a point of it.
