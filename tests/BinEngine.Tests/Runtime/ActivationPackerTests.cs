@@ -33,8 +33,11 @@ public class ActivationPackerTests
                     0 => 0f,                                               // all-zero row: s = 0
                     1 => (random.Next(9) - 4) * 0.25f,                     // exact halves: rounding ties
                     2 => i % 5 == 3 ? float.PositiveInfinity : i % 5 == 4 ? float.NegativeInfinity : i, // s = ∞: ∞/∞ = NaN codes
+                    3 or 4 => 0f, // filled below: quotients at and next to half-integers
                     _ => (float)(random.NextDouble() * 2 - 1) * (1 + trial),
                 };
+            if (trial is 3 or 4 && bits >= 2)
+                FillNearTies(x, BitPacking.MaxCode(bits), trial == 3 ? 0.0137f : 3.1f, random);
             var codes = new sbyte[k];
             float expectedScale = Quantizer.QuantizeRow(x, bits, codes);
             var expected = new ulong[bits * words];
@@ -60,6 +63,43 @@ public class ActivationPackerTests
                 Assert.Equal(expectedScale, scale, 1e-5f * Math.Max(1f, expectedScale));
             else
                 Assert.Equal(expectedScale, scale);
+        }
+    }
+
+    /// <summary>
+    /// x₀ = m·c fixes s = fl(x₀ / m); every other element is fl((k + ½)·s) moved by −2…+2 ulps, so x / s falls on or
+    /// within a few ulps of a half-integer, where x·(1/s) can round the other way (the vector path must divide there).
+    /// </summary>
+    private static void FillNearTies(float[] x, int m, float c, Random random)
+    {
+        x[0] = m * c;
+        float s = x[0] / m;
+        for (int i = 1; i < x.Length; i++)
+        {
+            float v = (float)((random.Next(-m, m) + 0.5) * s);
+            for (int step = random.Next(-2, 3); step != 0; step -= Math.Sign(step))
+                v = step > 0 ? MathF.BitIncrement(v) : MathF.BitDecrement(v);
+            x[i] = v;
+        }
+    }
+
+    /// <summary>Many random rows: the multiply-by-reciprocal quotient must give the codes of the exact division everywhere.</summary>
+    [Fact]
+    public void VectorCodesEqualDivisionOnManyRows()
+    {
+        var random = new Random(7);
+        const int k = 256;
+        var x = new float[k];
+        var expected = new sbyte[k];
+        var actual = new sbyte[k];
+        for (int row = 0; row < 4000; row++)
+        {
+            float spread = MathF.Pow(10, random.Next(-6, 7));
+            for (int i = 0; i < k; i++)
+                x[i] = (float)(random.NextDouble() * 2 - 1) * spread;
+            int bits = row % 2 == 0 ? 8 : 4;
+            Assert.Equal(ActivationPacker.QuantizeCodes(x, bits, expected, vectorised: false), ActivationPacker.QuantizeCodes(x, bits, actual, vectorised: true));
+            Assert.Equal(expected, actual);
         }
     }
 }
