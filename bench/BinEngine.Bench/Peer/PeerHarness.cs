@@ -31,7 +31,7 @@ public static class PeerHarness
         public string System { get; } = system;
         public int Threads { get; } = threads;
         public int Depth { get; } = depth;                // blocks in the model (ORT: blocks in the graph)
-        public int[]? Predictions { get; init; }          // ORT's full-depth labels, for its dev accuracy
+        public int[]? Predictions { get; init; }          // ORT: the labels of its graph's last exit, for its dev accuracy
         public Func<int, int> One { get; } = one;        // sentence index → blocks used
         public Action<int> Chunk { get; } = chunk;       // chunk index
         public List<double> P50 { get; } = [];
