@@ -127,7 +127,7 @@ public static class StageProfile
             _a = _w.Architecture;
             _plan = model.Plan;
             _kernels = _plan.Kernels;
-            _ws = new Workspace(_a);
+            _ws = new Workspace(_a, _plan.Activations);
             TileRows = tileRows > 0 ? tileRows : _plan.TileRows;
         }
 

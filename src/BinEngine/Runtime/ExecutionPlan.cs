@@ -36,7 +36,7 @@ internal sealed class ExecutionPlan
         Architecture = a;
         Kernels = kernels;
         Mechanisms = mechanisms;
-        Activations = EncodingFor(a);
+        Activations = EncodingFor(a, kernels.Code.Isa);
         Kernel = a.WeightBits == 32 ? kernels.Sgemm
             : Activations switch
             {
@@ -82,13 +82,27 @@ internal sealed class ExecutionPlan
     public MechanismWeights Mechanisms { get; }
 
     /// <summary>
-    /// The one definition of how activations are encoded. Wide activations go to the int8 kernel (byte
-    /// multiply-adds against ±1 bytes), narrow ones to the bit-plane kernel whose cost grows with the
-    /// plane count: the crossover measured in bench/ (bench/README.md) lies between 4 and 8 bits.
+    /// The one definition of how activations are encoded, given the ISA of the int8 kernel the set selected.
+    /// 1-bit activations go to the XNOR kernel (one plane). 2-, 4- and 8-bit ones go to the int8 kernel (byte multiply-adds
+    /// against 0/1 weight bytes), whose cost does not depend on the width, whenever that kernel is vectorised; the
+    /// bit-plane kernel, whose cost grows with the plane count, serves 2 and 4 bits only where the int8 kernel is the
+    /// scalar one (Vector128-only and ARM machines, forced scalar sets). Measured on the engine's shapes (bench/README.md,
+    /// "Levers"): at 16 rows code-avx512-maddubs runs 4 bits 2.6–3.8× faster than plane-avx512-harleyseal, and a whole
+    /// 3-block W1A2 pass took 1.80 ms on planes against 1.13 ms for W1A8 on the int8 kernel. Both compute the same exact
+    /// integers, so the choice changes no bit of a result.
     /// </summary>
-    public static ActivationEncoding EncodingFor(Architecture a) => a.WeightBits == 32 || a.ActBits == 32
-        ? ActivationEncoding.Float
-        : a.ActBits > 4 ? ActivationEncoding.Codes : ActivationEncoding.Planes;
+    public static ActivationEncoding EncodingFor(Architecture a, KernelIsa codeIsa) =>
+        a.WeightBits == 32 || a.ActBits == 32 ? ActivationEncoding.Float
+        : a.ActBits == 1 ? ActivationEncoding.Planes
+        : a.ActBits > 4 || codeIsa >= KernelIsa.Avx2 ? ActivationEncoding.Codes
+        : ActivationEncoding.Planes;
+
+    /// <summary>
+    /// True when some kernel set can put this architecture on the int8 kernel (binary weights, 2-, 4- or 8-bit activations), so
+    /// loading keeps the weights' bytes (<see cref="BinaryWeights.GroupedBytes"/>) before the kernels are chosen; a
+    /// 2- or 4-bit model planned on bit planes then carries them unused (8× its packed weights).
+    /// </summary>
+    public static bool MayUseCodes(Architecture a) => a.WeightBits != 32 && a.ActBits is >= 2 and <= 8;
 
     /// <summary>The hyper-parameters.</summary>
     public Architecture Architecture { get; }

@@ -121,7 +121,7 @@ internal sealed class InferenceEngine
         return results;
     }
 
-    private Workspace Rent() => _pool.TryTake(out Workspace? ws) ? ws : new Workspace(Architecture, _mechanisms);
+    private Workspace Rent() => _pool.TryTake(out Workspace? ws) ? ws : new Workspace(Architecture, Plan.Activations, _mechanisms);
 
     private void Validate(ReadOnlySpan<int> ids, int sample)
     {

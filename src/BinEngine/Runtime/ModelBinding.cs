@@ -53,7 +53,7 @@ internal static class ModelBinding
                 return new LinearWeights { Out = outputs, In = inputs, Weights = F32(name + ".weight"), Bias = bias };
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs, withBytes: ExecutionPlan.EncodingFor(a) == ActivationEncoding.Codes),
+                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs, withBytes: ExecutionPlan.MayUseCodes(a)),
                 Alpha = F32(name + ".alpha"), Bias = bias,
             };
         }

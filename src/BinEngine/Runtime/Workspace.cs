@@ -11,13 +11,16 @@ namespace BinEngine.Runtime;
 internal sealed class Workspace
 {
     private readonly Architecture _a;
+    private readonly ActivationEncoding _encoding;
     private readonly int _controllerScratch;
 
     /// <param name="architecture">The model's hyper-parameters.</param>
+    /// <param name="encoding">How the plan encodes activations (<see cref="ExecutionPlan.Activations"/>): int8 codes or bit planes.</param>
     /// <param name="mechanisms">The model's optional mechanisms, which size the controllers' scratch (none if null).</param>
-    public Workspace(Architecture architecture, MechanismWeights? mechanisms = null)
+    public Workspace(Architecture architecture, ActivationEncoding encoding, MechanismWeights? mechanisms = null)
     {
         _a = architecture;
+        _encoding = encoding;
         // q_exit: u (2d) and two hidden rows (2H); skip gates: H + 1; learned_gate: C.
         int d = architecture.Dim;
         _controllerScratch = Math.Max(architecture.Classes, Math.Max(
@@ -99,9 +102,8 @@ internal sealed class Workspace
             GateOut = new float[Size(t, d)];
             ForgetOut = new float[Size(t, d)];
             Scales = new float[t];
-            ActivationEncoding encoding = ExecutionPlan.EncodingFor(_a);
-            Codes = encoding == ActivationEncoding.Codes ? new sbyte[Size(t, wide)] : [];
-            int planes = encoding == ActivationEncoding.Planes ? _a.ActBits : 0;
+            Codes = _encoding == ActivationEncoding.Codes ? new sbyte[Size(t, wide)] : [];
+            int planes = _encoding == ActivationEncoding.Planes ? _a.ActBits : 0;
             Planes = new ulong[Size(t, (long)planes * BitPacking.RowWords(wide))];
             Products = new int[Size(t, wide)];
             int[] ids = new int[t];

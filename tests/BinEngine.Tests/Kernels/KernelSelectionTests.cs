@@ -95,22 +95,33 @@ public class KernelSelectionTests(TinyModelFixture fixture) : IClassFixture<Tiny
     }
 
     [Theory]
-    [InlineData(1, 1, "Planes", "xnor")]
-    [InlineData(1, 2, "Planes", "plane")]
-    [InlineData(1, 4, "Planes", "plane")]
-    [InlineData(1, 5, "Codes", "code")]
-    [InlineData(1, 8, "Codes", "code")]
-    [InlineData(1, 32, "Float", "sign")]
-    [InlineData(32, 32, "Float", "sgemm")]
-    public void OneDefinitionMapsActivationWidthToEncodingAndKernelFamily(int weightBits, int actBits, string encodingName, string family)
+    [InlineData(1, 1, "Planes", "xnor", "Planes", "xnor")]
+    [InlineData(1, 2, "Codes", "code", "Planes", "plane")]
+    [InlineData(1, 4, "Codes", "code", "Planes", "plane")]
+    [InlineData(1, 5, "Codes", "code", "Codes", "code")]
+    [InlineData(1, 8, "Codes", "code", "Codes", "code")]
+    [InlineData(1, 32, "Float", "sign", "Float", "sign")]
+    [InlineData(32, 32, "Float", "sgemm", "Float", "sgemm")]
+    public void OneDefinitionMapsActivationWidthToEncodingAndKernelFamily(int weightBits, int actBits,
+        string vectorEncoding, string vectorFamily, string scalarEncoding, string scalarFamily)
     {
-        ActivationEncoding encoding = Enum.Parse<ActivationEncoding>(encodingName);
         var a = new Architecture(100, 16, 64, 2, 2, 128, 2, weightBits, actBits, weightBits == 32 ? 32 : 2, 1e-5f);
-        ExecutionPlan plan = ExecutionPlan.Create(a, KernelRegistry.Selected);
-        Assert.Equal(encoding, plan.Activations);
-        Assert.StartsWith(family + "-", plan.Kernel.Name, StringComparison.Ordinal);
-        Assert.Equal(2, plan.Layers.Count);
+        // 2 and 4 bits take the int8 kernel when it is vectorised, the bit planes when it is the scalar one.
+        KernelSet scalar = KernelRegistry.Select(KernelIsa.Scalar)!;
+        bool vectorCode = KernelRegistry.Selected.Code.Isa >= KernelIsa.Avx2;
+        foreach ((KernelSet set, string encodingName, string family) in new[]
+        {
+            (KernelRegistry.Selected, vectorCode ? vectorEncoding : scalarEncoding, vectorCode ? vectorFamily : scalarFamily),
+            (scalar, scalarEncoding, scalarFamily),
+        })
+        {
+            ExecutionPlan plan = ExecutionPlan.Create(a, set);
+            Assert.Equal(Enum.Parse<ActivationEncoding>(encodingName), plan.Activations);
+            Assert.StartsWith(family + "-", plan.Kernel.Name, StringComparison.Ordinal);
+        }
+        ExecutionPlan selected = ExecutionPlan.Create(a, KernelRegistry.Selected);
+        Assert.Equal(2, selected.Layers.Count);
         Assert.Equal(["blocks.1.attn.q", "blocks.1.attn.k", "blocks.1.attn.v", "blocks.1.attn.o", "blocks.1.slfn.g1", "blocks.1.slfn.f1", "blocks.1.slfn.g2", "blocks.1.slfn.f2"],
-            plan.Layers[1].Select(p => p.Name));
+            selected.Layers[1].Select(p => p.Name));
     }
 }

@@ -177,6 +177,27 @@ public class ForwardPassTests
         }
     }
 
+    /// <summary>
+    /// 2- and 4-bit activations run on the int8 kernel when it is vectorised and on the bit planes otherwise
+    /// (ExecutionPlan.EncodingFor): both give the exact integer products, the same helpers run around them, so the
+    /// logits must be the same bits. (Under a forced leg whose int8 kernel is scalar both sets plan bit planes.)
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void CodesAndPlanesGiveTheSameBits(int actBits)
+    {
+        Architecture a = RandomWeights.Shape(actBits);
+        ModelWeights model = RandomWeights.Create(a, seed: 41 + actBits);
+        var codes = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        var planes = new InferenceEngine(model, KernelRegistry.WithKernels(KernelRegistry.Selected, "code-scalar"), Labels3);
+        Assert.Equal(ActivationEncoding.Planes, planes.Plan.Activations);
+        if (KernelRegistry.Selected.Code.Isa >= KernelIsa.Avx2)
+            Assert.Equal(ActivationEncoding.Codes, codes.Plan.Activations);
+        foreach (int[] ids in RandomWeights.Texts(a, 12, seed: 9))
+            Assert.Equal(planes.Classify(ids, ExitPolicy.Never, 1).Logits, codes.Classify(ids, ExitPolicy.Never, 1).Logits);
+    }
+
     [Fact]
     public void BadIdsAreRejectedWithTheirPosition()
     {

@@ -319,7 +319,7 @@ public sealed class LoadAndLifetimeTests : IClassFixture<TinyModelFixture>
     public void TheAttentionScratchGrowsWithTheLongestSampleNotMaxLen()
     {
         var a = new Architecture(100, ModelConfig.MaxSequenceLength, 64, 2, 1, 128, 2, 1, 8, 2, 1e-5f);
-        var ws = new Workspace(a);
+        var ws = new Workspace(a, ActivationEncoding.Codes);
         ws.Ensure(10, 1, 10);
         Assert.Equal(10, ws.SequenceCapacity);
         Assert.Equal(100, ws.Scores.Length);
