@@ -10,9 +10,9 @@ internal enum ActivationEncoding
 {
     /// <summary>Float activations: the FP32 twin's SGEMM, or the sign GEMM of a = 32 against ±1 weights.</summary>
     Float,
-    /// <summary>Bit planes (a ≤ 4; a = 1 is the single sign plane of the XNOR kernel).</summary>
+    /// <summary>Bit planes: a = 1, the single sign plane of the XNOR kernel; a = 2 or 4 behind a scalar int8 kernel.</summary>
     Planes,
-    /// <summary>int8 codes (5 ≤ a ≤ 8) against ±1 bytes, on the byte multiply-add kernel.</summary>
+    /// <summary>int8 codes (a = 8; a = 2 or 4 when the int8 kernel is vectorised) against ±1 bytes, on the byte multiply-add kernel.</summary>
     Codes,
 }
 
