@@ -105,16 +105,24 @@ def test_safetensors_format_and_round_trip(tmp_path):
         safetensors_io.load(str(tmp_path / "bad.safetensors"))
 
 
-def test_export_reimport_and_golden(tmp_path):
-    torch.manual_seed(3)
+GOLDEN_TEXTS = ["a gorgeous , witty , seductive movie .", "dull", "it 's a charming and often affecting journey ."]
+
+
+def export_tiny(out, extra, seed):
+    """A tiny 3-block model with a pruned vocabulary, exported to `out` with golden samples of GOLDEN_TEXTS."""
+    torch.manual_seed(seed)
     cfg = tiny_cfg()
     m = BEExformer(cfg, tok_map=random_tok_map(cfg["vocab_size"], 200)).eval()
     tok = WordPieceTokenizer(VOCAB)
-    texts = ["a gorgeous , witty , seductive movie .", "dull", "it 's a charming and often affecting journey ."]
+    export(m, str(out), {"labels": ["a", "b", "c"], **extra}, tok, GOLDEN_TEXTS, [0, 1, 2])
+    return m, cfg, tok
+
+
+def test_export_reimport_and_golden(tmp_path):
     thresholds = {"entropy_reduction": {"tau": 0.2, "kappa": 0.9}, "patience": {"t": 1}, "confidence": {"tau": 0.4}}
     out = tmp_path / "m"
-    export(m, str(out), {"labels": ["a", "b", "c"], "policy": "entropy_reduction", "thresholds": thresholds,
-                         "lowercase": True}, tok, texts, [0, 1, 2])
+    m, cfg, tok = export_tiny(out, {"policy": "entropy_reduction", "thresholds": thresholds, "lowercase": True}, seed=3)
+    texts = GOLDEN_TEXTS
     m2, cfg2 = load_model_dir(str(out))
     assert cfg2["thresholds"] == thresholds and cfg2["d_model"] == cfg["d_model"]
     assert json.load(open(out / "config.json")) == cfg2
@@ -154,15 +162,10 @@ def test_size_report_counts_packed_bits():
 def test_truncate_keeps_the_first_exits(tmp_path):
     """tools/train/truncate.py: blocks 1..N and their exits, byte for byte; the controllers dropped."""
     from truncate import truncate
-    torch.manual_seed(5)
-    cfg = tiny_cfg()
-    m = BEExformer(cfg, tok_map=random_tok_map(cfg["vocab_size"], 200)).eval()
-    tok = WordPieceTokenizer(VOCAB)
-    texts = ["a gorgeous , witty , seductive movie .", "dull", "it 's a charming and often affecting journey ."]
     src, dst = tmp_path / "src", tmp_path / "dst"
-    export(m, str(src), {"labels": ["a", "b", "c"], "exit_temperatures": [1.5, 2.0, 2.5],
-                         "thresholds": {"patience": {"t": 1}, "q_exit": {"q": 0.5}}, "q_exit": {"hidden": 8},
-                         "metrics": {"dev_acc_full": 0.5}}, tok, texts, [0, 1, 2])
+    _, cfg, tok = export_tiny(src, {"exit_temperatures": [1.5, 2.0, 2.5], "thresholds": {"patience": {"t": 1}, "q_exit": {"q": 0.5}},
+                                    "q_exit": {"hidden": 8}, "metrics": {"dev_acc_full": 0.5}}, seed=5)
+    texts = GOLDEN_TEXTS
     worst, layers, _, samples = truncate(str(src), 2, str(dst))
     assert worst == 0.0 and layers == 3 and samples == 3
     tensors, meta = safetensors_io.load(str(dst / "model.safetensors"))
