@@ -195,6 +195,7 @@ internal sealed class ExecutionPlan
     {
         _ when Architecture.WeightBits == 32 => "float rows used as stored",
         ActivationEncoding.Codes => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes",
+        _ when MayUseCodes(Architecture) => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes (kept, unused on bit planes)",
         _ => "row-major bits, 16-row interleaved 32-bit lanes, row sums",
     };
 }
