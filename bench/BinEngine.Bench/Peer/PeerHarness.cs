@@ -64,8 +64,12 @@ public static class PeerHarness
         var rows = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')).Where(p => p[0].Length > 0).ToArray();
         int[] labels = rows.Select(p => int.Parse(p[1], CultureInfo.InvariantCulture)).ToArray();
         int[][] ids;
+        int classes; // the twin's and every model's (the same task)
         using (BeexModel first = BeexModel.Load(modelPaths[0]))
+        {
             ids = rows.Select(p => first.Tokenizer.Encode(p[0], first.Architecture.MaxLength)).ToArray();
+            classes = first.Architecture.Classes;
+        }
         int n = ids.Length;
         const int chunkSize = 64;
         int chunks = (n + chunkSize - 1) / chunkSize;
@@ -74,7 +78,6 @@ public static class PeerHarness
         // ORT's inputs are built per call inside the timed loops from these int ids (a user converts too).
         var configs = new List<Config>();
         var disposables = new List<IDisposable>();
-        int classes = 0;
         string kernels = "";
 
         // One ORT peer per depth: the twin's full depth and every model's own depth (a 3-block model is
@@ -92,13 +95,12 @@ public static class PeerHarness
                 var peer = new OnnxPeer(onnxPaths[depth], threads);
                 disposables.Add(peer);
                 configs.Add(OrtConfig(peer, depth, depth == twinLayers ? "ONNX Runtime FP32, full depth" : $"ONNX Runtime FP32, first {depth} blocks",
-                    ids, chunkIds, () => classes));
+                    ids, chunkIds, classes));
             }
             foreach (string path in modelPaths)
             {
                 var model = BeexModel.Load(path, new BeexModelOptions { Threads = threads, BatchThreads = threads });
                 disposables.Add(model);
-                classes = model.Architecture.Classes;
                 kernels = model.Kernels.ToString() ?? "";
                 string tag = $"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path)))} (W1A{model.Architecture.ActBits})";
                 foreach (ExitPolicy policy in new[] { ExitPolicy.Never, model.DefaultPolicy })
@@ -172,7 +174,7 @@ public static class PeerHarness
     }
 
     /// <summary>ORT on one peer graph: batch 1 without padding (its last exit's label kept for accuracy), chunks of 64 padded.</summary>
-    private static Config OrtConfig(OnnxPeer peer, int depth, string name, int[][] ids, ReadOnlyMemory<int>[][] chunkIds, Func<int> classes)
+    private static Config OrtConfig(OnnxPeer peer, int depth, string name, int[][] ids, ReadOnlyMemory<int>[][] chunkIds, int classes)
     {
         float[] logits = [];
         var predictions = new int[ids.Length];
@@ -188,9 +190,8 @@ public static class PeerHarness
                     mask[t] = 1;
                 }
                 peer.Run(inputIds, mask, 1, a.Length, ref logits);
-                int c = classes();
-                predictions[i] = ArgMax(logits.AsSpan(logits.Length - c, c));
-                return logits.Length / c;
+                predictions[i] = ArgMax(logits.AsSpan(logits.Length - classes, classes));
+                return logits.Length / classes;
             },
             c =>
             {

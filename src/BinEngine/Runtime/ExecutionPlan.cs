@@ -93,7 +93,7 @@ internal sealed class ExecutionPlan
     /// </summary>
     public static ActivationEncoding EncodingFor(Architecture a, KernelIsa codeIsa) =>
         a.WeightBits == 32 || a.ActBits == 32 ? ActivationEncoding.Float
-        : a.ActBits == 1 ? ActivationEncoding.Planes
+        : !MayUseCodes(a) ? ActivationEncoding.Planes   // a = 1: the XNOR kernel's sign plane
         : a.ActBits > 4 || codeIsa >= KernelIsa.Avx2 ? ActivationEncoding.Codes
         : ActivationEncoding.Planes;
 
