@@ -209,6 +209,20 @@ internal static class ModelConverter
                         : throw new ConversionException($"{src}: '{ModelLayout.TokenMap}'[{i}] = {ids[i]}; rows of '{ModelLayout.TokenEmbedding}' are 0..{tokenRows - 1}");
                 produced[e.Name] = (map, Describe(e.Name), 0);
             }
+            else if (e.ElementType is TensorElementType.I8 or TensorElementType.I32)
+            {
+                // integer tables of a mechanism (the lexical head's int8 codes and '##' bitmap), stored as they are
+                var t = Require(e.Name);
+                CheckShape(t, e.Shape, src);
+                var values = t.ToInt64();
+                bool bytes = e.ElementType == TensorElementType.I8;
+                long min = bytes ? sbyte.MinValue : int.MinValue, max = bytes ? sbyte.MaxValue : int.MaxValue;
+                for (int i = 0; i < values.Length; i++)
+                    if (values[i] < min || values[i] > max)
+                        throw new ConversionException($"{src}: tensor '{e.Name}' element {i} is {values[i]}; an {(bytes ? "int8" : "int32")} is required");
+                Array data = bytes ? values.Select(v => (sbyte)v).ToArray() : values.Select(v => (int)v).ToArray();
+                produced[e.Name] = (data, Describe(e.Name), ModelLayout.IsParameter(e.Name) ? values.Length * 4L : 0);
+            }
             else if (binLinears.Contains(e.Name) && cfg.WeightBits == 1)
             {
                 var values = Floats(e.Name, e.Shape);

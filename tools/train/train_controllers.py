@@ -57,13 +57,13 @@ def pooled_and_logits(model, ids, mask):
     w = mask.to(x.dtype).unsqueeze(-1)
     count = w.sum(dim=1)
     pooled = [(x * w).sum(dim=1) / count]
+    lex = model.lexical_logits(ids, mask)
     logits = []
-    for i, (block, head) in enumerate(zip(model.blocks, model.exits)):
+    for i, block in enumerate(model.blocks):
         x = block(x, key_pad)
         m = (x * w).sum(dim=1) / count
         pooled.append(m)
-        z = head(m)
-        logits.append(z if model.temperatures is None else z / model.temperatures[i])
+        logits.append(model.exit_logits(i, m, lex))
     return torch.stack(pooled, 1), torch.stack(logits, 1)
 
 

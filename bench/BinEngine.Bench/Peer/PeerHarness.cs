@@ -10,7 +10,7 @@ namespace BinEngine.Bench.Peer;
 /// with the FP32 twin's trained weights), on the same token ids, interleaved in one process (issue 11).
 ///
 ///   dotnet run -c Release --project bench/BinEngine.Bench -- peer
-///       [--models models/sst2-default/model.bex,models/sst2-w1a1/model.bex] [--twin models/sst2-fp32-twin]
+///       [--models models/sst2-default/model.bex,models/sst2-w1a8/model.bex] [--twin models/sst2-fp32-twin]
 ///       [--onnx bench/peer/sst2-fp32-twin.onnx] [--data data/sst2/dev.tsv] [--runs 5] [--out PATH]
 ///
 /// The sentences are tokenized once by the first model's tokenizer (outside every timed loop); every
@@ -50,7 +50,7 @@ public static class PeerHarness
             int i = Array.IndexOf(args, name);
             return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
         }
-        string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a1/model.bex").Split(',');
+        string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a8/model.bex").Split(',');
         string twinDir = Arg("--twin", "models/sst2-fp32-twin");
         string onnxPath = Arg("--onnx", "bench/peer/sst2-fp32-twin.onnx");
         string dataPath = Arg("--data", "data/sst2/dev.tsv");

@@ -11,7 +11,7 @@ namespace BinEngine.Bench.Peer;
 /// Where the time of a full-depth pass goes, stage by stage, at batch 1 and at batch 64 (issue 11).
 ///
 ///   dotnet run -c Release --project bench/BinEngine.Bench -- profile
-///       [--models models/sst2-default/model.bex,models/sst2-w1a1/model.bex] [--data data/sst2/dev.tsv] [--runs 3] [--out PATH]
+///       [--models models/sst2-default/model.bex,models/sst2-w1a8/model.bex] [--data data/sst2/dev.tsv] [--runs 3] [--out PATH]
 ///
 /// Opt-in and outside the library, so the normal path pays nothing: this is a stage-by-stage copy of
 /// src/BinEngine/Runtime/ForwardPass.cs at full depth (ExitPolicy.Never: no compaction), run on the model's
@@ -47,7 +47,7 @@ public static class StageProfile
             return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
         }
         var inv = CultureInfo.InvariantCulture;
-        string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a1/model.bex").Split(',');
+        string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a8/model.bex").Split(',');
         string dataPath = Arg("--data", "data/sst2/dev.tsv");
         int runs = int.Parse(Arg("--runs", "3"), inv);
         string output = Arg("--out", "");

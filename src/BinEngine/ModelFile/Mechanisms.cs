@@ -17,6 +17,8 @@ internal static class Mechanisms
     public const string SkipGates = "skip_gates";
     /// <summary>DYNAMAX's exit classifier: a Mamba block over the token states before each linear exit head.</summary>
     public const string MambaExits = "mamba_exits";
+    /// <summary>The lexical n-gram head: hashed word uni+bigram presence, a linear model whose logits every exit adds (not from the seeds).</summary>
+    public const string Lexical = "lexical";
 
     /// <summary>Metadata prefix: <c>mechanism.{name}.{parameter}</c> (Int64 for integer parameters, else Float64).</summary>
     public const string MetadataPrefix = "mechanism.";
@@ -35,10 +37,12 @@ internal static class Mechanisms
             new("d_inner", true, 1, ModelConfig.MaxWidth), new("d_state", true, 1, 256),
             new("d_conv", true, 1, 64), new("dt_rank", true, 1, ModelConfig.MaxWidth),
         ],
+        // 2^24 buckets × C classes of int8 is the most a table may take (C ≤ the config's class limit).
+        [Lexical] = [new("bits", true, 8, 24)],
     };
 
     /// <summary>Every mechanism name, in the order docs/MODEL.md lists them.</summary>
-    public static IReadOnlyList<string> Names { get; } = [QExit, LearnedGate, SkipGates, MambaExits];
+    public static IReadOnlyList<string> Names { get; } = [QExit, LearnedGate, SkipGates, MambaExits, Lexical];
 
     /// <summary>Whether parameter <paramref name="parameter"/> of <paramref name="mechanism"/> is an integer (stored as Int64).</summary>
     public static bool IsInteger(string mechanism, string parameter) =>
@@ -67,7 +71,7 @@ internal static class Mechanisms
 
     /// <summary>
     /// The tensors the mechanisms of <paramref name="config"/> add, in file order after the exit heads
-    /// (docs/MODEL.md gives their meaning): all float32.
+    /// (docs/MODEL.md gives their meaning): float32 but for the lexical head's int8 table and int32 bitmap.
     /// </summary>
     public static IEnumerable<ExpectedTensor> Tensors(ModelConfig config)
     {
@@ -121,7 +125,20 @@ internal static class Mechanisms
                 yield return F32(p + "out_proj.weight", d, e);
             }
         }
+        if (config.Has(Lexical))
+        {
+            int buckets = 1 << config.MechanismInt(Lexical, "bits");
+            if ((long)buckets * config.Classes > Array.MaxLength)
+                throw new ModelFormatException($"lexical table of 2^{config.MechanismInt(Lexical, "bits")} buckets × {config.Classes} classes exceeds an array's limit");
+            yield return new ExpectedTensor("lexical.weight", TensorElementType.I8, 0, [buckets, config.Classes]);
+            yield return F32("lexical.scale", 1);
+            yield return F32("lexical.bias", config.Classes);
+            yield return new ExpectedTensor(LexicalContinues, TensorElementType.I32, 0, [(config.VocabSize + 31) / 32]);
+        }
     }
+
+    /// <summary>The lexical head's bitmap of continuation ("##") ids: derived from the vocabulary, not a parameter.</summary>
+    public const string LexicalContinues = "lexical.continues";
 
     /// <summary>φ of the learned gate: max p, entropy, top-1 − top-2 margin, entropy of the powered probabilities.</summary>
     public const int LearnedGateFeatures = 4;

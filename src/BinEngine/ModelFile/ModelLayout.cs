@@ -47,7 +47,8 @@ internal static class ModelLayout
 
     /// <summary>True for tensors that are parameters of the trained model (counted in its FP32 size), false for derived ones (α, scales, the token map).</summary>
     public static bool IsParameter(string name) =>
-        !name.EndsWith(".alpha", StringComparison.Ordinal) && !name.EndsWith(".scale", StringComparison.Ordinal) && name != TokenMap;
+        !name.EndsWith(".alpha", StringComparison.Ordinal) && !name.EndsWith(".scale", StringComparison.Ordinal) && name != TokenMap
+        && name != Mechanisms.LexicalContinues;
 
     /// <summary>
     /// Every tensor of a model with this config, in file order. <paramref name="tokenRows"/> is V',

@@ -177,6 +177,8 @@ internal sealed class ExecutionPlan
         string head = m.MambaExits is { Length: > 0 } mamba
             ? $"Mamba head (E {mamba[0].Inner}, N {mamba[0].State}, conv {mamba[0].ConvWidth}, Δ rank {mamba[0].DtRank}; SGEMMs on {Kernels.Sgemm.Name}, scan {HelperIsa.ToName()}) then linear {a.Classes}×{a.Dim} on pool(x + Mamba(x))"
             : $"linear head {a.Classes}×{a.Dim} on the mean-pooled state";
+        if (m.Lexical is { } lexical)
+            head += $", plus the lexical n-gram head's logits (2^{lexical.Bits} int8 buckets × {a.Classes})";
         string controllers = string.Concat(
             m.QExit is { } q ? $"; q_exit λ-MLP 2·{a.Dim}→{q.Hidden}→{q.Hidden}→{q.Hidden}→1" : "",
             m.LearnedGate is not null ? "; learned_gate on 4 features of p" : "");

@@ -61,6 +61,7 @@ internal sealed class ForwardPass
             ws.Evaluated[s] = 0;
             for (int t = 0; t < ws.Lengths[s]; t++)
                 Embed(ws, ws.TokenIds[tokens + t], t, ws.X.AsSpan((tokens + t) * d, d));
+            _w.Mechanisms.Lexical?.Logits(ws.TokenIds.AsSpan(tokens, ws.Lengths[s]), ws.LexicalLogits.AsSpan(s * _a.Classes, _a.Classes), ws.LexicalBuckets);
             Pool(ws.X, tokens, ws.Lengths[s], ws.PooledStates.AsSpan(s * d, d)); // m_0
             tokens += ws.Lengths[s];
         }
@@ -343,6 +344,8 @@ internal sealed class ForwardPass
         ReadOnlySpan<float> weight = head.Weight.Span;
         for (int c = 0; c < classes; c++)
             logits[c] = TensorPrimitives.Dot(weight.Slice(c * d, d), pooled) + head.Bias.Span[c];
+        if (mechanisms.Lexical is not null)
+            TensorPrimitives.Add(logits, ws.LexicalLogits.AsSpan(slot * classes, classes), logits); // (E_i m_i + c_i) + z_lex
         if (head.Temperature != 1f)
             TensorPrimitives.Divide(logits, head.Temperature, logits); // z_i / T_i (docs/MODEL.md, Exits)
 

@@ -175,7 +175,8 @@ internal sealed class SkipGateWeights
 
 /// <summary>The optional mechanisms of a model (each null when the model does not carry it).</summary>
 internal sealed record MechanismWeights(
-    QExitWeights? QExit = null, LearnedGateWeights? LearnedGate = null, SkipGateWeights? SkipGates = null, MambaHeadWeights[]? MambaExits = null)
+    QExitWeights? QExit = null, LearnedGateWeights? LearnedGate = null, SkipGateWeights? SkipGates = null, MambaHeadWeights[]? MambaExits = null,
+    LexicalWeights? Lexical = null)
 {
     /// <summary>A plain BEExformer.</summary>
     public static MechanismWeights None { get; } = new();
@@ -187,6 +188,7 @@ internal sealed record MechanismWeights(
         Format.Mechanisms.LearnedGate => LearnedGate is not null,
         Format.Mechanisms.SkipGates => SkipGates is not null,
         Format.Mechanisms.MambaExits => MambaExits is not null,
+        Format.Mechanisms.Lexical => Lexical is not null,
         _ => false,
     };
 

@@ -80,7 +80,21 @@ internal static class ModelBinding
             exits[i] = new ExitHeadWeights(F32($"exits.{i}.weight"), F32($"exits.{i}.bias"),
                 c.ExitTemperatures is null ? 1f : (float)c.ExitTemperatures[i]);
         }
-        return new ModelWeights(a, embedding, blocks, exits, BindMechanisms(c, F32));
+        return new ModelWeights(a, embedding, blocks, exits, BindMechanisms(c, F32) with { Lexical = BindLexical(file) });
+    }
+
+    private static LexicalWeights? BindLexical(Format.ModelFile file)
+    {
+        ModelConfig c = file.Config;
+        if (!c.Has(Mechanisms.Lexical))
+            return null;
+        return new LexicalWeights
+        {
+            Table = TensorView<sbyte>.OverFixedMemory(file.I8("lexical.weight")), Scale = file.F32("lexical.scale")[0],
+            Bias = TensorView<float>.OverFixedMemory(file.F32("lexical.bias")),
+            Continues = TensorView<int>.OverFixedMemory(file.I32(Mechanisms.LexicalContinues)),
+            Bits = c.MechanismInt(Mechanisms.Lexical, "bits"), Classes = c.Classes,
+        };
     }
 
     // The tensors of docs/MODEL.md's mechanisms; their names and shapes were checked with the rest (ModelLayout).

@@ -92,7 +92,7 @@ internal static class RandomWeights
     /// tests need every path taken.
     /// </summary>
     public static ModelWeights WithMechanisms(ModelWeights model, int seed, bool qExit = false, bool learnedGate = false,
-        bool skipGates = false, bool mambaExits = false, int hidden = 16, int inner = 20, int state = 16, int rank = 4)
+        bool skipGates = false, bool mambaExits = false, bool lexical = false, int hidden = 16, int inner = 20, int state = 16, int rank = 4)
     {
         Architecture a = model.Architecture;
         int d = a.Dim, layers = a.Layers;
@@ -142,7 +142,24 @@ internal static class RandomWeights
                 }.Prepare();
             }).ToArray()
             : null;
-        return model with { Mechanisms = new MechanismWeights(q, g, skip, mamba) };
+        LexicalWeights? lex = null;
+        if (lexical)
+        {
+            // 2^10 buckets (so that sentences share some), codes over the whole int8 range, one id in four a continuation
+            const int bits = 10;
+            var table = new sbyte[(1 << bits) * a.Classes];
+            for (int i = 0; i < table.Length; i++)
+                table[i] = (sbyte)random.Next(-128, 128);
+            var continues = new int[(a.VocabSize + 31) / 32];
+            for (int i = 0; i < continues.Length; i++)
+                continues[i] = random.Next() & random.Next() | random.Next() << 31;
+            lex = new LexicalWeights
+            {
+                Table = TensorView<sbyte>.Pinned(table), Scale = 0.01f, Bias = Floats(a.Classes, 0.5f),
+                Continues = TensorView<int>.Pinned(continues), Bits = bits, Classes = a.Classes,
+            };
+        }
+        return model with { Mechanisms = new MechanismWeights(q, g, skip, mamba, lex) };
     }
 
     /// <summary>Random id sequences [CLS]-like first id, lengths spread over 1..T.</summary>

@@ -43,6 +43,7 @@ internal static class ReferenceForward
         var gates = new List<float>();
         var skipGates = new List<float>();
         float[] state = Pool(x); // m_0, then the pooled state of the last block that ran
+        float[]? lexical = m.Lexical?.LogitsReference(ids);
         for (int l = 0; l < a.Layers; l++)
         {
             if (m.SkipGates is { } skip && l < a.Layers - 1)
@@ -58,7 +59,7 @@ internal static class ReferenceForward
                 lambdas.Add(q.LambdaReference(l, pooled, state));
             state = pooled;
             float[] head = m.MambaExits is { } mamba ? MambaHead.PoolResidualReference(mamba[l], x) : pooled;
-            float[] z = Exit(model.Exits[l], a, head);
+            float[] z = Exit(model.Exits[l], a, head, lexical);
             if (m.LearnedGate is { } learned)
             {
                 float[] p = (float[])z.Clone();
@@ -135,7 +136,8 @@ internal static class ReferenceForward
     }
 
     // z = (E · pooled + c) / T, pooled = mean_t x[t] (or the Mamba head's pool of x + Mamba(x))
-    private static float[] Exit(ExitHeadWeights e, Architecture a, float[] pooled)
+    // z_c = (E_c · pooled + c_c [+ z_lex,c]) / T
+    private static float[] Exit(ExitHeadWeights e, Architecture a, float[] pooled, float[]? lexical)
     {
         int d = a.Dim;
         var z = new float[a.Classes];
@@ -146,6 +148,8 @@ internal static class ReferenceForward
             for (int i = 0; i < d; i++)
                 dot += w[c * d + i] * pooled[i];
             z[c] = dot + e.Bias.Span[c];
+            if (lexical is not null)
+                z[c] += lexical[c];
             if (e.Temperature != 1f)
                 z[c] /= e.Temperature;
         }

@@ -13,6 +13,7 @@ internal sealed class Workspace
     private readonly Architecture _a;
     private readonly ActivationEncoding _encoding;
     private readonly int _controllerScratch;
+    private readonly bool _lexical;
 
     /// <param name="architecture">The model's hyper-parameters.</param>
     /// <param name="encoding">How the plan encodes activations (<see cref="ExecutionPlan.Activations"/>): int8 codes or bit planes.</param>
@@ -21,6 +22,7 @@ internal sealed class Workspace
     {
         _a = architecture;
         _encoding = encoding;
+        _lexical = mechanisms?.Lexical is not null;
         // q_exit: u (2d) and two hidden rows (2H); skip gates: H + 1; learned_gate: C.
         int d = architecture.Dim;
         _controllerScratch = Math.Max(architecture.Classes, Math.Max(
@@ -60,6 +62,7 @@ internal sealed class Workspace
     public int[] BlocksRun = [];                    // [samples × L] the 1-based block of exit k
     public float[] Lambdas = [], GateScores = [];   // [samples × L] q_exit's λ and learned_gate's g of exit k
     public float[] PooledStates = [];               // [samples × d] pool of the sample's state so far (m_0, then each exit's m_i)
+    public float[] LexicalLogits = [];              // [samples × C] the lexical head's z_lex (every exit adds it)
     // Skip gates' stable partition: the decision per live position and the arrays it is staged through.
     public bool[] Runs = [];
     public int[] StagedSlots = [], StagedStarts = [], StagedLengths = [];
@@ -72,6 +75,7 @@ internal sealed class Workspace
     public float[] HeadOut = [];                    // [T × d_h]
     public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
     public float[] ControllerScratch = [];          // the controllers' and gates' hidden rows
+    public int[] LexicalBuckets = [];               // [2T − 1] one sample's n-gram buckets (the lexical head)
     public MambaScratch Mamba = new();              // the Mamba exit heads' buffers (grow with the longest sample)
 
     /// <summary>Longest sample the per-head attention scratch holds (grows with the texts seen, up to max_len).</summary>
@@ -130,6 +134,7 @@ internal sealed class Workspace
             Lambdas = new float[Size(s, _a.Layers)];
             GateScores = new float[Size(s, _a.Layers)];
             PooledStates = new float[Size(s, d)];
+            LexicalLogits = _lexical ? new float[Size(s, _a.Classes)] : [];
             Runs = new bool[s];
             StagedSlots = new int[s];
             StagedStarts = new int[s];
@@ -146,6 +151,7 @@ internal sealed class Workspace
             HeadK = new float[Size(t, dh)];
             HeadVt = new float[Size(dh, t)];
             HeadOut = new float[Size(t, dh)];
+            LexicalBuckets = _lexical ? new int[LexicalWeights.MaxBuckets(t)] : [];
             SequenceCapacity = t;
         }
         if (Pooled.Length == 0)

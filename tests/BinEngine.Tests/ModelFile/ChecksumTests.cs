@@ -51,7 +51,7 @@ public class ChecksumTests
     // verify through System.IO.Hashing, byte for byte, or every user's model would fail to load.
     [Theory]
     [InlineData("models/sst2-default/model.bex")]
-    [InlineData("models/sst2-w1a1/model.bex")]
+    [InlineData("models/sst2-w1a8/model.bex")]
     [InlineData("models/trec/model.bex")]
     public void ShippedModelsChecksumsVerify(string relative)
     {

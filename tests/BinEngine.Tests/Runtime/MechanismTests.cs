@@ -13,16 +13,16 @@ public class MechanismTests
 {
     private static readonly string[] Labels3 = ["a", "b", "c"];
 
-    /// <summary>q_exit, learned_gate, skip_gates, mamba_exits, and all four together.</summary>
-    public static TheoryData<bool, bool, bool, bool> Combinations => new()
+    /// <summary>q_exit, learned_gate, skip_gates, mamba_exits, lexical, and all five together.</summary>
+    public static TheoryData<bool, bool, bool, bool, bool> Combinations => new()
     {
-        { true, false, false, false }, { false, true, false, false }, { false, false, true, false }, { false, false, false, true },
-        { true, true, true, true },
+        { true, false, false, false, false }, { false, true, false, false, false }, { false, false, true, false, false },
+        { false, false, false, true, false }, { false, false, false, false, true }, { true, true, true, true, true },
     };
 
-    private static ModelWeights Model(bool q, bool g, bool skip, bool mamba, int actBits = 8, int layers = 4) =>
+    private static ModelWeights Model(bool q, bool g, bool skip, bool mamba, int actBits = 8, int layers = 4, bool lexical = false) =>
         RandomWeights.WithMechanisms(RandomWeights.Create(RandomWeights.Shape(actBits, layers: layers), seed: 21), seed: 22,
-            qExit: q, learnedGate: g, skipGates: skip, mambaExits: mamba);
+            qExit: q, learnedGate: g, skipGates: skip, mambaExits: mamba, lexical: lexical);
 
     /// <summary>
     /// Tolerance: as ForwardPassTests' logits (2e-3, vectorised float steps in another order), which the Mamba head
@@ -34,9 +34,9 @@ public class MechanismTests
 
     [Theory]
     [MemberData(nameof(Combinations))]
-    public void FastPassMatchesReferenceOnEveryIsa(bool q, bool g, bool skip, bool mamba)
+    public void FastPassMatchesReferenceOnEveryIsa(bool q, bool g, bool skip, bool mamba, bool lexical)
     {
-        ModelWeights model = Model(q, g, skip, mamba);
+        ModelWeights model = Model(q, g, skip, mamba, lexical: lexical);
         Architecture a = model.Architecture;
         int[][] texts = RandomWeights.Texts(a, 16, seed: 6);
         var skipped = new HashSet<int>();
@@ -86,7 +86,7 @@ public class MechanismTests
     [MemberData(nameof(Policies))]
     public void BatchEqualsOneByOneExactly(string policyName)
     {
-        ModelWeights model = Model(true, true, true, true, actBits: 1, layers: 5);
+        ModelWeights model = Model(true, true, true, true, actBits: 1, layers: 5, lexical: true);
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
         ExitPolicy policy = ExitPolicy.Create(ExitPolicy.ParseKind(policyName), name => name == "kappa" ? 0.9 : 0.5);
         int[][] texts = RandomWeights.Texts(model.Architecture, 160, seed: 13);
@@ -186,7 +186,7 @@ public class MechanismTests
     [Fact]
     public void SteadyStateClassifyWithMechanismsAllocatesOnlyTheResult()
     {
-        ModelWeights model = Model(true, true, true, true);
+        ModelWeights model = Model(true, true, true, true, lexical: true);
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
         int[] ids = RandomWeights.Texts(model.Architecture, 1, 4)[0];
         var policy = new ExitPolicy(ExitPolicyKind.QExit, tau: 0.9f);

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .lexical import LexicalHead
 from .quant import ApproxSignFn, quantize, quantize_parts
 
 MODEL_KEYS = ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff", "n_classes",
@@ -17,7 +18,8 @@ MODEL_KEYS = ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
 # Optional model keys: written to the config only when set (absent = the default, today's contract).
 # slfn_gate_center: G2 quantizes sigma(G1 h) - 1/2 instead of sigma(G1 h) (docs/MODEL.md, SLFN).
 # exit_temperatures: one T_i per exit, fitted on dev after training; exit i returns z_i / T_i.
-OPTIONAL_MODEL_KEYS = {"slfn_gate_center": False, "exit_temperatures": None}
+# lexical: {"bits": b}, the n-gram head added to every exit's logits (beex/lexical.py; fitted after training).
+OPTIONAL_MODEL_KEYS = {"slfn_gate_center": False, "exit_temperatures": None, "lexical": None}
 
 
 class BinLinear(nn.Module):
@@ -180,6 +182,8 @@ class BEExformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, dropout, attn_dropout) for _ in range(cfg["n_layers"]))
         self.exits = nn.ModuleList(nn.Linear(cfg["d_model"], cfg["n_classes"])
                                    for _ in range(cfg["n_layers"]))
+        lex = cfg.get("lexical")
+        self.lexical = LexicalHead(int(lex["bits"]), cfg["vocab_size"], cfg["n_classes"]) if lex else None
 
     def set_temperatures(self, temperatures):
         """One temperature per exit (None = none): exit i returns (E_i pooled + c_i) / T_i, the
@@ -210,12 +214,22 @@ class BEExformer(nn.Module):
         x, mask, key_pad = self.embed_input(ids, mask)
         w = mask.to(x.dtype).unsqueeze(-1)
         count = w.sum(dim=1)
+        lex = self.lexical_logits(ids, mask)
         out = []
-        for i, (block, head) in enumerate(zip(self.blocks, self.exits)):
+        for i, block in enumerate(self.blocks):
             if n_blocks is not None and i >= n_blocks:
                 break
             x = block(x, key_pad)
-            pooled = (x * w).sum(dim=1) / count
-            z = head(pooled)
-            out.append(z if self.temperatures is None else z / self.temperatures[i])
+            out.append(self.exit_logits(i, (x * w).sum(dim=1) / count, lex))
         return torch.stack(out)
+
+    def lexical_logits(self, ids, mask):
+        """The lexical head's z [B, C] (None without one): computed once, added at every exit."""
+        return None if self.lexical is None else self.lexical(ids, mask)
+
+    def exit_logits(self, i, pooled, lex):
+        """Exit i's logits: (E_i pooled + c_i + z_lex) / T_i, each step in float32 in this order (the engine's)."""
+        z = self.exits[i](pooled)
+        if lex is not None:
+            z = z + lex
+        return z if self.temperatures is None else z / self.temperatures[i]
