@@ -12,10 +12,10 @@ namespace BinEngine.Tests.ConverterTests;
 /// </summary>
 public class MechanismConversionTests
 {
-    private const int D = 32, Layers = 2, Hidden = 8, Inner = 12, State = 4, Rank = 3, Conv = 4;
+    private const int D = 32, Layers = 2, Hidden = 8, Inner = 12, State = 4, Rank = 3, Conv = 4, LexicalBits = 8, Classes = 2, Vocab = 50;
 
     /// <summary>The tiny fixture checkpoint plus random tensors for every mechanism (conv kernel in torch's [E, 1, K] when asked).</summary>
-    private static Checkpoint WithMechanismTensors(bool torchConvShape = false, string? drop = null)
+    private static Checkpoint WithMechanismTensors(bool torchConvShape = false, string? drop = null, SourceDType lexicalTable = SourceDType.I8)
     {
         var random = new Random(5);
         var tensors = new Dictionary<string, SourceTensor>(Fixtures.TinyCheckpoint.Tensors, StringComparer.Ordinal);
@@ -58,6 +58,18 @@ public class MechanismConversionTests
             Add(p + "D", Inner);
             Add(p + "out_proj.weight", D, Inner);
         }
+        // the lexical head: int8 codes (or, to test the refusal, another dtype), a positive scale, the '##' bitmap as int32
+        var codes = new byte[(1 << LexicalBits) * Classes * (lexicalTable == SourceDType.I8 ? 1 : 4)];
+        random.NextBytes(codes);
+        if (lexicalTable == SourceDType.I32)
+            for (int i = 0; i < codes.Length; i += 4)
+                BitConverter.TryWriteBytes(codes.AsSpan(i), 200); // out of int8's range
+        tensors["lexical.weight"] = new SourceTensor("lexical.weight", lexicalTable, [1 << LexicalBits, Classes], codes);
+        tensors["lexical.scale"] = new SourceTensor("lexical.scale", SourceDType.F32, [1], BitConverter.GetBytes(0.05f));
+        Add("lexical.bias", Classes);
+        var bitmap = new byte[(Vocab + 31) / 32 * 4];
+        random.NextBytes(bitmap);
+        tensors["lexical.continues"] = new SourceTensor("lexical.continues", SourceDType.I32, [(Vocab + 31) / 32], bitmap);
         return new Checkpoint("mechanisms.safetensors", "safetensors", tensors, new Dictionary<string, string>(), "0");
     }
 
@@ -67,6 +79,7 @@ public class MechanismConversionTests
         c["learned_gate"] = new JsonObject { ["power"] = 2.0 };
         c["skip_gates"] = new JsonObject { ["hidden"] = Hidden, ["rho"] = 0.5 };
         c["mamba_exits"] = new JsonObject { ["d_inner"] = Inner, ["d_state"] = State, ["d_conv"] = Conv, ["dt_rank"] = Rank };
+        c["lexical"] = new JsonObject { ["bits"] = LexicalBits };
         c["thresholds"]!["q_exit"] = new JsonObject { ["q"] = 0.5 };
         c["thresholds"]!["learned_gate"] = new JsonObject { ["tau"] = 0.5 };
         c["conformal"] = new JsonObject { ["learned_gate"] = new JsonObject { ["alpha"] = 0.1, ["qhat"] = 0.8 } };
@@ -90,6 +103,8 @@ public class MechanismConversionTests
             Assert.Equal(0.5, m.Config.MechanismValue(Mechanisms.SkipGates, "rho"));
             Assert.Equal(0.8, m.Config.Conformal["learned_gate"]["qhat"]);
             Assert.Equal([Inner, Conv], m.Container.GetTensor("exits.1.mamba.conv.weight").Shape);
+            Assert.Equal(TensorElementType.I8, m.Container.GetTensor("lexical.weight").ElementType);
+            Assert.Equal(TensorElementType.I32, m.Container.GetTensor("lexical.continues").ElementType);
         }
         using BeexModel model = BeexModel.Load(file);
         Assert.Equal(Mechanisms.Names, model.Mechanisms);
@@ -99,6 +114,18 @@ public class MechanismConversionTests
         Assert.NotNull(r.PredictionSet); // calibrated for learned_gate with its stored τ
         Assert.Null(model.Classify("a fine film", model.Policy("q_exit")).PredictionSet);
         Assert.Null(model.Classify("a fine film", new ExitPolicy(ExitPolicyKind.LearnedGate, tau: 0.7f)).PredictionSet);
+    }
+
+    /// <summary>The lexical head's table must hold int8 codes: a float table, or integers out of int8's range, are refused by name.</summary>
+    [Theory]
+    [InlineData(true, "an integer tensor")]
+    [InlineData(false, "an int8 is required")]
+    public void ALexicalTableThatIsNotInt8IsRefused(bool floats, string expected)
+    {
+        var dtype = floats ? SourceDType.F32 : SourceDType.I32;
+        var e = Assert.Throws<ConversionException>(() => Fixtures.Convert(AllMechanisms, WithMechanismTensors(lexicalTable: dtype)));
+        Assert.Contains("lexical.weight", e.Message);
+        Assert.Contains(expected, e.Message);
     }
 
     [Fact]
@@ -119,6 +146,7 @@ public class MechanismConversionTests
         { """{"policy": "learned_gate", "thresholds": {"learned_gate": {"tau": 0.5}}}""", "needs the 'learned_gate' mechanism" },
         { """{"learned_gate": {"power": 2}, "conformal": {"learned_gate": {"alpha": 0.1, "qhat": 0.5}}}""", "no thresholds.learned_gate" },
         { """{"conformal": {"entropy": {"alpha": 1.5, "qhat": 0.5}}}""", "conformal.entropy.alpha" },
+        { """{"lexical": {"bits": 30}}""", "lexical.bits" },
     };
 
     [Theory]
