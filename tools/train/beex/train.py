@@ -27,7 +27,7 @@ TRAIN_DEFAULTS = {
     "word_dropout": 0.0, "lambda_depth": 1.0, "routing_weight": 1.0, "routing_s": 10.0,
     "routing_tau": 0.1, "early_stop_patience": 2, "evals_per_epoch": 1, "log_every": 50,
     "ckpt_every": 200, "max_steps": None, "train_limit": None, "threads": 2,
-    "distill_teacher": None, "distill_alpha": 0.5, "distill_temperature": 2.0,
+    "distill_teacher": None, "distill_alpha": 0.5, "distill_temperature": 2.0, "lexical_offset": None,
     "len_weight_power": 0.0, "exit_loss": "all", "self_distill": 0.0,
 }
 
@@ -156,6 +156,7 @@ class Splits:
         self.dv_texts, self.dv_labels, self.dv_ids = dv_texts, dv_labels, dv_ids
         self.test = test              # (texts, labels) or None
         self.train_rows = train_rows  # row numbers in the train file (train_limit, holdout), for the teacher cache
+        self.tr_offset = self.dv_offset = None  # cache_lexical.py's logits added to every exit (train.lexical_offset)
 
 
 def load_splits(cfg, log):
@@ -227,6 +228,17 @@ def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
     torch.set_num_threads(int(ct["threads"]))
     set_seed(ct["seed"])
     data = load_splits(cfg, log)
+    if ct["lexical_offset"]:
+        # Stacking on the lexical head: its cross-fitted train logits (and full-fit dev logits) are added to every
+        # exit's logits in training and in dev selection, so the backbone learns the head's residual. The exported
+        # model has no head: fit one with train_lexical.py afterwards (tools/train/README.md, "The lexical n-gram head").
+        cache = torch.load(repo_path(ct["lexical_offset"]))
+        tr_off = cache["train"] if data.train_rows is None else cache["train"][torch.as_tensor(data.train_rows)]
+        if len(tr_off) != len(data.tr_ids) or len(cache["dev"]) != len(data.dv_ids):
+            raise SystemExit(f"{ct['lexical_offset']}: {len(tr_off)} train / {len(cache['dev'])} dev rows, the run has "
+                             f"{len(data.tr_ids)} / {len(data.dv_ids)}")
+        data.tr_offset, data.dv_offset = tr_off, cache["dev"].numpy()
+        log(f"adding the lexical offsets of {ct['lexical_offset']} ({cache['settings']}) to every exit")
     model, opt, sizes, teacher = build_model(cfg, data, log)
     state = train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_only)
     return finish(cfg, model, data, state, sizes, run_dir, log)
@@ -269,6 +281,8 @@ def train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_onl
 
     def evaluate():
         logits = predict_all(model, dv_ids, tok.pad_id)
+        if data.dv_offset is not None:
+            logits = logits + data.dv_offset[:, None, :]
         accs = exit_accuracies(logits, dv_labels)
         return logits, accs
 
@@ -297,6 +311,8 @@ def train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_onl
             for g in opt.param_groups:
                 g["lr"] = lr
             logits = model(ids, mask)
+            if data.tr_offset is not None:
+                logits = logits + data.tr_offset[torch.as_tensor(idx)]
             tl = teacher[torch.as_tensor(idx)] if teacher is not None else None
             loss = routing_loss(logits, labels, ct, sample_w, tl)
             opt.zero_grad(set_to_none=True)
