@@ -40,3 +40,27 @@ def test_training_lowers_loss_and_resumes(tmp_path):
     assert 0.0 <= acc <= 1.0
     golden = json.load(open(tmp_path / "export" / "golden.json"))
     assert len(golden["samples"]) == 8 and set(golden["policies"]) >= {"entropy_reduction", "none"}
+
+
+def test_lexical_offset_is_added_to_every_exit_and_checked(tmp_path):
+    """train.lexical_offset (cache_lexical.py's layout): a huge offset towards class 1 on every train and dev row makes
+    dev selection see class 1 everywhere (accuracy = the share of positive dev rows); a cache of the wrong length is
+    refused by name."""
+    import pytest
+    import torch
+    from beex.data import read_tsv
+    from conftest import REPO
+    n_train = len(read_tsv(os.path.join(REPO, "data/sst2/train.tsv"))[0])
+    dev_labels = read_tsv(os.path.join(REPO, "data/sst2/dev.tsv"))[1][:100]
+    push = torch.tensor([[-100.0, 100.0]])
+    path = tmp_path / "offsets.pt"
+    torch.save({"train": push.repeat(n_train, 1), "dev": push.repeat(100, 1), "settings": {}}, path)
+    cfg = cfg_for(tmp_path, 10)
+    cfg["train"]["lexical_offset"] = str(path)
+    logs = []
+    run(cfg, None, logs.append)
+    dev_lines = [line for line in logs if line.startswith("dev @ step")]
+    assert dev_lines and f"{np.mean(dev_labels):.4f}" in dev_lines[-1], dev_lines
+    torch.save({"train": push.repeat(5, 1), "dev": push.repeat(100, 1), "settings": {}}, path)
+    with pytest.raises(SystemExit, match="5 train"):
+        run(cfg, None, logs.append)
