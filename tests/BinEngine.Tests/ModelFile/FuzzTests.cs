@@ -91,8 +91,8 @@ public class FuzzTests(ITestOutputHelper output)
     /// lands on a float that matters): one float of one float32 tensor is set to NaN, ±∞, a huge or a
     /// random value, the file is re-written with fresh checksums, and the model either refuses to load
     /// (ModelFormatException naming the tensor) or answers every text with finite probabilities. "mechanisms" mutates
-    /// only the tensors of docs/MODEL.md's mechanisms (q_exit, learned_gate, skip gates, Mamba heads) of a model
-    /// carrying all four, answering under every policy that reads them.
+    /// only the tensors of docs/MODEL.md's mechanisms (q_exit, learned_gate, skip gates, Mamba heads, and the lexical
+    /// head's float scale and bias) of a model carrying all five, answering under every policy that reads them.
     /// </summary>
     [Theory]
     [InlineData("plain", 56789)]
