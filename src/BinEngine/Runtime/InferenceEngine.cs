@@ -10,8 +10,14 @@ namespace BinEngine.Runtime;
 /// </summary>
 internal sealed class InferenceEngine
 {
-    /// <summary>Samples per chunk a thread runs as one batch: large enough to fill the GEMMs, small enough to balance threads.</summary>
-    internal const int ChunkSamples = 32;
+    /// <summary>
+    /// Samples per chunk a thread runs as one batch. Blocks already run in tiles of ≈ 67 rows (ExecutionPlan.TileRows), so
+    /// a chunk only needs enough samples for a few tiles; what its size still decides is whether its residual stream
+    /// (rows × d floats, carried from block to block) stays in L2, and how evenly threads share a batch. Measured on the
+    /// W1A1 default (`peer --threads 1,2`, sizes alternated, 2026-12-02 06:17–06:23 UTC, bench/README.md "Levers"):
+    /// batch-64 throughput at 1 thread 1226–1386 sentences/s with 32, 1717 (median) with 8, 2342 with 16.
+    /// </summary>
+    internal const int ChunkSamples = 16;
 
     private readonly ForwardPass _forward;
     private readonly ConcurrentBag<Workspace> _pool = new();
