@@ -213,7 +213,8 @@ public sealed class LoadAndLifetimeTests : IClassFixture<TinyModelFixture>
         model.ClassifyBatch(many, progress: new SynchronousProgress(reports.Add));
         Assert.Equal(100, reports[^1]);
         Assert.Equal(reports.Order(), reports);
-        Assert.Equal((100 + 31) / 32, reports.Count); // one report per chunk of 32 samples
+        int chunk = BinEngine.Runtime.InferenceEngine.ChunkSamples;
+        Assert.Equal((100 + chunk - 1) / chunk, reports.Count); // one report per chunk
 
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
