@@ -233,11 +233,14 @@ def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
         # exit's logits in training and in dev selection, so the backbone learns the head's residual. The exported
         # model has no head: fit one with train_lexical.py afterwards (tools/train/README.md, "The lexical n-gram head").
         cache = torch.load(repo_path(ct["lexical_offset"]))
-        rows = len(data.tr_ids) if data.train_rows is None else int(np.max(data.train_rows)) + 1  # train-file rows needed
-        if (len(cache["train"]) != len(data.tr_ids) if data.train_rows is None else len(cache["train"]) < rows) \
-                or len(cache["dev"]) != len(data.dv_ids):
-            raise SystemExit(f"{ct['lexical_offset']}: {len(cache['train'])} train / {len(cache['dev'])} dev rows; the run "
-                             f"needs {rows} train-file rows / {len(data.dv_ids)} dev rows")
+        # the cache holds the whole train file in file order; the run indexes it by its rows' numbers when it selects
+        if data.train_rows is None:
+            fits = len(cache["train"]) == len(data.tr_ids)
+        else:
+            fits = len(cache["train"]) > int(np.max(data.train_rows))
+        if not fits or len(cache["dev"]) != len(data.dv_ids):
+            raise SystemExit(f"{ct['lexical_offset']}: {len(cache['train'])} train / {len(cache['dev'])} dev rows, not the "
+                             f"train file's rows and the run's {len(data.dv_ids)} dev rows")
         tr_off = cache["train"] if data.train_rows is None else cache["train"][torch.as_tensor(data.train_rows)]
         data.tr_offset, data.dv_offset = tr_off, cache["dev"].numpy()
         log(f"adding the lexical offsets of {ct['lexical_offset']} ({cache['settings']}) to every exit")
