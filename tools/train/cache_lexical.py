@@ -37,9 +37,8 @@ def main():
     ap.add_argument("--max-len", type=int, default=64)
     args = ap.parse_args()
     t0 = time.time()
-    with open(repo_path(VOCAB), encoding="utf-8") as f:
-        continues = X.continuation_words([line.rstrip("\n") for line in f])
     tok = WordPieceTokenizer(repo_path(VOCAB), lowercase=True)
+    continues = X.continuation_words(tok.inv_vocab)
     tr, trl = read_tsv(repo_path("data/sst2/train.tsv"))
     dv, dvl = read_tsv(repo_path("data/sst2/dev.tsv"))
     rows = [X.buckets(s, continues, args.bits) for s in encode_all(tok, tr, args.max_len)]

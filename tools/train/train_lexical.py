@@ -71,12 +71,10 @@ def main():
     L, C, V = cfg["n_layers"], cfg["n_classes"], cfg["vocab_size"]
     model.lexical = None
     model.set_temperatures(None)
-    with open(repo_path(VOCAB), encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f]
-    if len(vocab) != V:
-        raise SystemExit(f"{VOCAB} has {len(vocab)} tokens; the model's vocab_size is {V}")
-    continues = X.continuation_words(vocab)
     tok = WordPieceTokenizer(repo_path(VOCAB), lowercase=cfg.get("lowercase", True))
+    if len(tok) != V:
+        raise SystemExit(f"{VOCAB} has {len(tok)} tokens; the model's vocab_size is {V}")
+    continues = X.continuation_words(tok.inv_vocab)
     tr, trl, dv, dvl, te, tel = bow.load(task)
     t0 = time.time()
     tr_ids, dv_ids = encode_all(tok, tr, cfg["max_len"]), encode_all(tok, dv, cfg["max_len"])

@@ -80,26 +80,13 @@ internal static class ModelBinding
             exits[i] = new ExitHeadWeights(F32($"exits.{i}.weight"), F32($"exits.{i}.bias"),
                 c.ExitTemperatures is null ? 1f : (float)c.ExitTemperatures[i]);
         }
-        return new ModelWeights(a, embedding, blocks, exits, BindMechanisms(c, F32) with { Lexical = BindLexical(file) });
-    }
-
-    private static LexicalWeights? BindLexical(Format.ModelFile file)
-    {
-        ModelConfig c = file.Config;
-        if (!c.Has(Mechanisms.Lexical))
-            return null;
-        return new LexicalWeights
-        {
-            Table = TensorView<sbyte>.OverFixedMemory(file.I8("lexical.weight")), Scale = file.F32("lexical.scale")[0],
-            Bias = TensorView<float>.OverFixedMemory(file.F32("lexical.bias")),
-            Continues = TensorView<int>.OverFixedMemory(file.I32(Mechanisms.LexicalContinues)),
-            Bits = c.MechanismInt(Mechanisms.Lexical, "bits"), Classes = c.Classes,
-        };
+        return new ModelWeights(a, embedding, blocks, exits, BindMechanisms(file, F32));
     }
 
     // The tensors of docs/MODEL.md's mechanisms; their names and shapes were checked with the rest (ModelLayout).
-    private static MechanismWeights BindMechanisms(ModelConfig c, Func<string, TensorView<float>> f32)
+    private static MechanismWeights BindMechanisms(Format.ModelFile file, Func<string, TensorView<float>> f32)
     {
+        ModelConfig c = file.Config;
         int d = c.Dim, layers = c.Layers;
         DenseLayer Dense(string prefix, int outputs, int inputs) => new(f32(prefix + ".weight"), f32(prefix + ".bias"), outputs, inputs);
 
@@ -148,7 +135,15 @@ internal static class ModelBinding
                 }.Prepare(); // A = −exp(A_log) and the conv taps, transposed for the scan: once, at load
             }).ToArray();
         }
-        return new MechanismWeights(qExit, gate, skip, mamba);
+        LexicalWeights? lexical = c.Has(Mechanisms.Lexical)
+            ? new LexicalWeights
+            {
+                Table = TensorView<sbyte>.OverFixedMemory(file.I8("lexical.weight")), Scale = file.F32("lexical.scale")[0],
+                Bias = f32("lexical.bias"), Continues = TensorView<int>.OverFixedMemory(file.I32(Mechanisms.LexicalContinues)),
+                Bits = c.MechanismInt(Mechanisms.Lexical, "bits"), Classes = c.Classes,
+            }
+            : null;
+        return new MechanismWeights(qExit, gate, skip, mamba, lexical);
     }
 
     /// <summary>The exit policy <paramref name="name"/> with the thresholds the model file stores for it.</summary>
