@@ -15,7 +15,9 @@ internal sealed class InferenceEngine
     /// a chunk only needs enough samples for a few tiles; what its size still decides is whether its residual stream
     /// (rows × d floats, carried from block to block) stays in L2, and how evenly threads share a batch. Measured on the
     /// W1A1 default (`peer --threads 1,2`, sizes alternated, 2026-12-02 06:17–06:23 UTC, bench/README.md "Levers"):
-    /// batch-64 throughput at 1 thread 1226–1386 sentences/s with 32, 1717 (median) with 8, 2342 with 16.
+    /// batch-64 throughput at 1 thread 1226–1386 sentences/s with 32, 1717 (median) with 8, 2342 with 16; but an A/B of
+    /// the builds before and after on one model file (bench/results/engine-ab-stop7.md) showed no difference beyond noise,
+    /// so 16 is kept for the finer split between threads, not for a measured gain.
     /// </summary>
     internal const int ChunkSamples = 16;
 
