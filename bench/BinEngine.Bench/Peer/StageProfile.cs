@@ -26,16 +26,16 @@ public static class StageProfile
 {
     private enum Stage
     {
-        Tokenizer, Embedding, QuantizePack, ProductQkv, ProductO, ProductG1F1, ProductG2F2, Epilogue,
-        AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, LayerNorm, ExitHeads, Result, Count,
+        Tokenizer, Embedding, Lexical, QuantizePack, ProductQkv, ProductO, ProductG1F1, ProductG2F2, Epilogue,
+        AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, ActivationPack, LayerNorm, ExitHeads, Result, Count,
     }
 
     private static readonly string[] StageNames =
     [
-        "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "quantize + pack activations",
+        "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "lexical n-gram head (buckets, table sums)", "quantize + pack activations",
         "products Q/K/V (3 GEMMs, N = d)", "products O (N = d)", "products G1/F1 (2 GEMMs, N = f)", "products G2/F2 (2 GEMMs, K = f)",
         "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM per head; samples of ≤ 48 tokens take the direct path, all of it timed here)", "attention: scale + stable softmax (per row)",
-        "element-wise (σ, tanh, ⊙, residual adds)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
+        "element-wise (σ, tanh, ⊙, residual adds)", "σ and tanh inside the sign pack (a = 1: G2/F2 inputs never stored)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
         "result building (arrays, softmax, object)",
     ];
 
@@ -127,7 +127,7 @@ public static class StageProfile
             _a = _w.Architecture;
             _plan = model.Plan;
             _kernels = _plan.Kernels;
-            _ws = new Workspace(_a, _plan.Activations);
+            _ws = new Workspace(_a, _plan.Activations, _w.Mechanisms);
             TileRows = tileRows > 0 ? tileRows : _plan.TileRows;
         }
 
@@ -241,6 +241,12 @@ public static class StageProfile
                 at += samples[s].Length;
             }
             Lap(Stage.Embedding);
+            if (_w.Mechanisms.Lexical is { } lexical)
+            {
+                for (int s = 0; s < count; s++)
+                    lexical.Logits(samples[s], ws.LexicalLogits.AsSpan(s * _a.Classes, _a.Classes), ws.LexicalBuckets);
+                Lap(Stage.Lexical);
+            }
             for (int l = 0; l < _a.Layers; l++)
             {
                 // the engine's tiles (ForwardPass.BlockInTiles): whole samples, at most TileRows rows a call (the plan's unless --tile-rows)
@@ -301,13 +307,30 @@ public static class StageProfile
             Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
             // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN); VectorMath's σ and tanh, a few ulp
             // from MathF's (the reference's), cost a fifth of TensorPrimitives' (bench/README.md, "Levers").
-            VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
-            VectorMath.Tanh(forget, forget, _plan.HelperIsa);
-            Lap(Stage.Elementwise);
-            Quantize(gate, tokens, f);
-            Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
-            Quantize(forget, tokens, f);
-            Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
+            if (_plan.Activations == ActivationEncoding.Planes && _a.ActBits == 1)
+            {
+                // a = 1: σ and tanh applied inside the sign packer, never stored (ForwardPass.Block)
+                Lap(Stage.Elementwise);
+                if (_a.SlfnGateCenter)
+                    PackSignRows<CentredSigmoidMap>(gate, tokens, f);
+                else
+                    PackSignRows<SigmoidMap>(gate, tokens, f);
+                Lap(Stage.ActivationPack);
+                Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
+                PackSignRows<TanhMap>(forget, tokens, f);
+                Lap(Stage.ActivationPack);
+                Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
+            }
+            else
+            {
+                VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+                VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+                Lap(Stage.Elementwise);
+                Quantize(gate, tokens, f);
+                Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
+                Quantize(forget, tokens, f);
+                Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
+            }
 
             Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
             TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
@@ -381,6 +404,8 @@ public static class StageProfile
                 for (int t = 0; t < rows; t++)
                     ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k), _plan.VectorisedHelpers);
             }
+            else if (bits == 1)
+                PackSignRows<IdentityMap>(x, rows, k);
             else
             {
                 int stride = bits * BitPacking.RowWords(k);
@@ -388,6 +413,13 @@ public static class StageProfile
                     ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.VectorisedHelpers);
             }
             Lap(Stage.QuantizePack);
+        }
+
+        private void PackSignRows<TMap>(ReadOnlySpan<float> x, int rows, int k) where TMap : ILaneMap
+        {
+            int words = BitPacking.RowWords(k);
+            for (int t = 0; t < rows; t++)
+                _ws.Scales[t] = ActivationPacker.PackSigns<TMap>(x.Slice(t * k, k), _ws.Planes.AsSpan(t * words, words), _plan.HelperIsa);
         }
 
         private void Linear(LinearWeights w, ReadOnlySpan<float> x, int rows, float[] output, Stage product)
@@ -429,6 +461,8 @@ public static class StageProfile
             ReadOnlySpan<float> weight = head.Weight.Span;
             for (int c = 0; c < classes; c++)
                 logits[c] = TensorPrimitives.Dot(weight.Slice(c * d, d), pooled) + head.Bias.Span[c];
+            if (_w.Mechanisms.Lexical is not null)
+                TensorPrimitives.Add(logits, ws.LexicalLogits.AsSpan(slot * classes, classes), logits);
             if (head.Temperature != 1f)
                 TensorPrimitives.Divide(logits, head.Temperature, logits);
             Span<float> p = ws.Answers.AsSpan(slot * classes, classes);

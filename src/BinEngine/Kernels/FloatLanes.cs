@@ -56,6 +56,16 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     /// <summary>Σ over the lanes.</summary>
     static abstract float Sum(TVec v);
+
+    // What the 1-bit packer needs (Runtime/ActivationPacker.cs, PackSigns).
+
+    static abstract TVec Abs(TVec v);
+
+    /// <summary>Bit i set when lane i is ≥ 0 (so −0 and +0 give 1, NaN gives 0).</summary>
+    static abstract uint NonNegativeBits(TVec v);
+
+    /// <summary><typeparamref name="TMap"/>'s function at this width (a bridge: its per-width overloads are picked here, where the width is known).</summary>
+    static abstract TVec Apply<TMap>(TVec v) where TMap : Runtime.ILaneMap;
 }
 
 /// <summary>Portable 128-bit vectors (SSE on x86, AdvSimd on ARM).</summary>
@@ -107,6 +117,15 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Abs(Vector128<float> v) => Vector128.Abs(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint NonNegativeBits(Vector128<float> v) => (uint)Vector128.GreaterThanOrEqual(v, Vector128<float>.Zero).ExtractMostSignificantBits();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Apply<TMap>(Vector128<float> v) where TMap : Runtime.ILaneMap => TMap.Apply(v);
 }
 
 /// <summary>256-bit vectors with AVX2 + FMA.</summary>
@@ -161,6 +180,15 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Abs(Vector256<float> v) => Vector256.Abs(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint NonNegativeBits(Vector256<float> v) => (uint)Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero).ExtractMostSignificantBits();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Apply<TMap>(Vector256<float> v) where TMap : Runtime.ILaneMap => TMap.Apply(v);
 }
 
 /// <summary>512-bit vectors with AVX-512F.</summary>
@@ -212,4 +240,13 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Abs(Vector512<float> v) => Vector512.Abs(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint NonNegativeBits(Vector512<float> v) => (uint)Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero).ExtractMostSignificantBits();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Apply<TMap>(Vector512<float> v) where TMap : Runtime.ILaneMap => TMap.Apply(v);
 }

@@ -29,10 +29,7 @@ internal static class ActivationPacker
         planes = planes[..(bits * words)];
         planes.Clear();
         if (bits == 1)
-        {
-            PackSigns(x, planes, vectorised);
-            return k == 0 ? 0f : TensorPrimitives.SumOfMagnitudes(x) / k;
-        }
+            return PackSigns<IdentityMap>(x, planes, vectorised ? KernelIsa.Avx512 : KernelIsa.Scalar);
 
         int m = BitPacking.MaxCode(bits);
         float s = RowScale(x, m);
@@ -117,31 +114,64 @@ internal static class ActivationPacker
                 planes[p * words + (j >> 6)] |= bit;
     }
 
-    private static void PackSigns(ReadOnlySpan<float> x, Span<ulong> plane, bool vectorised)
+    /// <summary>
+    /// a = 1 for the row y = f(x), f = <typeparamref name="TMap"/> applied lane by lane on the way in (never stored):
+    /// bit j = (y_j ≥ 0) (sign(0) = +1, NaN gives 0) into <paramref name="plane"/> (RowWords(K) words, padding bits
+    /// zero); returns β = mean|y|. Vectors up to <paramref name="isa"/>'s width build each 64-bit word in a register and
+    /// store it once (or-ing every 8 bits into memory chained 8 store-to-load forwards per word: −28 % on W1A1's
+    /// quantize + pack, bench/README.md "Levers"). The bits do not depend on the width (f has the same bits at every
+    /// width); β is summed in per-lane partial sums, so it moves by ulps with the width.
+    /// </summary>
+    public static unsafe float PackSigns<TMap>(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa) where TMap : ILaneMap
     {
         int k = x.Length, j = 0;
-        if (vectorised && Vector256.IsHardwareAccelerated)
+        plane = plane[..BitPacking.RowWords(k)];
+        plane.Clear();
+        float sum = 0f;
+        fixed (float* xp = x)
+        fixed (ulong* pp = plane)
         {
-            // 8 floats → 8 sign bits per compare; x ≥ 0 (and not NaN) is bit 1 = +1, sign(0) = +1. A whole word is
-            // built in a register and stored once: or-ing each byte into memory chained 8 store-to-load forwards
-            // per word (W1A1's quantize + pack stage: −28 % without them, bench/README.md "Levers").
-            ref float xr = ref MemoryMarshal.GetReference(x);
-            for (; j + 64 <= k; j += 64)
+            if (isa >= KernelIsa.Avx512 && Lanes512.IsSupported)
+                sum += PackSignsLanes<TMap, Lanes512, Vector512<float>>(xp, k, ref j, pp);
+            if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+                sum += PackSignsLanes<TMap, Lanes256, Vector256<float>>(xp, k, ref j, pp);
+            if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+                sum += PackSignsLanes<TMap, Lanes128, Vector128<float>>(xp, k, ref j, pp);
+            for (; j < k; j++)
             {
-                ulong word = 0;
-                for (int b = 0; b < 64; b += 8)
-                    word |= (ulong)Vector256.GreaterThanOrEqual(Vector256.LoadUnsafe(ref xr, (nuint)(j + b)), Vector256<float>.Zero).ExtractMostSignificantBits() << b;
-                plane[j >> 6] = word;
-            }
-            for (; j + 8 <= k; j += 8)
-            {
-                uint mask = Vector256.GreaterThanOrEqual(Vector256.Create(x.Slice(j, 8)), Vector256<float>.Zero).ExtractMostSignificantBits();
-                plane[j >> 6] |= (ulong)mask << (j & 63);
+                float y = TMap.Apply(xp[j]);
+                sum += MathF.Abs(y);
+                if (y >= 0f)
+                    pp[j >> 6] |= 1UL << (j & 63);
             }
         }
-        for (; j < k; j++)
-            if (x[j] >= 0f)
-                plane[j >> 6] |= 1UL << (j & 63);
+        return k == 0 ? 0f : sum / k;
+    }
+
+    /// <summary>One width's part of <see cref="PackSigns{TMap}"/>: whole words from j, then single vectors; returns its Σ|y|.</summary>
+    private static unsafe float PackSignsLanes<TMap, TLanes, TVec>(float* x, int k, ref int j, ulong* plane)
+        where TMap : ILaneMap where TLanes : IFloatLanes<TVec> where TVec : struct
+    {
+        int w = TLanes.Count;
+        TVec magnitudes = TLanes.Zero;
+        for (; j + 64 <= k; j += 64)
+        {
+            ulong word = 0;
+            for (int b = 0; b < 64; b += w)
+            {
+                TVec y = TLanes.Apply<TMap>(TLanes.Load(x + j + b));
+                magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
+                word |= (ulong)TLanes.NonNegativeBits(y) << b;
+            }
+            plane[j >> 6] = word;
+        }
+        for (; j + w <= k; j += w) // w divides 64: a vector never straddles two words
+        {
+            TVec y = TLanes.Apply<TMap>(TLanes.Load(x + j));
+            magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
+            plane[j >> 6] |= (ulong)TLanes.NonNegativeBits(y) << (j & 63);
+        }
+        return TLanes.Sum(magnitudes);
     }
 
     /// <summary>
