@@ -11,11 +11,13 @@ namespace BinEngine.Runtime;
 /// <remarks>
 /// Two paths, chosen by n alone (so a sample's result never depends on its batch):
 /// <list type="bullet">
-/// <item><see cref="Direct"/> (n ≤ <see cref="DirectMaxTokens"/>): per query row and head, the n scores are dot
-/// products read straight from the strided Q and K rows, the stable softmax runs on that one row, and the output
-/// row is Σ_j p_j V_j accumulated in registers and stored once into its columns: no copies, no transposes, no
-/// GEMM calls. Short sentences (median ≈ 24 tokens, d_h = 64) spent most of their attention time in the per-head
-/// copies and in kernel-call overheads of 25 × 25 × 64 GEMMs (bench/README.md, "stage profile", "Levers").</item>
+/// <item><see cref="Direct"/> (n ≤ <see cref="DirectMaxTokens"/>): per head, the head's keys are copied transposed
+/// (d_h × n′, n′ = n rounded up to 32) and every score row is Σ_c q_ic · Kᵀ_c, vectors of keys at a time with no
+/// horizontal reduction; the stable softmax runs on each row, and the output row is Σ_j p_j V_j accumulated in
+/// registers and stored once into its columns: no other copies, no V transpose, no GEMM calls. Short sentences
+/// (median ≈ 24 tokens, d_h = 64) spent most of their attention time in the per-head copies and in kernel-call
+/// overheads of 25 × 25 × 64 GEMMs, then in the four-way reductions of per-key dot products (bench/README.md,
+/// "stage profile", "Levers").</item>
 /// <item><see cref="Gemm"/> (longer samples): each head's columns copied into contiguous blocks (V transposed) and
 /// two FP32 GEMMs, S = Q_h K_hᵀ and O_h = P V_h, where the kernel's register blocking pays for the copies.</item>
 /// </list>
@@ -77,17 +79,24 @@ internal static class Attention
         }
     }
 
-    /// <summary>The direct path (see the class remarks); <paramref name="scores"/> needs n·n floats (one head's scores).</summary>
+    /// <summary>Keys rounded up to a whole number of 32-float groups: the width of the direct path's Kᵀ and score rows.</summary>
+    private static int PaddedKeys(int n) => (n + 31) & ~31;
+
+    /// <summary>Floats of scratch <see cref="Direct"/> needs: one head's Kᵀ (d_h × n′) and its scores (n × n′), n′ = n rounded up to 32.</summary>
+    public static int DirectScratch(int n, int dh) => PaddedKeys(n) * (dh + n);
+
+    /// <summary>The direct path (see the class remarks); <paramref name="scratch"/> holds <see cref="DirectScratch"/> floats.</summary>
     public static unsafe void Direct(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
-        int n, int stride, int heads, int dh, Span<float> scores, KernelIsa isa)
+        int n, int stride, int heads, int dh, Span<float> scratch, KernelIsa isa)
     {
         long needed = (long)(n - 1) * stride + (long)heads * dh;
         if (n < 1 || heads * dh > stride || q.Length < needed || k.Length < needed || v.Length < needed || output.Length < needed
-            || scores.Length < (long)n * n)
+            || scratch.Length < (long)PaddedKeys(n) * (dh + n))
             throw new ArgumentException("attention spans too short for n rows of the given stride and heads");
         float scale = 1f / MathF.Sqrt(dh);
+        int np = PaddedKeys(n);
         Span<float> sums = n <= 256 ? stackalloc float[n] : new float[n];
-        fixed (float* q0 = q, k0 = k, v0 = v, o0 = output, s0 = scores)
+        fixed (float* q0 = q, k0 = k, v0 = v, o0 = output, kt = scratch, s0 = scratch[(dh * np)..])
         {
             for (int head = 0; head < heads; head++)
             {
@@ -95,16 +104,17 @@ internal static class Attention
                 // All of a head's score rows first, then all of its weighted sums: K_h and V_h are n rows `stride` floats
                 // apart (1 KiB at d = 256), which fall into a few L1 sets; reading both for every query evicted one with
                 // the other from ≈ 25 tokens on (measured: the cost per row doubled between 16 and 25 tokens).
+                Scores(q0 + c0, k0 + c0, stride, n, dh, scale, kt, s0, isa);
                 for (int i = 0; i < n; i++)
                 {
-                    float* s = s0 + i * n;
-                    float max = Scores(q0 + i * stride + c0, k0 + c0, stride, n, dh, scale, s, isa);
+                    float* s = s0 + i * np;
                     // The max-shifted softmax of ForwardPass.StableSoftmax, its division moved after the weighted sum:
                     // out = (Σ_j e_j V_j) / Σ_j e_j with e_j = exp(s_j − max), one pass less over the row.
-                    sums[i] = ExpShifted(s, n, max, isa);
+                    // (TensorPrimitives.Max is vectorised; a scalar MathF.Max chain cost more than the dot products.)
+                    sums[i] = ExpShifted(s, n, TensorPrimitives.Max(new ReadOnlySpan<float>(s, n)), isa);
                 }
                 for (int i = 0; i < n; i++)
-                    WeightedSum(s0 + i * n, n, v0 + c0, stride, dh, sums[i], o0 + i * stride + c0, isa);
+                    WeightedSum(s0 + i * np, n, v0 + c0, stride, dh, sums[i], o0 + i * stride + c0, isa);
             }
         }
     }
@@ -112,77 +122,102 @@ internal static class Attention
     // Each step below dispatches once on the width cap to one generic body (IFloatLanes: the per-width operations),
     // then finishes the rows or columns the vectors left with plain loops, which are also the Scalar reference.
 
-    /// <summary>s_j = (q · k_j) · scale for the n rows k_j = k + j·stride (dh floats each); returns max_j s_j (NaN if any is).</summary>
-    internal static unsafe float Scores(float* q, float* k, int stride, int n, int dh, float scale, float* s, KernelIsa isa)
+    /// <summary>
+    /// One head's scores s_ij = (q_i · k_j) · scale for the n query rows q_i = q + i·stride and key rows k_j = k + j·stride
+    /// (dh floats each) into the rows s + i·n′ (n′ = n rounded up to 32; columns n … n′ − 1 are scratch). The vector
+    /// widths first copy the head's keys transposed into <paramref name="kt"/> (dh × n′, padding zero), so a score row is
+    /// Σ_c q_ic · Kᵀ_c: broadcasts and FMAs down whole vectors of keys, four queries at a time, with no horizontal
+    /// reduction (the dot-product form spent ≈ 13 cycles a score on its four-way reductions and extracts; bench/README.md,
+    /// "Levers"). Each score is then the FMA chain over c in order, times scale; the scalar reference rounds the
+    /// products and sums separately, so the two differ by float rounding only.
+    /// </summary>
+    internal static unsafe void Scores(float* q, float* k, int stride, int n, int dh, float scale, float* kt, float* s, KernelIsa isa)
     {
-        int j = 0;
-        if (isa == KernelIsa.Avx512 && Lanes512.IsSupported && dh >= Lanes512.Count)
-            j = ScoresLanes<Lanes512, Vector512<float>>(q, k, stride, n, dh, scale, s);
-        else if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported && dh >= Lanes256.Count)
-            j = ScoresLanes<Lanes256, Vector256<float>>(q, k, stride, n, dh, scale, s);
-        else if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported && dh >= Lanes128.Count)
-            j = ScoresLanes<Lanes128, Vector128<float>>(q, k, stride, n, dh, scale, s);
-        for (; j < n; j++)
-        {
-            float* kj = k + j * stride;
-            float d0 = 0f;
-            for (int c = 0; c < dh; c++)
-                d0 += q[c] * kj[c];
-            s[j] = d0 * scale;
-        }
-        return TensorPrimitives.Max(new ReadOnlySpan<float>(s, n)); // vectorised; a scalar MathF.Max chain cost more than the dot products
+        int np = PaddedKeys(n);
+        if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
+            ScoresLanes<Lanes512, Vector512<float>>(q, k, stride, n, dh, scale, kt, s);
+        else if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+            ScoresLanes<Lanes256, Vector256<float>>(q, k, stride, n, dh, scale, kt, s);
+        else if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+            ScoresLanes<Lanes128, Vector128<float>>(q, k, stride, n, dh, scale, kt, s);
+        else
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float* qi = q + i * stride, kj = k + j * stride;
+                    float d0 = 0f;
+                    for (int c = 0; c < dh; c++)
+                        d0 += qi[c] * kj[c];
+                    s[i * np + j] = d0 * scale;
+                }
     }
 
-    /// <summary>
-    /// The scores of the keys in groups of four (one q load feeds four FMAs; one <see cref="IFloatLanes{TVec}.Reduce4"/>
-    /// finishes four dot products), the last dh mod L products of each added one by one; returns how many keys it did
-    /// (all of them: the single-key loop takes what the groups leave).
-    /// </summary>
-    private static unsafe int ScoresLanes<TLanes, TVec>(float* q, float* k, int stride, int n, int dh, float scale, float* s)
+    /// <summary>See <see cref="Scores"/>: Kᵀ, then tiles of four queries × two vectors of keys (eight FMA chains), then the queries left one at a time.</summary>
+    private static unsafe void ScoresLanes<TLanes, TVec>(float* q, float* k, int stride, int n, int dh, float scale, float* kt, float* s)
         where TLanes : IFloatLanes<TVec> where TVec : struct
     {
-        int w = TLanes.Count, j = 0;
-        for (; j + 4 <= n; j += 4)
+        int w = TLanes.Count, np = PaddedKeys(n); // 2w divides 32, so n′ is a whole number of key-vector pairs
+        for (int c = 0; c < dh; c++)
         {
-            float* k1 = k + j * stride;
-            TVec a0 = TLanes.Zero, a1 = a0, a2 = a0, a3 = a0;
-            int c = 0;
-            for (; c + w <= dh; c += w)
-            {
-                TVec qv = TLanes.Load(q + c);
-                a0 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c), a0);
-                a1 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c + stride), a1);
-                a2 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c + 2 * stride), a2);
-                a3 = TLanes.FusedMultiplyAdd(qv, TLanes.Load(k1 + c + 3 * stride), a3);
-            }
-            Vector128<float> sums = TLanes.Reduce4(a0, a1, a2, a3);
-            float d0 = sums.GetElement(0), d1 = sums.GetElement(1), d2 = sums.GetElement(2), d3 = sums.GetElement(3);
-            for (; c < dh; c++)
-            {
-                float qc = q[c];
-                d0 += qc * k1[c];
-                d1 += qc * k1[c + stride];
-                d2 += qc * k1[c + 2 * stride];
-                d3 += qc * k1[c + 3 * stride];
-            }
-            s[j] = d0 * scale;
-            s[j + 1] = d1 * scale;
-            s[j + 2] = d2 * scale;
-            s[j + 3] = d3 * scale;
+            float* row = kt + c * np;
+            for (int j = 0; j < n; j++)
+                row[j] = k[j * stride + c];
+            for (int j = n; j < np; j++)
+                row[j] = 0f;
         }
-        for (; j < n; j++)
+        TVec sc = TLanes.Create(scale);
+        int i = 0;
+        for (; i + 4 <= n; i += 4)
         {
-            float* kj = k + j * stride;
-            TVec a0 = TLanes.Zero;
-            int c = 0;
-            for (; c + w <= dh; c += w)
-                a0 = TLanes.FusedMultiplyAdd(TLanes.Load(q + c), TLanes.Load(kj + c), a0);
-            float d0 = TLanes.Sum(a0);
-            for (; c < dh; c++)
-                d0 += q[c] * kj[c];
-            s[j] = d0 * scale;
+            float* q0 = q + i * stride, q1 = q0 + stride, q2 = q1 + stride, q3 = q2 + stride;
+            float* s0 = s + i * np;
+            for (int j = 0; j < np; j += 2 * w)
+            {
+                TVec a00 = TLanes.Zero, a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+                float* kc = kt + j;
+                for (int c = 0; c < dh; c++, kc += np)
+                {
+                    TVec k0 = TLanes.Load(kc), k1 = TLanes.Load(kc + w);
+                    TVec b = TLanes.Create(q0[c]);
+                    a00 = TLanes.FusedMultiplyAdd(b, k0, a00);
+                    a01 = TLanes.FusedMultiplyAdd(b, k1, a01);
+                    b = TLanes.Create(q1[c]);
+                    a10 = TLanes.FusedMultiplyAdd(b, k0, a10);
+                    a11 = TLanes.FusedMultiplyAdd(b, k1, a11);
+                    b = TLanes.Create(q2[c]);
+                    a20 = TLanes.FusedMultiplyAdd(b, k0, a20);
+                    a21 = TLanes.FusedMultiplyAdd(b, k1, a21);
+                    b = TLanes.Create(q3[c]);
+                    a30 = TLanes.FusedMultiplyAdd(b, k0, a30);
+                    a31 = TLanes.FusedMultiplyAdd(b, k1, a31);
+                }
+                TLanes.Store(TLanes.Multiply(a00, sc), s0 + j);
+                TLanes.Store(TLanes.Multiply(a01, sc), s0 + j + w);
+                TLanes.Store(TLanes.Multiply(a10, sc), s0 + np + j);
+                TLanes.Store(TLanes.Multiply(a11, sc), s0 + np + j + w);
+                TLanes.Store(TLanes.Multiply(a20, sc), s0 + 2 * np + j);
+                TLanes.Store(TLanes.Multiply(a21, sc), s0 + 2 * np + j + w);
+                TLanes.Store(TLanes.Multiply(a30, sc), s0 + 3 * np + j);
+                TLanes.Store(TLanes.Multiply(a31, sc), s0 + 3 * np + j + w);
+            }
         }
-        return j;
+        for (; i < n; i++)
+        {
+            float* qi = q + i * stride;
+            for (int j = 0; j < np; j += 2 * w)
+            {
+                TVec a0 = TLanes.Zero, a1 = a0;
+                float* kc = kt + j;
+                for (int c = 0; c < dh; c++, kc += np)
+                {
+                    TVec b = TLanes.Create(qi[c]);
+                    a0 = TLanes.FusedMultiplyAdd(b, TLanes.Load(kc), a0);
+                    a1 = TLanes.FusedMultiplyAdd(b, TLanes.Load(kc + w), a1);
+                }
+                TLanes.Store(TLanes.Multiply(a0, sc), s + i * np + j);
+                TLanes.Store(TLanes.Multiply(a1, sc), s + i * np + j + w);
+            }
+        }
     }
 
     /// <summary>s_j ← exp(s_j − max) in place over n scores; returns Σ_j s_j (the vector widths' Exp, MathF.Exp on the tail).</summary>

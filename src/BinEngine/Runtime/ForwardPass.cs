@@ -251,10 +251,10 @@ internal sealed class ForwardPass
     /// <summary>
     /// Softmax attention of one sample over its own <paramref name="length"/> tokens, per head:
     /// out_i = Σ_j softmax_j(Q_i·K_j / √d_h) V_j, head j owning columns [j·d_h, (j+1)·d_h) (<see cref="Runtime.Attention"/>).
-    /// Up to <see cref="Runtime.Attention.DirectMaxTokens"/> tokens (all but the longest SST-2 sentences) the scores are dot
-    /// products read straight from the strided Q and K rows and each output row is Σ_j p_j V_j accumulated in
-    /// registers, vectorised up to the plan's helper ISA: no per-head copies, no V transpose, no GEMM calls, which
-    /// on 25-token sentences cost more than the arithmetic (bench/README.md, "Levers"). Longer samples keep the
+    /// Up to <see cref="Runtime.Attention.DirectMaxTokens"/> tokens (all but the longest SST-2 sentences) the scores are
+    /// whole vectors of keys against a transposed copy of the head's keys and each output row is Σ_j p_j V_j accumulated
+    /// in registers, vectorised up to the plan's helper ISA: no other copies, no V transpose, no GEMM calls, which on
+    /// 25-token sentences cost more than the arithmetic (bench/README.md, "Levers"). Longer samples keep the
     /// copies and the two per-head FP32 GEMMs (S = Q_h K_hᵀ, O_h = P V_h). The path depends on the length only, so
     /// a sample's result is the same in any batch; the two differ from each other by float rounding only.
     /// </summary>

@@ -32,7 +32,7 @@ public class AttentionTests
         var isa = Enum.Parse<KernelIsa>(isaName);
         var (q, k, v, stride) = Inputs(n, heads, dh, pad, n * 7 + dh, 1f);
         var output = Filled(n * stride, 42f);
-        Attention.Direct(q, k, v, output, n, stride, heads, dh, new float[n * n], isa);
+        Attention.Direct(q, k, v, output, n, stride, heads, dh, new float[Attention.DirectScratch(n, dh)], isa);
         AssertClose(Formula(q, k, v, n, stride, heads, dh), output, n, stride, heads * dh, 2e-6);
     }
 
@@ -61,7 +61,7 @@ public class AttentionTests
         const int n = 13, heads = 4, dh = 64;
         var (q, k, v, stride) = Inputs(n, heads, dh, 0, 3, 20f);
         var output = new float[n * stride];
-        Attention.Direct(q, k, v, output, n, stride, heads, dh, new float[n * n], isa);
+        Attention.Direct(q, k, v, output, n, stride, heads, dh, new float[Attention.DirectScratch(n, dh)], isa);
         Assert.All(output, x => Assert.True(float.IsFinite(x)));
         AssertClose(Formula(q, k, v, n, stride, heads, dh), output, n, stride, heads * dh, 1e-2); // scores ~1e3: their rounding moves the weights by ~1e-4
     }
@@ -76,11 +76,11 @@ public class AttentionTests
         KernelSet set = KernelRegistry.Selected;
         var (q, k, v, stride) = Inputs(n, heads, dh, 0, n, 1f);
         float[] Run(Func<float[], float[]> path) => path(new float[n * stride]);
-        var scratch = () => new Attention.GemmScratch(new float[n * dh], new float[n * dh], new float[n * dh], new float[n * dh], new float[n * n]);
+        var scratch = () => new Attention.GemmScratch(new float[n * dh], new float[n * dh], new float[n * dh], new float[n * dh], new float[Math.Max(n * n, Attention.DirectScratch(n, dh))]);
         float[] viaSample = Run(o => { Attention.Sample(q, k, v, o, n, stride, heads, dh, scratch(), set.Sgemm, set.Xnor.Isa); return o; });
         float[] again = Run(o => { Attention.Sample(q, k, v, o, n, stride, heads, dh, scratch(), set.Sgemm, set.Xnor.Isa); return o; });
         float[] expected = n <= Attention.DirectMaxTokens
-            ? Run(o => { Attention.Direct(q, k, v, o, n, stride, heads, dh, new float[n * n], set.Xnor.Isa); return o; })
+            ? Run(o => { Attention.Direct(q, k, v, o, n, stride, heads, dh, new float[Attention.DirectScratch(n, dh)], set.Xnor.Isa); return o; })
             : Run(o => { Attention.Gemm(q, k, v, o, n, stride, heads, dh, scratch(), set.Sgemm); return o; });
         Assert.Equal(expected, viaSample);
         Assert.Equal(viaSample, again);
@@ -90,9 +90,11 @@ public class AttentionTests
     public void DirectRejectsShortSpans()
     {
         var x = new float[3 * 8];
-        Assert.Throws<ArgumentException>(() => Attention.Direct(x, x, x, x, 4, 8, 2, 4, new float[16], KernelIsa.Scalar));
-        Assert.Throws<ArgumentException>(() => Attention.Direct(x, x, x, x, 3, 8, 2, 4, new float[8], KernelIsa.Scalar));
-        Assert.Throws<ArgumentException>(() => Attention.Direct(x, x, x, x, 3, 8, 3, 4, new float[9], KernelIsa.Scalar));
+        var scratch = new float[Attention.DirectScratch(4, 4)];
+        Attention.Direct(x, x, x, x, 3, 8, 2, 4, scratch, KernelIsa.Scalar);                                                   // fits
+        Assert.Throws<ArgumentException>(() => Attention.Direct(x, x, x, x, 4, 8, 2, 4, scratch, KernelIsa.Scalar));          // 4 rows
+        Assert.Throws<ArgumentException>(() => Attention.Direct(x, x, x, x, 3, 8, 3, 4, scratch, KernelIsa.Scalar));          // 3 heads × 4 > 8
+        Assert.Throws<ArgumentException>(() => Attention.Direct(x, x, x, x, 3, 8, 2, 4, new float[Attention.DirectScratch(3, 4) - 1], KernelIsa.Scalar)); // scratch
     }
 
     private static (float[] Q, float[] K, float[] V, int Stride) Inputs(int n, int heads, int dh, int pad, int seed, float magnitude)
