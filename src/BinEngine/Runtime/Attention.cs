@@ -29,8 +29,11 @@ namespace BinEngine.Runtime;
 /// </remarks>
 internal static class Attention
 {
-    /// <summary>Longest sample the direct path takes; measured, bench/README.md "Levers".</summary>
-    public const int DirectMaxTokens = 48;
+    /// <summary>
+    /// Longest sample the direct path takes (`bench -- attention`, bench/README.md "Levers": with the transposed-key
+    /// scores it is 1.3–2× the copies + SGEMMs from 25 to 64 tokens and 0.96× at 96; 48 before them).
+    /// </summary>
+    public const int DirectMaxTokens = 64;
 
     /// <summary>One sample: <paramref name="q"/>, <paramref name="k"/>, <paramref name="v"/> and <paramref name="output"/> start at its first row.</summary>
     public static void Sample(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
