@@ -20,6 +20,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "load") return LoadCost.Run(args[1..]);
         if (args.Length > 0 && args[0] == "fusion") return Peer.FusionLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "epilogue") return Peer.EpilogueLever.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "ab") return Peer.EngineAb.Run(args[1..]);
         if (args.Length > 0 && args[0] == "attention") return Peer.AttentionLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "activations") return Peer.ActivationLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "profile") return Peer.StageProfile.Run(args[1..]);

@@ -27,7 +27,7 @@ public static class StageProfile
     private enum Stage
     {
         Tokenizer, Embedding, Lexical, QuantizePack, ProductQkv, ProductO, ProductG1F1, ProductG2F2, Epilogue,
-        AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, ActivationPack, LayerNorm, ExitHeads, Result, Count,
+        AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, LayerNorm, ExitHeads, Result, Count,
     }
 
     private static readonly string[] StageNames =
@@ -35,7 +35,7 @@ public static class StageProfile
         "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "lexical n-gram head (buckets, table sums)", "quantize + pack activations",
         "products Q/K/V (3 GEMMs, N = d)", "products O (N = d)", "products G1/F1 (2 GEMMs, N = f)", "products G2/F2 (2 GEMMs, K = f)",
         "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM per head; samples of ≤ 64 tokens take the direct path, all of it timed here)", "attention: scale + stable softmax (per row)",
-        "element-wise (σ, tanh, ⊙, residual adds)", "σ and tanh inside the sign pack (a = 1: G2/F2 inputs never stored)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
+        "element-wise (σ, tanh, ⊙, residual adds)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
         "result building (arrays, softmax, object)",
     ];
 
@@ -307,30 +307,13 @@ public static class StageProfile
             Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
             // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN); VectorMath's σ and tanh, a few ulp
             // from MathF's (the reference's), cost a fifth of TensorPrimitives' (bench/README.md, "Levers").
-            if (_plan.Activations == ActivationEncoding.Planes && _a.ActBits == 1)
-            {
-                // a = 1: σ and tanh applied inside the sign packer, never stored (ForwardPass.Block)
-                Lap(Stage.Elementwise);
-                if (_a.SlfnGateCenter)
-                    PackSignRows<CentredSigmoidMap>(gate, tokens, f);
-                else
-                    PackSignRows<SigmoidMap>(gate, tokens, f);
-                Lap(Stage.ActivationPack);
-                Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
-                PackSignRows<TanhMap>(forget, tokens, f);
-                Lap(Stage.ActivationPack);
-                Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
-            }
-            else
-            {
-                VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
-                VectorMath.Tanh(forget, forget, _plan.HelperIsa);
-                Lap(Stage.Elementwise);
-                Quantize(gate, tokens, f);
-                Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
-                Quantize(forget, tokens, f);
-                Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
-            }
+            VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+            VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+            Lap(Stage.Elementwise);
+            Quantize(gate, tokens, f);
+            Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
+            Quantize(forget, tokens, f);
+            Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
 
             Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
             TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
@@ -405,7 +388,11 @@ public static class StageProfile
                     ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k), _plan.VectorisedHelpers);
             }
             else if (bits == 1)
-                PackSignRows<IdentityMap>(x, rows, k);
+            {
+                int words = BitPacking.RowWords(k);
+                for (int t = 0; t < rows; t++)
+                    ws.Scales[t] = ActivationPacker.PackSigns(x.Slice(t * k, k), ws.Planes.AsSpan(t * words, words), _plan.HelperIsa);
+            }
             else
             {
                 int stride = bits * BitPacking.RowWords(k);
@@ -413,13 +400,6 @@ public static class StageProfile
                     ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.VectorisedHelpers);
             }
             Lap(Stage.QuantizePack);
-        }
-
-        private void PackSignRows<TMap>(ReadOnlySpan<float> x, int rows, int k) where TMap : ILaneMap
-        {
-            int words = BitPacking.RowWords(k);
-            for (int t = 0; t < rows; t++)
-                _ws.Scales[t] = ActivationPacker.PackSigns<TMap>(x.Slice(t * k, k), _ws.Planes.AsSpan(t * words, words), _plan.HelperIsa);
         }
 
         private void Linear(LinearWeights w, ReadOnlySpan<float> x, int rows, float[] output, Stage product)

@@ -63,9 +63,6 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     /// <summary>Bit i set when lane i is ≥ 0 (so −0 and +0 give 1, NaN gives 0).</summary>
     static abstract uint NonNegativeBits(TVec v);
-
-    /// <summary><typeparamref name="TMap"/>'s function at this width (a bridge: its per-width overloads are picked here, where the width is known).</summary>
-    static abstract TVec Apply<TMap>(TVec v) where TMap : Runtime.ILaneMap;
 }
 
 /// <summary>Portable 128-bit vectors (SSE on x86, AdvSimd on ARM).</summary>
@@ -123,9 +120,6 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector128<float> v) => (uint)Vector128.GreaterThanOrEqual(v, Vector128<float>.Zero).ExtractMostSignificantBits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Apply<TMap>(Vector128<float> v) where TMap : Runtime.ILaneMap => TMap.Apply(v);
 }
 
 /// <summary>256-bit vectors with AVX2 + FMA.</summary>
@@ -186,9 +180,6 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector256<float> v) => (uint)Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero).ExtractMostSignificantBits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Apply<TMap>(Vector256<float> v) where TMap : Runtime.ILaneMap => TMap.Apply(v);
 }
 
 /// <summary>512-bit vectors with AVX-512F.</summary>
@@ -246,7 +237,4 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector512<float> v) => (uint)Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero).ExtractMostSignificantBits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Apply<TMap>(Vector512<float> v) where TMap : Runtime.ILaneMap => TMap.Apply(v);
 }

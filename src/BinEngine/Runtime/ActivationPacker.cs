@@ -29,7 +29,7 @@ internal static class ActivationPacker
         planes = planes[..(bits * words)];
         planes.Clear();
         if (bits == 1)
-            return PackSigns<IdentityMap>(x, planes, vectorised ? KernelIsa.Avx512 : KernelIsa.Scalar);
+            return PackSigns(x, planes, vectorised ? KernelIsa.Avx512 : KernelIsa.Scalar);
 
         int m = BitPacking.MaxCode(bits);
         float s = RowScale(x, m);
@@ -115,14 +115,14 @@ internal static class ActivationPacker
     }
 
     /// <summary>
-    /// a = 1 for the row y = f(x), f = <typeparamref name="TMap"/> applied lane by lane on the way in (never stored):
-    /// bit j = (y_j ≥ 0) (sign(0) = +1, NaN gives 0) into <paramref name="plane"/> (RowWords(K) words, padding bits
-    /// zero); returns β = mean|y|. Vectors up to <paramref name="isa"/>'s width build each 64-bit word in a register and
-    /// store it once (or-ing every 8 bits into memory chained 8 store-to-load forwards per word: −28 % on W1A1's
-    /// quantize + pack, bench/README.md "Levers"). The bits do not depend on the width (f has the same bits at every
-    /// width); β is summed in per-lane partial sums, so it moves by ulps with the width.
+    /// a = 1: bit j = (x_j ≥ 0) (sign(0) = +1, NaN gives 0) into <paramref name="plane"/> (RowWords(K) words, padding
+    /// bits zero), and β = mean|x| from the same loads (one pass over the row, not a pack and a TensorPrimitives sum).
+    /// Vectors up to <paramref name="isa"/>'s width build each 64-bit word in a register and store it once (or-ing
+    /// every 8 bits into memory chained 8 store-to-load forwards per word: −28 % on W1A1's quantize + pack,
+    /// bench/README.md "Levers"). The bits do not depend on the width; β is summed in per-lane partial sums, so it
+    /// moves by ulps with the width.
     /// </summary>
-    public static unsafe float PackSigns<TMap>(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa) where TMap : ILaneMap
+    public static unsafe float PackSigns(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa)
     {
         int k = x.Length, j = 0;
         plane = plane[..BitPacking.RowWords(k)];
@@ -132,14 +132,14 @@ internal static class ActivationPacker
         fixed (ulong* pp = plane)
         {
             if (isa >= KernelIsa.Avx512 && Lanes512.IsSupported)
-                sum += PackSignsLanes<TMap, Lanes512, Vector512<float>>(xp, k, ref j, pp);
+                sum += PackSignsLanes<Lanes512, Vector512<float>>(xp, k, ref j, pp);
             if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
-                sum += PackSignsLanes<TMap, Lanes256, Vector256<float>>(xp, k, ref j, pp);
+                sum += PackSignsLanes<Lanes256, Vector256<float>>(xp, k, ref j, pp);
             if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
-                sum += PackSignsLanes<TMap, Lanes128, Vector128<float>>(xp, k, ref j, pp);
+                sum += PackSignsLanes<Lanes128, Vector128<float>>(xp, k, ref j, pp);
             for (; j < k; j++)
             {
-                float y = TMap.Apply(xp[j]);
+                float y = xp[j];
                 sum += MathF.Abs(y);
                 if (y >= 0f)
                     pp[j >> 6] |= 1UL << (j & 63);
@@ -148,9 +148,9 @@ internal static class ActivationPacker
         return k == 0 ? 0f : sum / k;
     }
 
-    /// <summary>One width's part of <see cref="PackSigns{TMap}"/>: whole words from j, then single vectors; returns its Σ|y|.</summary>
-    private static unsafe float PackSignsLanes<TMap, TLanes, TVec>(float* x, int k, ref int j, ulong* plane)
-        where TMap : ILaneMap where TLanes : IFloatLanes<TVec> where TVec : struct
+    /// <summary>One width's part of <see cref="PackSigns"/>: whole words from j, then single vectors; returns its Σ|x|.</summary>
+    private static unsafe float PackSignsLanes<TLanes, TVec>(float* x, int k, ref int j, ulong* plane)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
     {
         int w = TLanes.Count;
         TVec magnitudes = TLanes.Zero;
@@ -159,7 +159,7 @@ internal static class ActivationPacker
             ulong word = 0;
             for (int b = 0; b < 64; b += w)
             {
-                TVec y = TLanes.Apply<TMap>(TLanes.Load(x + j + b));
+                TVec y = TLanes.Load(x + j + b);
                 magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
                 word |= (ulong)TLanes.NonNegativeBits(y) << b;
             }
@@ -167,7 +167,7 @@ internal static class ActivationPacker
         }
         for (; j + w <= k; j += w) // w divides 64: a vector never straddles two words
         {
-            TVec y = TLanes.Apply<TMap>(TLanes.Load(x + j));
+            TVec y = TLanes.Load(x + j);
             magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
             plane[j >> 6] |= (ulong)TLanes.NonNegativeBits(y) << (j & 63);
         }

@@ -218,28 +218,12 @@ internal sealed class ForwardPass
         Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
         // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN). VectorMath's σ and tanh are a few ulp
         // from MathF's (the reference's) and measured 1.3–1.5× faster than TensorPrimitives' (bench/README.md, "Levers").
-        if (_plan.Activations == ActivationEncoding.Planes && _a.ActBits == 1)
-        {
-            // At a = 1, G2 and F2 read their inputs only through the signs and β = mean|·|: the packer applies σ and
-            // tanh lane by lane on its way in and the f-wide activations are never stored (the same sign bits as
-            // storing them first; β within ulps).
-            if (_a.SlfnGateCenter)
-                PackSignRows<CentredSigmoidMap>(ws, gate, tokens, f);
-            else
-                PackSignRows<SigmoidMap>(ws, gate, tokens, f);
-            Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
-            PackSignRows<TanhMap>(ws, forget, tokens, f);
-            Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
-        }
-        else
-        {
-            VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
-            VectorMath.Tanh(forget, forget, _plan.HelperIsa);
-            Quantize(ws, gate, tokens, f);
-            Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
-            Quantize(ws, forget, tokens, f);
-            Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
-        }
+        VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+        VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+        Quantize(ws, gate, tokens, f);
+        Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
+        Quantize(ws, forget, tokens, f);
+        Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
 
         Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
         TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
@@ -282,7 +266,9 @@ internal sealed class ForwardPass
                     ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k), _plan.VectorisedHelpers);
                 return;
             case ActivationEncoding.Planes when bits == 1:
-                PackSignRows<IdentityMap>(ws, x, rows, k);
+                int words = BitPacking.RowWords(k);
+                for (int t = 0; t < rows; t++)
+                    ws.Scales[t] = ActivationPacker.PackSigns(x.Slice(t * k, k), ws.Planes.AsSpan(t * words, words), _plan.HelperIsa);
                 return;
             case ActivationEncoding.Planes:
                 int stride = bits * BitPacking.RowWords(k);
@@ -290,14 +276,6 @@ internal sealed class ForwardPass
                     ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.VectorisedHelpers);
                 return;
         }
-    }
-
-    /// <summary>a = 1: the sign plane and β of f(x) for each of <paramref name="rows"/> rows of width <paramref name="k"/>, f applied on the way in (<see cref="ActivationPacker.PackSigns{TMap}"/>).</summary>
-    private void PackSignRows<TMap>(Workspace ws, ReadOnlySpan<float> x, int rows, int k) where TMap : ILaneMap
-    {
-        int words = BitPacking.RowWords(k);
-        for (int t = 0; t < rows; t++)
-            ws.Scales[t] = ActivationPacker.PackSigns<TMap>(x.Slice(t * k, k), ws.Planes.AsSpan(t * words, words), _plan.HelperIsa);
     }
 
     /// <summary>

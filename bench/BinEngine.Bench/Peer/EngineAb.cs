@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.Loader;
+
+namespace BinEngine.Bench.Peer;
+
+/// <summary>
+/// Two builds of the engine in one process, alternated round by round, so that the shared machine's load lands
+/// on both alike (separate processes a minute apart moved by ±30 % here, more than the levers being measured). Each
+/// build's BinEngine.Core.dll is loaded from its own directory into its own AssemblyLoadContext and driven through the
+/// public API only (BeexModel.Load, Classify(string, ExitPolicy?)), so any two commits can be compared, and every
+/// sentence's label and exit block are checked to agree.
+///
+///   git worktree add /tmp/wt-old REV &amp;&amp; (cd /tmp/wt-old &amp;&amp; dotnet build -c Release src/BinEngine)
+///   dotnet run -c Release --project bench/BinEngine.Bench -- ab --a /tmp/wt-old/src/BinEngine/bin/Release/net10.0
+///       --b src/BinEngine/bin/Release/net10.0 [--model models/sst2-default/model.bex] [--data data/sst2/dev.tsv] [--rounds 10]
+///
+/// Per round and mode (full depth, the model's own exits), the 872 sentences once through each build, the build that
+/// goes first alternating by round (alternating by sentence made each build start every call on the other's weights
+/// in cache). Reported: the mean over sentences of each sentence's least time over the rounds (the cost of the code
+/// itself; the medians here moved by 1.5× from minute to minute with the other tenants' load), and the median of the
+/// rounds' p50s.
+/// </summary>
+public static class EngineAb
+{
+    private sealed class BuildContext(string directory) : AssemblyLoadContext($"engine {directory}")
+    {
+        protected override Assembly? Load(AssemblyName name)
+        {
+            string path = Path.Combine(directory, name.Name + ".dll");
+            return File.Exists(path) && name.Name!.StartsWith("BinEngine", StringComparison.Ordinal) ? LoadFromAssemblyPath(path) : null;
+        }
+    }
+
+    private sealed class Engine
+    {
+        private readonly object _model;
+        private readonly MethodInfo _classify;
+        private readonly PropertyInfo _label, _exit;
+
+        public Engine(string directory, string modelPath)
+        {
+            var context = new BuildContext(Path.GetFullPath(directory));
+            Assembly core = context.LoadFromAssemblyPath(Path.Combine(Path.GetFullPath(directory), "BinEngine.Core.dll"));
+            Type model = core.GetType("BinEngine.BeexModel") ?? core.GetTypes().Single(t => t.Name == "BeexModel");
+            Type policy = core.GetTypes().Single(t => t.Name == "ExitPolicy");
+            Type result = core.GetTypes().Single(t => t.Name == "ClassificationResult");
+            MethodInfo load = model.GetMethods().Single(m => m.Name == "Load" && m.GetParameters() is [{ ParameterType: var p }, _] && p == typeof(string));
+            _model = load.Invoke(null, [modelPath, null])!;
+            _classify = model.GetMethods().Single(m => m.Name == "Classify" && m.GetParameters() is [{ ParameterType: var p }, _] && p == typeof(string));
+            Never = policy.GetProperty("Never", BindingFlags.Public | BindingFlags.Static)?.GetValue(null)
+                ?? policy.GetField("Never", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
+            _label = result.GetProperty("Label")!;
+            _exit = result.GetProperty("ExitBlock")!;
+        }
+
+        public object Never { get; }
+
+        public (int Label, int Exit) Classify(string text, object? policy)
+        {
+            object r = _classify.Invoke(_model, [text, policy])!;
+            return ((int)_label.GetValue(r)!, (int)_exit.GetValue(r)!);
+        }
+    }
+
+    public static int Run(string[] args)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Arg(string name, string fallback) => Array.IndexOf(args, name) is var i and >= 0 ? args[i + 1] : fallback;
+        string a = Arg("--a", ""), b = Arg("--b", "");
+        if (a == "" || b == "")
+        {
+            Console.Error.WriteLine("usage: ab --a BUILD_DIR --b BUILD_DIR [--model F] [--data F] [--rounds N]");
+            return 2;
+        }
+        string modelPath = Arg("--model", "models/sst2-default/model.bex"), dataPath = Arg("--data", "data/sst2/dev.tsv");
+        int rounds = int.Parse(Arg("--rounds", "10"), inv);
+        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).ToArray();
+        var engines = new[] { new Engine(a, modelPath), new Engine(b, modelPath) };
+        Console.WriteLine(string.Create(inv, $"# engine A/B, one process, {texts.Length} sentences × {rounds} rounds, 1 thread"));
+        Console.WriteLine($"- A: {a}\n- B: {b}\n- model: {modelPath}; load before: {PeerHarness.Load()}");
+        foreach (var (mode, exits) in new[] { ("full depth", false), ("exits", true) })
+        {
+            // Per sentence and build, the least time over the rounds: what the code costs when no other tenant
+            // interferes (medians moved by 1.5× between minutes here; the minima by ±2 %). Also the per-round medians.
+            var least = new double[2, texts.Length];
+            for (int e = 0; e < 2; e++)
+                for (int s = 0; s < texts.Length; s++)
+                    least[e, s] = double.MaxValue;
+            var medians = new[] { new List<double>(), new List<double>() };
+            int disagreements = 0;
+            for (int round = -1; round < rounds; round++) // round −1 warms both builds up (tiered JIT)
+            {
+                var answers = new (int, int)[2, texts.Length];
+                for (int turn = 0; turn < 2; turn++)
+                {
+                    int e = (round + 1 + turn) % 2;
+                    var times = new double[texts.Length];
+                    for (int s = 0; s < texts.Length; s++)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        answers[e, s] = engines[e].Classify(texts[s], exits ? null : engines[e].Never);
+                        times[s] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+                        least[e, s] = Math.Min(least[e, s], round >= 0 ? times[s] : double.MaxValue);
+                    }
+                    if (round >= 0)
+                        medians[e].Add(times.Order().ElementAt(times.Length / 2));
+                }
+                for (int s = 0; s < texts.Length; s++)
+                    if (answers[0, s] != answers[1, s])
+                        disagreements++;
+            }
+            double Median(IEnumerable<double> x) { var y = x.Order().ToArray(); return y[y.Length / 2]; }
+            double SumLeast(int e) => Enumerable.Range(0, texts.Length).Sum(s => least[e, s]) / texts.Length;
+            double la = SumLeast(0), lb = SumLeast(1), ma = Median(medians[0]), mb = Median(medians[1]);
+            Console.WriteLine(string.Create(inv,
+                $"{mode}: mean of per-sentence minima A {la:0.0} µs, B {lb:0.0} µs (A/B {la / lb:0.000}); median of per-round p50s A {ma:0.0}, B {mb:0.0} (A/B {ma / mb:0.000}); label or exit disagreements: {disagreements}"));
+        }
+        Console.WriteLine($"- load after: {PeerHarness.Load()}");
+        return 0;
+    }
+}
