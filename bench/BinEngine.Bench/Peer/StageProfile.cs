@@ -30,6 +30,15 @@ public static class StageProfile
         AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, LayerNorm, ExitHeads, Result, Count,
     }
 
+    /// <summary>Work the ablation leaves out (its cost is the least time with it less the least time without it).</summary>
+    private enum Ablated { None, Products, Epilogue, Attention, SigmoidTanh, LayerNorm, QuantizePack, ProductResidual }
+
+    private static readonly string[] AblatedNames =
+    [
+        "nothing (the whole pass)", "binary products (the kernels)", "epilogue y = α·s·(B·q) + b", "attention (all of it)",
+        "σ and tanh", "LayerNorm (embedding, LN1, LN2)", "quantize + pack activations", "SLFN ⊙ and residual adds",
+    ];
+
     private static readonly string[] StageNames =
     [
         "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "lexical n-gram head (buckets, table sums)", "quantize + pack activations",
@@ -52,6 +61,7 @@ public static class StageProfile
         int runs = int.Parse(Arg("--runs", "3"), inv);
         string output = Arg("--out", "");
         int tileRows = int.Parse(Arg("--tile-rows", "0"), inv); // 0: the plan's (ExecutionPlan.TileRows)
+        int ablationRounds = int.Parse(Arg("--ablate", "5"), inv); // 0: no ablation table
         string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
         string loadBefore = PeerHarness.Load();
 
@@ -100,6 +110,22 @@ public static class StageProfile
             sb.AppendLine(inv, $"| **all binary products** | {products1:0.0} | {products1 / t1 * 100:0.0}% | {products64:0.0} | {products64 / t64 * 100:0.0}% |");
             sb.AppendLine(inv, $"| **total, profiled** | {t1:0.0} | 100% | {t64:0.0} | 100% |");
             sb.AppendLine(inv, $"| unprofiled, same run (Classify(text) / tokenize + ClassifyBatch(ids) in chunks of 64) | {one.Real:0.0} | | {many.Real:0.0} | |");
+            if (ablationRounds > 0)
+            {
+                // The laps above charge a stage with whatever the out-of-order core had not finished from the stage
+                // before, and with descheduled time; leaving a stage out and timing the rest does not (issue 11: levers
+                // the laps promised, fused σ/tanh + pack and a one-call LayerNorm, moved nothing end to end).
+                double[] least = p.Ablate(ids, ablationRounds);
+                sb.AppendLine();
+                sb.AppendLine(inv, $"Ablation, batch 1 (one sentence at a time, ids given): each stage left out in turn, the mean over sentences of each one's least time over {ablationRounds} rounds; a stage's cost is the difference.");
+                sb.AppendLine();
+                sb.AppendLine("| left out | least µs/sent | stage µs/sent | share |");
+                sb.AppendLine("|---|---:|---:|---:|");
+                for (int x = 0; x < least.Length; x++)
+                    sb.AppendLine(x == 0
+                        ? string.Create(inv, $"| {AblatedNames[x]} | {least[0]:0.0} | | |")
+                        : string.Create(inv, $"| {AblatedNames[x]} | {least[x]:0.0} | {least[0] - least[x]:0.0} | {(least[0] - least[x]) / least[0] * 100:0}% |"));
+            }
         }
         sb.AppendLine();
         sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {PeerHarness.Load()}");
@@ -133,6 +159,34 @@ public static class StageProfile
 
         /// <summary>Rows per block tile: the engine's (ExecutionPlan.TileRows) unless the command line sets another to measure it.</summary>
         public int TileRows { get; }
+
+        private Ablated _skip;
+
+        /// <summary>Per ablation, the mean over sentences of each sentence's least full-depth pass time (µs) over the rounds.</summary>
+        public double[] Ablate(int[][] ids, int rounds)
+        {
+            int kinds = Enum.GetValues<Ablated>().Length;
+            var least = new double[kinds, ids.Length];
+            for (int x = 0; x < kinds; x++)
+                for (int i = 0; i < ids.Length; i++)
+                    least[x, i] = double.MaxValue;
+            int[][][] one = ids.Select(x => new[] { x }).ToArray();
+            for (int round = -1; round < rounds; round++) // round −1 warms up
+                for (int x = 0; x < kinds; x++)
+                {
+                    _skip = (Ablated)x;
+                    for (int i = 0; i < ids.Length; i++)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        Forward(one[i]);
+                        double us = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+                        if (round >= 0)
+                            least[x, i] = Math.Min(least[x, i], us);
+                    }
+                }
+            _skip = Ablated.None;
+            return Enumerable.Range(0, kinds).Select(x => Enumerable.Range(0, ids.Length).Average(i => least[x, i])).ToArray();
+        }
 
         private void Start() => _mark = Stopwatch.GetTimestamp();
 
@@ -288,14 +342,15 @@ public static class StageProfile
             Linear(b.K, x, tokens, ws.K, Stage.ProductQkv);
             Linear(b.V, x, tokens, ws.V, Stage.ProductQkv);
             Lap(Stage.Epilogue);
-            for (int i = first; i < end; i++)
+            for (int i = first; i < end && _skip != Ablated.Attention; i++)
                 Attention(ws.Starts[i] - rowStart, ws.Lengths[i]);
 
             Span<float> attended = ws.Attended.AsSpan(0, tokens * d);
             Quantize(attended, tokens, d);
             Linear(b.O, attended, tokens, ws.Projected, Stage.ProductO);
             Span<float> h = ws.H.AsSpan(0, tokens * d);
-            TensorPrimitives.Add(x, ws.Projected.AsSpan(0, tokens * d), h);
+            if (_skip != Ablated.ProductResidual)
+                TensorPrimitives.Add(x, ws.Projected.AsSpan(0, tokens * d), h);
             Lap(Stage.Elementwise);
             for (int t = 0; t < tokens; t++)
                 LayerNorm(h.Slice(t * d, d), b.Ln1);
@@ -307,8 +362,11 @@ public static class StageProfile
             Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
             // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN); VectorMath's σ and tanh, a few ulp
             // from MathF's (the reference's), cost a fifth of TensorPrimitives' (bench/README.md, "Levers").
-            VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
-            VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+            if (_skip != Ablated.SigmoidTanh)
+            {
+                VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+                VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+            }
             Lap(Stage.Elementwise);
             Quantize(gate, tokens, f);
             Linear(b.G2, gate, tokens, ws.GateOut, Stage.ProductG2F2);
@@ -316,8 +374,11 @@ public static class StageProfile
             Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
 
             Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
-            TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
-            TensorPrimitives.Add(h, slfn, x);
+            if (_skip != Ablated.ProductResidual)
+            {
+                TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
+                TensorPrimitives.Add(h, slfn, x);
+            }
             Lap(Stage.Elementwise);
             for (int t = 0; t < tokens; t++)
                 LayerNorm(x.Slice(t * d, d), b.Ln2);
@@ -382,6 +443,8 @@ public static class StageProfile
             if (bits == 32)
                 return;
             Lap(Stage.Elementwise);   // whatever ran since the last mark belongs to the caller's element-wise work
+            if (_skip == Ablated.QuantizePack)
+                return;
             if (_plan.Activations == ActivationEncoding.Codes)
             {
                 for (int t = 0; t < rows; t++)
@@ -414,7 +477,10 @@ public static class StageProfile
                 throw new NotSupportedException("the stage profile covers binarized models with 1..8-bit activations");
 
             Span<int> products = ws.Products.AsSpan(0, rows * n);
-            if (_plan.Activations == ActivationEncoding.Codes)
+            if (_skip == Ablated.Products)
+            {
+            }
+            else if (_plan.Activations == ActivationEncoding.Codes)
                 _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, 1);
             else if (bits == 1)
                 _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, products, 1);
@@ -422,7 +488,7 @@ public static class StageProfile
                 _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, 1);
             Lap(product);
 
-            for (int t = 0; t < rows; t++)
+            for (int t = 0; t < rows && _skip != Ablated.Epilogue; t++)
                 Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n), _plan.HelperIsa);
             Lap(Stage.Epilogue);
         }
@@ -453,6 +519,8 @@ public static class StageProfile
 
         private void LayerNorm(Span<float> x, LayerNormWeights ln)
         {
+            if (_skip == Ablated.LayerNorm)
+                return;
             float mean = TensorPrimitives.Sum(x) / x.Length;
             TensorPrimitives.Subtract(x, mean, x);
             float variance = TensorPrimitives.SumOfSquares(x) / x.Length;
