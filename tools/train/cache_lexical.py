@@ -27,6 +27,35 @@ from beex.train import repo_path  # noqa: E402
 VOCAB = "data/vocab/bert-base-uncased-vocab.txt"
 
 
+def sentence_groups(phrases):
+    """Group id per row: the longest row that contains it as a run of whole words (itself when none does).
+
+    Rows are taken longest first; a row is looked up among the sentences registered so far through the one of its
+    words with the fewest sentences, and registers as a sentence when none contains it.
+    """
+    texts = [" " + " ".join(p.split()) + " " for p in phrases]
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    group = np.full(len(texts), -1, dtype=np.int64)
+    sentences, postings = [], {}
+    for i in order:
+        words = set(texts[i].split())
+        if not words:
+            group[i] = len(sentences)
+            sentences.append(texts[i])
+            continue
+        rarest = min(words, key=lambda w: len(postings.get(w, ())))
+        for sid in postings.get(rarest, ()):
+            if texts[i] in sentences[sid]:
+                group[i] = sid
+                break
+        else:
+            group[i] = len(sentences)
+            for w in words:
+                postings.setdefault(w, []).append(len(sentences))
+            sentences.append(texts[i])
+    return group
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -35,6 +64,8 @@ def main():
     ap.add_argument("--l2", type=float, default=1e-4)
     ap.add_argument("--bits", type=int, default=18)
     ap.add_argument("--max-len", type=int, default=64)
+    ap.add_argument("--groups", choices=["sentence", "row"], default="sentence",
+                    help="draw folds by source sentence (default) or row by row (leaks: see sentence_groups)")
     args = ap.parse_args()
     t0 = time.time()
     tok = WordPieceTokenizer(repo_path(VOCAB), lowercase=True)
@@ -56,7 +87,16 @@ def main():
         lens = np.array([len(r) for r in sel_rows])
         return args.lam * bow.logits(W, b, flat, lens)
 
-    fold = np.random.RandomState(0).permutation(len(tr)) % args.folds
+    if args.groups == "sentence":
+        # SST-2's training rows are the phrases of 6,920 parsed sentences: a sentence and its sub-phrases share words
+        # and a label, so folds drawn row by row let the head see a sentence's other phrases when scoring one (the
+        # ungrouped cache was 91.4 % right on train against 81.9 % on dev). Folds are drawn by sentence instead.
+        group = sentence_groups(tr)
+        group_fold = np.random.RandomState(0).permutation(group.max() + 1) % args.folds
+        fold = group_fold[group]
+        print(f"{len(tr)} rows in {group.max() + 1} sentence groups", flush=True)
+    else:
+        fold = np.random.RandomState(0).permutation(len(tr)) % args.folds
     train_z = np.zeros((len(tr), C), dtype=np.float32)
     for k in range(args.folds):
         W, b = fit_on(np.flatnonzero(fold != k))
@@ -70,7 +110,7 @@ def main():
           f"cross-fitted train accuracy {100 * (train_z.argmax(1) == y).mean():.2f}", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save({"train": torch.from_numpy(train_z), "dev": torch.from_numpy(dev_z),
-                "settings": {"folds": args.folds, "lam": args.lam, "l2": args.l2, "bits": args.bits}}, args.out)
+                "settings": {"folds": args.folds, "lam": args.lam, "l2": args.l2, "bits": args.bits, "groups": args.groups}}, args.out)
     print(f"wrote {args.out} in {time.time() - t0:.0f} s")
 
 

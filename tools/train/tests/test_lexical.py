@@ -65,3 +65,15 @@ def test_export_round_trip_keeps_the_head(tmp_path):
     ids = torch.tensor([[1, 2, 3, 7]])
     with torch.no_grad():
         assert torch.equal(again(ids), model(ids))
+
+
+def test_cache_folds_group_a_sentence_with_its_phrases():
+    """cache_lexical.py draws folds by source sentence: every phrase goes to the longest row containing it as whole
+    words, so no fold scores a phrase with a head fitted on its own sentence."""
+    from cache_lexical import sentence_groups
+    rows = ["a fine film ", "fine film", "a fine", "film", "the worst plot ever", "worst plot", "fine", "an odd one",
+            "fin"]  # "fin" is inside "fine" as characters, not as a word: its own group
+    g = sentence_groups(rows)
+    assert g[0] == g[1] == g[2] == g[3] == g[6]
+    assert g[4] == g[5] and g[4] != g[0]
+    assert len({g[0], g[4], g[7], g[8]}) == 4
