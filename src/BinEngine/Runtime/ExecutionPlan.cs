@@ -151,8 +151,10 @@ internal sealed class ExecutionPlan
         }
     }
 
-    /// <summary>Attention scratch for one sample of <paramref name="tokens"/> tokens: T² scores and four T × d_h head buffers.</summary>
-    public long AttentionBytes(int tokens) => 4L * tokens * tokens + 16L * tokens * Architecture.HeadDim;
+    /// <summary>Attention scratch for one sample of <paramref name="tokens"/> tokens: T² scores (or the direct path's Kᵀ and padded score rows, if larger) and four T × d_h head buffers.</summary>
+    public long AttentionBytes(int tokens) =>
+        4L * Math.Max((long)tokens * tokens, Attention.DirectScratch(Math.Min(tokens, Attention.DirectMaxTokens), Architecture.HeadDim))
+        + 16L * tokens * Architecture.HeadDim;
 
     /// <summary>A readable description, one line per decision (what <c>inspect --plan</c> prints).</summary>
     public override string ToString()
@@ -168,7 +170,8 @@ internal sealed class ExecutionPlan
         };
         sb.AppendLine(c, $"activations  {encoding}");
         sb.AppendLine(c, $"products     {Kernel.Name} ({Kernel.Isa.ToName()}) for all {a.Layers * 8} linear layers; weights prepared at load ({WeightPreparation})");
-        sb.AppendLine(c, $"helpers      quantize+pack {(VectorisedHelpers ? "Vector256" : "scalar")}; attention scores on {Kernels.Sgemm.Name}");
+        string packing = a.ActBits == 1 ? $"sign packing {HelperIsa.ToName()}" : $"quantize+pack {(VectorisedHelpers ? "Vector256" : "scalar")}";
+        sb.AppendLine(c, $"helpers      {packing}; attention direct ({HelperIsa.ToName()}) up to {Attention.DirectMaxTokens} tokens, per-head copies + {Kernels.Sgemm.Name} above");
         sb.AppendLine(c, $"tiles        a block runs on at most {TileRows} token rows at a time (whole samples), ≈ {TileRows * WorkspaceBytesPerToken / 1024:N0} KB of buffers");
         sb.AppendLine(c, $"workspace    {WorkspaceBytesPerToken:N0} bytes per token row; attention {AttentionBytes(a.MaxLength):N0} bytes at max_len {a.MaxLength} (grows with the longest text seen)");
         MechanismWeights m = Mechanisms;
