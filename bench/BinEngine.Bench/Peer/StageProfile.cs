@@ -155,7 +155,12 @@ public static class StageProfile
             _kernels = _plan.Kernels;
             _ws = new Workspace(_a, _plan.Activations, _w.Mechanisms);
             TileRows = tileRows > 0 ? tileRows : _plan.TileRows;
+            _positions = new float[_a.MaxLength * _a.Dim];
+            for (int p = 0; p < _a.MaxLength; p++)
+                _w.Embedding.Positions.Dequantize(p, _positions.AsSpan(p * _a.Dim, _a.Dim), _plan.HelperIsa);
         }
+
+        private readonly float[] _positions;
 
         /// <summary>Rows per block tile: the engine's (ExecutionPlan.TileRows) unless the command line sets another to measure it.</summary>
         public int TileRows { get; }
@@ -326,9 +331,7 @@ public static class StageProfile
         {
             EmbeddingWeights e = _w.Embedding;
             e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
-            Span<float> pos = _ws.Pooled;
-            e.Positions.Dequantize(position, pos, _plan.HelperIsa);
-            TensorPrimitives.Add(x, pos, x);
+            TensorPrimitives.Add(x, _positions.AsSpan(position * _a.Dim, _a.Dim), x); // dequantized once, as ForwardPass does
             LayerNorm(x, e.Norm);
         }
 

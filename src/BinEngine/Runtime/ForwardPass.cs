@@ -21,6 +21,7 @@ internal sealed class ForwardPass
     private readonly Architecture _a;
     private readonly ExecutionPlan _plan;
     private readonly KernelSet _kernels;
+    private readonly float[] _positions;
 
     public ForwardPass(ModelWeights weights, ExecutionPlan plan)
     {
@@ -30,6 +31,12 @@ internal sealed class ForwardPass
         _a = weights.Architecture;
         _plan = plan;
         _kernels = plan.Kernels;
+        // The position rows dequantized once (max_len × d floats, 64 KB for SST-2's models): every token of every
+        // call adds one, and dequantizing it from the bit planes each time cost as much as the token's own row.
+        int d = _a.Dim;
+        _positions = new float[(long)_a.MaxLength * d <= Array.MaxLength ? _a.MaxLength * d : throw new ArgumentException("max_len × d exceeds an array")];
+        for (int p = 0; p < _a.MaxLength; p++)
+            weights.Embedding.Positions.Dequantize(p, _positions.AsSpan(p * d, d), plan.HelperIsa);
     }
 
     /// <summary>
@@ -60,7 +67,7 @@ internal sealed class ForwardPass
             ws.States[s] = ExitState.Start;
             ws.Evaluated[s] = 0;
             for (int t = 0; t < ws.Lengths[s]; t++)
-                Embed(ws, ws.TokenIds[tokens + t], t, ws.X.AsSpan((tokens + t) * d, d));
+                Embed(ws.TokenIds[tokens + t], t, ws.X.AsSpan((tokens + t) * d, d));
             _w.Mechanisms.Lexical?.Logits(ws.TokenIds.AsSpan(tokens, ws.Lengths[s]), ws.LexicalLogits.AsSpan(s * _a.Classes, _a.Classes), ws.LexicalBuckets);
             Pool(ws.X, tokens, ws.Lengths[s], ws.PooledStates.AsSpan(s * d, d)); // m_0
             tokens += ws.Lengths[s];
@@ -158,13 +165,11 @@ internal sealed class ForwardPass
     }
 
     // LN_emb(E_tok[row(id)] + E_pos[t])
-    private void Embed(Workspace ws, int id, int position, Span<float> x)
+    private void Embed(int id, int position, Span<float> x)
     {
         EmbeddingWeights e = _w.Embedding;
         e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
-        Span<float> pos = ws.Pooled;
-        e.Positions.Dequantize(position, pos, _plan.HelperIsa);
-        TensorPrimitives.Add(x, pos, x);
+        TensorPrimitives.Add(x, _positions.AsSpan(position * _a.Dim, _a.Dim), x);
         LayerNorm(x, e.Norm);
     }
 

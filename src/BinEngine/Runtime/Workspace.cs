@@ -73,7 +73,7 @@ internal sealed class Workspace
     public float[] HeadQ = [], HeadK = [];          // [T × d_h] one head's columns, contiguous
     public float[] HeadVt = [];                     // [d_h × T] one head's V, transposed
     public float[] HeadOut = [];                    // [T × d_h]
-    public float[] Pooled = [];                     // [d] pooled state, or a position row while embedding
+    public float[] Pooled = [];                     // [d] pooled state
     public float[] ControllerScratch = [];          // the controllers' and gates' hidden rows
     public int[] LexicalBuckets = [];               // [2T − 1] one sample's n-gram buckets (the lexical head)
     public MambaScratch Mamba = new();              // the Mamba exit heads' buffers (grow with the longest sample)
