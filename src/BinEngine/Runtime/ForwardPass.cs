@@ -31,8 +31,8 @@ internal sealed class ForwardPass
         _a = weights.Architecture;
         _plan = plan;
         _kernels = plan.Kernels;
-        // The position rows dequantized once (max_len × d floats, 64 KB for SST-2's models): every token of every
-        // call adds one, and dequantizing it from the bit planes each time cost as much as the token's own row.
+        // The position rows dequantized once (max_len × d floats, 64 KB for SST-2's models), the same bits as
+        // dequantizing one per token and call (its gain is within the engine A/B's noise, ≤ 1 %; bench/README.md).
         int d = _a.Dim;
         _positions = new float[(long)_a.MaxLength * d <= Array.MaxLength ? _a.MaxLength * d : throw new ArgumentException("max_len × d exceeds an array")];
         for (int p = 0; p < _a.MaxLength; p++)
