@@ -26,7 +26,7 @@ public static class AttentionLever
         Sgemm sgemm = KernelRegistry.Selected.Sgemm;
         Console.WriteLine("| n | direct µs per block | copies + 2 SGEMMs per head µs | direct x |");
         Console.WriteLine("|---:|---:|---:|---:|");
-        int[] lengths = [8, 25, 40, 48, 56, 64, 96];
+        int[] lengths = [8, 25, 40, 48, 64, 96, 128, 192];
         for (int pass = 0; pass < 2; pass++) // pass 0 only warms up: tiered JIT compiles in the background, and the first shape timed cold read 2–3× slow
         foreach (int n in lengths)
         {

@@ -43,7 +43,7 @@ public static class StageProfile
     [
         "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "lexical n-gram head (buckets, table sums)", "quantize + pack activations",
         "products Q/K/V (3 GEMMs, N = d)", "products O (N = d)", "products G1/F1 (2 GEMMs, N = f)", "products G2/F2 (2 GEMMs, K = f)",
-        "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM per head; samples of ≤ 64 tokens take the direct path, all of it timed here)", "attention: scale + stable softmax (per row)",
+        "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM per head; samples of ≤ 192 tokens take the direct path, all of it timed here)", "attention: scale + stable softmax (per row)",
         "element-wise (σ, tanh, ⊙, residual adds)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
         "result building (arrays, softmax, object)",
     ];

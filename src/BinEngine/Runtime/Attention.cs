@@ -31,9 +31,10 @@ internal static class Attention
 {
     /// <summary>
     /// Longest sample the direct path takes (`bench -- attention`, bench/README.md "Levers": with the transposed-key
-    /// scores it is 1.3–2× the copies + SGEMMs from 25 to 64 tokens and 0.96× at 96; 48 before them).
+    /// scores and the four-query weighted sums it is 1.4–2.2× the copies + SGEMMs from 25 to 192 tokens, the longest
+    /// measured; 48 before them).
     /// </summary>
-    public const int DirectMaxTokens = 64;
+    public const int DirectMaxTokens = 192;
 
     /// <summary>One sample: <paramref name="q"/>, <paramref name="k"/>, <paramref name="v"/> and <paramref name="output"/> start at its first row.</summary>
     public static void Sample(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
@@ -155,7 +156,7 @@ internal static class Attention
                 }
     }
 
-    /// <summary>See <see cref="Scores"/>: Kᵀ, then tiles of four queries × two vectors of keys (eight FMA chains), then the queries left one at a time.</summary>
+    /// <summary>See <see cref="Scores"/>: Kᵀ, then <see cref="Tile4x2"/> tiles of four queries × two vectors of keys, then the queries left one at a time.</summary>
     private static unsafe void ScoresLanes<TLanes, TVec>(float* q, float* k, int stride, int n, int dh, float scale, float* kt, float* s)
         where TLanes : IFloatLanes<TVec> where TVec : struct
     {
@@ -169,41 +170,11 @@ internal static class Attention
                 row[j] = 0f;
         }
         TVec sc = TLanes.Create(scale);
+        float* scales = stackalloc float[] { scale, scale, scale, scale };
         int i = 0;
         for (; i + 4 <= n; i += 4)
-        {
-            float* q0 = q + i * stride, q1 = q0 + stride, q2 = q1 + stride, q3 = q2 + stride;
-            float* s0 = s + i * np;
             for (int j = 0; j < np; j += 2 * w)
-            {
-                TVec a00 = TLanes.Zero, a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-                float* kc = kt + j;
-                for (int c = 0; c < dh; c++, kc += np)
-                {
-                    TVec k0 = TLanes.Load(kc), k1 = TLanes.Load(kc + w);
-                    TVec b = TLanes.Create(q0[c]);
-                    a00 = TLanes.FusedMultiplyAdd(b, k0, a00);
-                    a01 = TLanes.FusedMultiplyAdd(b, k1, a01);
-                    b = TLanes.Create(q1[c]);
-                    a10 = TLanes.FusedMultiplyAdd(b, k0, a10);
-                    a11 = TLanes.FusedMultiplyAdd(b, k1, a11);
-                    b = TLanes.Create(q2[c]);
-                    a20 = TLanes.FusedMultiplyAdd(b, k0, a20);
-                    a21 = TLanes.FusedMultiplyAdd(b, k1, a21);
-                    b = TLanes.Create(q3[c]);
-                    a30 = TLanes.FusedMultiplyAdd(b, k0, a30);
-                    a31 = TLanes.FusedMultiplyAdd(b, k1, a31);
-                }
-                TLanes.Store(TLanes.Multiply(a00, sc), s0 + j);
-                TLanes.Store(TLanes.Multiply(a01, sc), s0 + j + w);
-                TLanes.Store(TLanes.Multiply(a10, sc), s0 + np + j);
-                TLanes.Store(TLanes.Multiply(a11, sc), s0 + np + j + w);
-                TLanes.Store(TLanes.Multiply(a20, sc), s0 + 2 * np + j);
-                TLanes.Store(TLanes.Multiply(a21, sc), s0 + 2 * np + j + w);
-                TLanes.Store(TLanes.Multiply(a30, sc), s0 + 3 * np + j);
-                TLanes.Store(TLanes.Multiply(a31, sc), s0 + 3 * np + j + w);
-            }
-        }
+                Tile4x2<TLanes, TVec>(q + i * stride, stride, kt + j, np, dh, scales, divide: false, s + i * np + j, np);
         for (; i < n; i++)
         {
             float* qi = q + i * stride;
@@ -280,43 +251,56 @@ internal static class Attention
             WeightedSum(p + i * np, n, v, stride, dh, divisors[i], o + i * stride, isa);
     }
 
-    /// <summary>Four queries × two vectors of columns at a time (see <see cref="WeightedSums"/>); returns the columns done.</summary>
+    /// <summary><see cref="Tile4x2"/> tiles of four queries × two vectors of columns (see <see cref="WeightedSums"/>); returns the columns done.</summary>
     private static unsafe int WeightedSumsTile<TLanes, TVec>(float* p, int np, int n, float* v, int stride, int dh, float* divisors, float* o)
         where TLanes : IFloatLanes<TVec> where TVec : struct
     {
         int w = TLanes.Count, c = 0;
-        float* p0 = p, p1 = p0 + np, p2 = p1 + np, p3 = p2 + np;
         for (; c + 2 * w <= dh; c += 2 * w)
-        {
-            TVec a00 = TLanes.Zero, a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-            float* vj = v + c;
-            for (int j = 0; j < n; j++, vj += stride)
-            {
-                TVec v0 = TLanes.Load(vj), v1 = TLanes.Load(vj + w);
-                TVec b = TLanes.Create(p0[j]);
-                a00 = TLanes.FusedMultiplyAdd(b, v0, a00);
-                a01 = TLanes.FusedMultiplyAdd(b, v1, a01);
-                b = TLanes.Create(p1[j]);
-                a10 = TLanes.FusedMultiplyAdd(b, v0, a10);
-                a11 = TLanes.FusedMultiplyAdd(b, v1, a11);
-                b = TLanes.Create(p2[j]);
-                a20 = TLanes.FusedMultiplyAdd(b, v0, a20);
-                a21 = TLanes.FusedMultiplyAdd(b, v1, a21);
-                b = TLanes.Create(p3[j]);
-                a30 = TLanes.FusedMultiplyAdd(b, v0, a30);
-                a31 = TLanes.FusedMultiplyAdd(b, v1, a31);
-            }
-            TVec d0 = TLanes.Create(divisors[0]), d1 = TLanes.Create(divisors[1]), d2 = TLanes.Create(divisors[2]), d3 = TLanes.Create(divisors[3]);
-            TLanes.Store(TLanes.Divide(a00, d0), o + c);
-            TLanes.Store(TLanes.Divide(a01, d0), o + c + w);
-            TLanes.Store(TLanes.Divide(a10, d1), o + stride + c);
-            TLanes.Store(TLanes.Divide(a11, d1), o + stride + c + w);
-            TLanes.Store(TLanes.Divide(a20, d2), o + 2 * stride + c);
-            TLanes.Store(TLanes.Divide(a21, d2), o + 2 * stride + c + w);
-            TLanes.Store(TLanes.Divide(a30, d3), o + 3 * stride + c);
-            TLanes.Store(TLanes.Divide(a31, d3), o + 3 * stride + c + w);
-        }
+            Tile4x2<TLanes, TVec>(p, np, v + c, stride, n, divisors, divide: true, o + c, stride);
         return c;
+    }
+
+    /// <summary>
+    /// The micro-kernel of both attention products: four rows × two vectors, out_r = (Σ_t a_r[t] · b_t) ∘ f_r with
+    /// a_r = a + r·<paramref name="aRow"/> (t consecutive), b_t the two vectors at b + t·<paramref name="bRow"/>, and ∘
+    /// a multiplication (scores: × 1/√d_h) or a division (weighted sums: ÷ Σ_j e_j), stored at o + r·<paramref name="oRow"/>.
+    /// Eight independent FMA chains, each b vector loaded once for the four rows, each output the FMA chain over t in order.
+    /// </summary>
+    private static unsafe void Tile4x2<TLanes, TVec>(float* a, int aRow, float* b, int bRow, int depth, float* f, bool divide, float* o, int oRow)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
+    {
+        float* a0 = a, a1 = a0 + aRow, a2 = a1 + aRow, a3 = a2 + aRow, bt = b;
+        int w = TLanes.Count;
+        TVec c00 = TLanes.Zero, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        for (int t = 0; t < depth; t++, bt += bRow)
+        {
+            TVec b0 = TLanes.Load(bt), b1 = TLanes.Load(bt + w);
+            TVec x = TLanes.Create(a0[t]);
+            c00 = TLanes.FusedMultiplyAdd(x, b0, c00);
+            c01 = TLanes.FusedMultiplyAdd(x, b1, c01);
+            x = TLanes.Create(a1[t]);
+            c10 = TLanes.FusedMultiplyAdd(x, b0, c10);
+            c11 = TLanes.FusedMultiplyAdd(x, b1, c11);
+            x = TLanes.Create(a2[t]);
+            c20 = TLanes.FusedMultiplyAdd(x, b0, c20);
+            c21 = TLanes.FusedMultiplyAdd(x, b1, c21);
+            x = TLanes.Create(a3[t]);
+            c30 = TLanes.FusedMultiplyAdd(x, b0, c30);
+            c31 = TLanes.FusedMultiplyAdd(x, b1, c31);
+        }
+        StorePair<TLanes, TVec>(c00, c01, f[0], divide, o);
+        StorePair<TLanes, TVec>(c10, c11, f[1], divide, o + oRow);
+        StorePair<TLanes, TVec>(c20, c21, f[2], divide, o + 2 * oRow);
+        StorePair<TLanes, TVec>(c30, c31, f[3], divide, o + 3 * oRow);
+    }
+
+    private static unsafe void StorePair<TLanes, TVec>(TVec c0, TVec c1, float f, bool divide, float* o)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
+    {
+        TVec fv = TLanes.Create(f);
+        TLanes.Store(divide ? TLanes.Divide(c0, fv) : TLanes.Multiply(c0, fv), o);
+        TLanes.Store(divide ? TLanes.Divide(c1, fv) : TLanes.Multiply(c1, fv), o + TLanes.Count);
     }
 
     /// <summary>o = (Σ_j p_j · v_j) / <paramref name="divisor"/> over the n rows v_j = v + j·stride (dh floats each), in j order.</summary>
