@@ -83,7 +83,8 @@ public static class EngineAb
         foreach (var (mode, exits) in new[] { ("full depth", false), ("exits", true) })
         {
             // Per sentence and build, the least time over the rounds: what the code costs when no other tenant
-            // interferes (medians moved by 1.5× between minutes here; the minima by ±2 % in quiet spells and up to ±5 % under sustained load, so repeat a run). Also the per-round medians.
+            // interferes (medians moved by 1.5× between minutes here; the minima by ±2 % in quiet spells and up to
+            // ±5 % under sustained load, so repeat a run). Also the per-round medians.
             var least = new double[2, texts.Length];
             for (int e = 0; e < 2; e++)
                 for (int s = 0; s < texts.Length; s++)
