@@ -19,8 +19,8 @@ namespace BinEngine.Bench.Peer;
 /// Per round and mode (full depth, the model's own exits), the 872 sentences once through each build, the build that
 /// goes first alternating by round (alternating by sentence made each build start every call on the other's weights
 /// in cache). Reported: the mean over sentences of each sentence's least time over the rounds (the cost of the code
-/// itself; the medians here moved by 1.5× from minute to minute with the other tenants' load), and the median of the
-/// rounds' p50s.
+/// itself; the medians here moved by 1.5× from minute to minute with the other tenants' load), the median of the
+/// rounds' p50s, and the median and range of the per-round ratios of the two p50s (paired: taken back to back).
 /// </summary>
 public static class EngineAb
 {
@@ -83,8 +83,8 @@ public static class EngineAb
         foreach (var (mode, exits) in new[] { ("full depth", false), ("exits", true) })
         {
             // Per sentence and build, the least time over the rounds: what the code costs when no other tenant
-            // interferes (medians moved by 1.5× between minutes here; the minima by ±2 % in quiet spells and up to
-            // ±5 % under sustained load, so repeat a run). Also the per-round medians.
+            // interferes (medians moved by 1.5× between minutes here). An A/A control (one build as both A and B)
+            // still gave 0.97–1.06 across processes: repeat a run, and read a single one to ±6 %.
             var least = new double[2, texts.Length];
             for (int e = 0; e < 2; e++)
                 for (int s = 0; s < texts.Length; s++)
@@ -115,8 +115,10 @@ public static class EngineAb
             double Median(IEnumerable<double> x) { var y = x.Order().ToArray(); return y[y.Length / 2]; }
             double SumLeast(int e) => Enumerable.Range(0, texts.Length).Sum(s => least[e, s]) / texts.Length;
             double la = SumLeast(0), lb = SumLeast(1), ma = Median(medians[0]), mb = Median(medians[1]);
+            // Paired: each round's two p50s were taken back to back, so their ratio cancels load that drifts slowly.
+            double[] paired = Enumerable.Range(0, rounds).Select(r => medians[0][r] / medians[1][r]).Order().ToArray();
             Console.WriteLine(string.Create(inv,
-                $"{mode}: mean of per-sentence minima A {la:0.0} µs, B {lb:0.0} µs (A/B {la / lb:0.000}); median of per-round p50s A {ma:0.0}, B {mb:0.0} (A/B {ma / mb:0.000}); label or exit disagreements: {disagreements}"));
+                $"{mode}: mean of per-sentence minima A {la:0.0} µs, B {lb:0.0} µs (A/B {la / lb:0.000}); median of per-round p50s A {ma:0.0}, B {mb:0.0} (A/B {ma / mb:0.000}); per-round A/B of the p50s: median {paired[rounds / 2]:0.000}, range {paired[0]:0.000}–{paired[^1]:0.000}; label or exit disagreements: {disagreements}"));
         }
         Console.WriteLine($"- load after: {PeerHarness.Load()}");
         return 0;
