@@ -22,14 +22,17 @@ namespace BinEngine.Runtime;
 /// </summary>
 internal static class ActivationPacker
 {
-    /// <summary>Packs <paramref name="x"/> (K floats) into <paramref name="planes"/> (bits · RowWords(K) words); returns the row scale.</summary>
-    public static float Pack(ReadOnlySpan<float> x, int bits, Span<ulong> planes, bool vectorised = true)
+    /// <summary>
+    /// Packs <paramref name="x"/> (K floats) into <paramref name="planes"/> (bits · RowWords(K) words); returns the row
+    /// scale. <paramref name="isa"/> caps the vector width (a = 1: up to Vector512; 2 ≤ a ≤ 8: Vector256 from Avx2 on).
+    /// </summary>
+    public static float Pack(ReadOnlySpan<float> x, int bits, Span<ulong> planes, KernelIsa isa = KernelIsa.Avx512)
     {
+        if (bits == 1)
+            return PackSigns(x, planes, isa);
         int k = x.Length, words = BitPacking.RowWords(k);
         planes = planes[..(bits * words)];
         planes.Clear();
-        if (bits == 1)
-            return PackSigns(x, planes, vectorised ? KernelIsa.Avx512 : KernelIsa.Scalar);
 
         int m = BitPacking.MaxCode(bits);
         float s = RowScale(x, m);
@@ -41,7 +44,7 @@ internal static class ActivationPacker
             return 0f;
         }
         int j0 = 0;
-        if (vectorised && Vector256.IsHardwareAccelerated)
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
             j0 = PackPlanesVector256(x, s, m, bits, planes, words);
         for (int j = j0; j < k; j++)
             SetPlaneBits(planes, words, bits, j, (uint)(Code(x[j], s, m) + m));

@@ -87,7 +87,10 @@ internal static class Attention
     private static int PaddedKeys(int n) => (n + 31) & ~31;
 
     /// <summary>Floats of scratch <see cref="Direct"/> needs: one head's Kᵀ (d_h × n′) and its scores (n × n′), n′ = n rounded up to 32.</summary>
-    public static int DirectScratch(int n, int dh) => PaddedKeys(n) * (dh + n);
+    public static long DirectScratch(int n, int dh) => (long)PaddedKeys(n) * (dh + n);
+
+    /// <summary>Floats of score scratch a sample of up to <paramref name="t"/> tokens needs on either path: t² (copies + SGEMMs) or <see cref="DirectScratch"/>.</summary>
+    public static long ScoresScratch(int t, int dh) => Math.Max((long)t * t, DirectScratch(Math.Min(t, DirectMaxTokens), dh));
 
     /// <summary>The direct path (see the class remarks); <paramref name="scratch"/> holds <see cref="DirectScratch"/> floats.</summary>
     public static unsafe void Direct(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output,
@@ -95,12 +98,12 @@ internal static class Attention
     {
         long needed = (long)(n - 1) * stride + (long)heads * dh;
         if (n < 1 || heads * dh > stride || q.Length < needed || k.Length < needed || v.Length < needed || output.Length < needed
-            || scratch.Length < (long)PaddedKeys(n) * (dh + n))
+            || scratch.Length < DirectScratch(n, dh))
             throw new ArgumentException("attention spans too short for n rows of the given stride and heads");
         float scale = 1f / MathF.Sqrt(dh);
         int np = PaddedKeys(n);
         Span<float> sums = n <= 256 ? stackalloc float[n] : new float[n];
-        fixed (float* q0 = q, k0 = k, v0 = v, o0 = output, kt = scratch, s0 = scratch[(dh * np)..])
+        fixed (float* q0 = q, k0 = k, v0 = v, o0 = output, kt = scratch, s0 = scratch[(dh * np)..], divisors = sums)
         {
             for (int head = 0; head < heads; head++)
             {
@@ -117,8 +120,7 @@ internal static class Attention
                     // (TensorPrimitives.Max is vectorised; a scalar MathF.Max chain cost more than the dot products.)
                     sums[i] = ExpShifted(s, n, TensorPrimitives.Max(new ReadOnlySpan<float>(s, n)), isa);
                 }
-                fixed (float* divisors = sums)
-                    WeightedSums(s0, np, n, v0 + c0, stride, dh, divisors, o0 + c0, isa);
+                WeightedSums(s0, np, n, v0 + c0, stride, dh, divisors, o0 + c0, isa);
             }
         }
     }

@@ -152,9 +152,7 @@ internal sealed class ExecutionPlan
     }
 
     /// <summary>Attention scratch for one sample of <paramref name="tokens"/> tokens: T² scores (or the direct path's Kᵀ and padded score rows, if larger) and four T × d_h head buffers.</summary>
-    public long AttentionBytes(int tokens) =>
-        4L * Math.Max((long)tokens * tokens, Attention.DirectScratch(Math.Min(tokens, Attention.DirectMaxTokens), Architecture.HeadDim))
-        + 16L * tokens * Architecture.HeadDim;
+    public long AttentionBytes(int tokens) => 4L * Attention.ScoresScratch(tokens, Architecture.HeadDim) + 16L * tokens * Architecture.HeadDim;
 
     /// <summary>A readable description, one line per decision (what <c>inspect --plan</c> prints).</summary>
     public override string ToString()

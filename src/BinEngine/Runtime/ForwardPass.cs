@@ -270,15 +270,10 @@ internal sealed class ForwardPass
                 for (int t = 0; t < rows; t++)
                     ws.Scales[t] = ActivationPacker.QuantizeCodes(x.Slice(t * k, k), bits, ws.Codes.AsSpan(t * k, k), _plan.VectorisedHelpers);
                 return;
-            case ActivationEncoding.Planes when bits == 1:
-                int words = BitPacking.RowWords(k);
-                for (int t = 0; t < rows; t++)
-                    ws.Scales[t] = ActivationPacker.PackSigns(x.Slice(t * k, k), ws.Planes.AsSpan(t * words, words), _plan.HelperIsa);
-                return;
             case ActivationEncoding.Planes:
                 int stride = bits * BitPacking.RowWords(k);
                 for (int t = 0; t < rows; t++)
-                    ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.VectorisedHelpers);
+                    ws.Scales[t] = ActivationPacker.Pack(x.Slice(t * k, k), bits, ws.Planes.AsSpan(t * stride, stride), _plan.HelperIsa);
                 return;
         }
     }

@@ -69,7 +69,7 @@ internal sealed class Workspace
     public ExitState[] StagedStates = [];
 
     // Small per-row scratch.
-    public float[] Scores = [];                     // one head's attention scores: [T × T], or the direct path's Kᵀ and scores (Attention.DirectScratch)
+    public float[] Scores = [];                     // one head's attention scores: Attention.ScoresScratch (T × T, or the direct path's Kᵀ and padded rows)
     public float[] HeadQ = [], HeadK = [];          // [T × d_h] one head's columns, contiguous
     public float[] HeadVt = [];                     // [d_h × T] one head's V, transposed
     public float[] HeadOut = [];                    // [T × d_h]
@@ -146,7 +146,7 @@ internal sealed class Workspace
         {
             // Doubling keeps a stream of slowly growing texts from reallocating every call.
             int t = (int)Math.Min(Math.Max(longest, 2L * SequenceCapacity), _a.MaxLength), dh = _a.HeadDim;
-            Scores = new float[Math.Max(Size(t, t), Attention.DirectScratch(Math.Min(t, Attention.DirectMaxTokens), dh))];
+            Scores = new float[Size(Attention.ScoresScratch(t, dh), 1)];
             HeadQ = new float[Size(t, dh)];
             HeadK = new float[Size(t, dh)];
             HeadVt = new float[Size(dh, t)];

@@ -56,7 +56,7 @@ public class ActivationPackerTests
 
             var actual = new ulong[bits * words];
             actual.AsSpan().Fill(ulong.MaxValue); // stale bits from an earlier row must not survive
-            float scale = ActivationPacker.Pack(x, bits, actual, vectorised);
+            float scale = ActivationPacker.Pack(x, bits, actual, vectorised ? KernelIsa.Avx512 : KernelIsa.Scalar);
             Assert.Equal(expected, actual);
             // β = mean|x| (a = 1) is summed in another order: ulps. s = max|x| / m is exact.
             if (bits == 1)

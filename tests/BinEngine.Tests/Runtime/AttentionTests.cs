@@ -76,7 +76,7 @@ public class AttentionTests
         KernelSet set = KernelRegistry.Selected;
         var (q, k, v, stride) = Inputs(n, heads, dh, 0, n, 1f);
         float[] Run(Func<float[], float[]> path) => path(new float[n * stride]);
-        var scratch = () => new Attention.GemmScratch(new float[n * dh], new float[n * dh], new float[n * dh], new float[n * dh], new float[Math.Max(n * n, Attention.DirectScratch(n, dh))]);
+        var scratch = () => new Attention.GemmScratch(new float[n * dh], new float[n * dh], new float[n * dh], new float[n * dh], new float[Attention.ScoresScratch(n, dh)]);
         float[] viaSample = Run(o => { Attention.Sample(q, k, v, o, n, stride, heads, dh, scratch(), set.Sgemm, set.Xnor.Isa); return o; });
         float[] again = Run(o => { Attention.Sample(q, k, v, o, n, stride, heads, dh, scratch(), set.Sgemm, set.Xnor.Isa); return o; });
         float[] expected = n <= Attention.DirectMaxTokens

@@ -323,7 +323,7 @@ public sealed class LoadAndLifetimeTests : IClassFixture<TinyModelFixture>
         var ws = new Workspace(a, ActivationEncoding.Codes);
         ws.Ensure(10, 1, 10);
         Assert.Equal(10, ws.SequenceCapacity);
-        Assert.Equal(Attention.DirectScratch(10, a.HeadDim), ws.Scores.Length); // the direct path's Kᵀ and padded score rows (> 10 × 10)
+        Assert.Equal(Attention.DirectScratch(10, a.HeadDim), (long)ws.Scores.Length); // the direct path's Kᵀ and padded score rows (> 10 × 10)
         ws.Ensure(12, 1, 12);
         Assert.Equal(20, ws.SequenceCapacity); // doubles, so slowly growing texts do not reallocate each call
         ws.Ensure(3000, 1, 3000);
