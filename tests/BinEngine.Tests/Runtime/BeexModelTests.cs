@@ -107,9 +107,8 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
         using BeexModel model = BeexModel.Load(_fixture.Path);
         string text = DevSentences(1)[0];
         model.Classify(text);
-        long before = GC.GetAllocatedBytesForCurrentThread();
         ClassificationResult r = model.Classify(text);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long allocated = Allocations.Least(() => r = model.Classify(text));
         long resultBytes = 128 + 4 * 32 + 4L * (r.Probabilities.Length + r.Entropies.Length + r.Logits.Length + r.BlocksRun.Length);
         Assert.True(allocated <= resultBytes, $"allocated {allocated} bytes, the result needs about {resultBytes}");
     }
