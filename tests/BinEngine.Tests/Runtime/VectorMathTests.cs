@@ -95,6 +95,29 @@ public class VectorMathTests
         AssertEveryWidth(values, tanh, VectorMath.Tanh, VectorMath.Tanh, VectorMath.Tanh, "tanh");
     }
 
+    /// <summary>
+    /// A NaN argument gives NaN at every width, so a broken model's NaN reaches its logits instead of turning into a
+    /// plausible number: the vector exp clamps with MaxNative/MinNative, whose x86 form returns its second operand when
+    /// either is NaN, so the argument is passed second.
+    /// </summary>
+    [Fact]
+    public void NaNStaysNaNAtEveryWidth()
+    {
+        foreach (var (name, scalar, v128, v256, v512) in new (string, Func<float, float>, Func<Vector128<float>, Vector128<float>>,
+                     Func<Vector256<float>, Vector256<float>>, Func<Vector512<float>, Vector512<float>>)[]
+                 {
+                     ("exp", VectorMath.Exp, VectorMath.Exp, VectorMath.Exp, VectorMath.Exp),
+                     ("sigmoid", VectorMath.Sigmoid, VectorMath.Sigmoid, VectorMath.Sigmoid, VectorMath.Sigmoid),
+                     ("tanh", VectorMath.Tanh, VectorMath.Tanh, VectorMath.Tanh, VectorMath.Tanh),
+                 })
+        {
+            Assert.True(float.IsNaN(scalar(float.NaN)), name + " scalar");
+            Assert.True(float.IsNaN(v128(Vector128.Create(float.NaN)).GetElement(0)), name + " Vector128");
+            Assert.True(float.IsNaN(v256(Vector256.Create(float.NaN)).GetElement(3)), name + " Vector256");
+            Assert.True(float.IsNaN(v512(Vector512.Create(float.NaN)).GetElement(9)), name + " Vector512");
+        }
+    }
+
     /// <summary>The span drivers the blocks call, at every ISA cap and awkward lengths (16-, 8-, 4-lane and scalar tails), in place.</summary>
     [Theory]
     [InlineData("scalar")]
