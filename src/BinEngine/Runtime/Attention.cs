@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using BinEngine.Kernels;
 
 namespace BinEngine.Runtime;
@@ -112,14 +113,7 @@ internal static class Attention
                 // apart (1 KiB at d = 256), which fall into a few L1 sets; reading both for every query evicted one with
                 // the other from ≈ 25 tokens on (measured: the cost per row doubled between 16 and 25 tokens).
                 Scores(q0 + c0, k0 + c0, stride, n, dh, scale, kt, s0, isa);
-                for (int i = 0; i < n; i++)
-                {
-                    float* s = s0 + i * np;
-                    // The max-shifted softmax of ForwardPass.StableSoftmax, its division moved after the weighted sum:
-                    // out = (Σ_j e_j V_j) / Σ_j e_j with e_j = exp(s_j − max), one pass less over the row.
-                    // (TensorPrimitives.Max is vectorised; a scalar MathF.Max chain cost more than the dot products.)
-                    sums[i] = ExpShifted(s, n, TensorPrimitives.Max(new ReadOnlySpan<float>(s, n)), isa);
-                }
+                SoftmaxNumerators(s0, n, np, divisors, isa);
                 WeightedSums(s0, np, n, v0 + c0, stride, dh, divisors, o0 + c0, isa);
             }
         }
@@ -140,12 +134,14 @@ internal static class Attention
     internal static unsafe void Scores(float* q, float* k, int stride, int n, int dh, float scale, float* kt, float* s, KernelIsa isa)
     {
         int np = PaddedKeys(n);
+        if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+            TransposeKeys(k, stride, n, dh, kt, isa);
         if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
-            ScoresLanes<Lanes512, Vector512<float>>(q, k, stride, n, dh, scale, kt, s);
+            ScoresLanes<Lanes512, Vector512<float>>(q, stride, n, dh, scale, kt, s);
         else if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
-            ScoresLanes<Lanes256, Vector256<float>>(q, k, stride, n, dh, scale, kt, s);
+            ScoresLanes<Lanes256, Vector256<float>>(q, stride, n, dh, scale, kt, s);
         else if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
-            ScoresLanes<Lanes128, Vector128<float>>(q, k, stride, n, dh, scale, kt, s);
+            ScoresLanes<Lanes128, Vector128<float>>(q, stride, n, dh, scale, kt, s);
         else
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++)
@@ -158,11 +154,29 @@ internal static class Attention
                 }
     }
 
-    /// <summary>See <see cref="Scores"/>: Kᵀ, then <see cref="Tile4x2"/> tiles of four queries × two vectors of keys, then the queries left one at a time.</summary>
-    private static unsafe void ScoresLanes<TLanes, TVec>(float* q, float* k, int stride, int n, int dh, float scale, float* kt, float* s)
-        where TLanes : IFloatLanes<TVec> where TVec : struct
+    /// <summary>
+    /// Kᵀ: the head's n key rows (k + j·stride, dh floats each) as dh rows of n′ = n rounded up to 32 floats at kt + c·n′,
+    /// columns n … n′ − 1 zero. 16 × 16 (AVX-512) or 8 × 8 (AVX2) tiles transposed in registers where dh allows, key rows
+    /// past n read as zero (which writes the padding); else one float at a time. A strided scalar copy cost ≈ 2 cycles a
+    /// float, about half of the scores' time at 25 tokens (bench -- attention).
+    /// </summary>
+    private static unsafe void TransposeKeys(float* k, int stride, int n, int dh, float* kt, KernelIsa isa)
     {
-        int w = TLanes.Count, np = PaddedKeys(n); // 2w divides 32, so n′ is a whole number of key-vector pairs
+        int np = PaddedKeys(n);
+        if (isa == KernelIsa.Avx512 && Avx512F.IsSupported && dh % 16 == 0)
+        {
+            for (int j0 = 0; j0 < np; j0 += 16)
+                for (int c0 = 0; c0 < dh; c0 += 16)
+                    Transpose16(k + (long)j0 * stride + c0, stride, n - j0, kt + c0 * np + j0, np);
+            return;
+        }
+        if (isa >= KernelIsa.Avx2 && Avx.IsSupported && dh % 8 == 0)
+        {
+            for (int j0 = 0; j0 < np; j0 += 8)
+                for (int c0 = 0; c0 < dh; c0 += 8)
+                    Transpose8(k + (long)j0 * stride + c0, stride, n - j0, kt + c0 * np + j0, np);
+            return;
+        }
         for (int c = 0; c < dh; c++)
         {
             float* row = kt + c * np;
@@ -171,6 +185,82 @@ internal static class Attention
             for (int j = n; j < np; j++)
                 row[j] = 0f;
         }
+    }
+
+    /// <summary>
+    /// Row r of the 16 × 16 tile at src (rows <paramref name="stride"/> apart, those at r ≥ <paramref name="rows"/> read as
+    /// zero) becomes column r at dst (rows <paramref name="dstRow"/> apart). Within each 128-bit lane, groups of four
+    /// rows are 4 × 4-transposed by unpacks and shuffles (g_m: lane L holds column 4L + m of the group's rows); then the
+    /// four groups' lanes are 4 × 4-transposed by two rounds of vshuff32x4 (0x88 takes lanes 0 and 2 of each operand,
+    /// 0xDD lanes 1 and 3), which leaves column 4L + m in output L of the m-th set. 64 shuffles for 256 floats.
+    /// </summary>
+    private static unsafe void Transpose16(float* src, int stride, int rows, float* dst, int dstRow)
+    {
+        Group4(src, stride, rows, 0, out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3);
+        Group4(src, stride, rows, 4, out Vector512<float> b0, out Vector512<float> b1, out Vector512<float> b2, out Vector512<float> b3);
+        Group4(src, stride, rows, 8, out Vector512<float> c0, out Vector512<float> c1, out Vector512<float> c2, out Vector512<float> c3);
+        Group4(src, stride, rows, 12, out Vector512<float> d0, out Vector512<float> d1, out Vector512<float> d2, out Vector512<float> d3);
+        Lanes4(a0, b0, c0, d0, dst, dstRow, 0);
+        Lanes4(a1, b1, c1, d1, dst, dstRow, 1);
+        Lanes4(a2, b2, c2, d2, dst, dstRow, 2);
+        Lanes4(a3, b3, c3, d3, dst, dstRow, 3);
+    }
+
+    private static unsafe Vector512<float> Row512(float* src, int stride, int rows, int r) =>
+        r < rows ? Vector512.Load(src + (long)r * stride) : Vector512<float>.Zero;
+
+    /// <summary>Rows r0 … r0 + 3 transposed within each 128-bit lane: g_m lane L = (row r0 … r0 + 3, column 4L + m).</summary>
+    private static unsafe void Group4(float* src, int stride, int rows, int r0,
+        out Vector512<float> g0, out Vector512<float> g1, out Vector512<float> g2, out Vector512<float> g3)
+    {
+        Vector512<float> x0 = Row512(src, stride, rows, r0), x1 = Row512(src, stride, rows, r0 + 1);
+        Vector512<float> x2 = Row512(src, stride, rows, r0 + 2), x3 = Row512(src, stride, rows, r0 + 3);
+        Vector512<float> t0 = Avx512F.UnpackLow(x0, x1), t1 = Avx512F.UnpackHigh(x0, x1);   // r0[0] r1[0] r0[1] r1[1] | r0[2] r1[2] r0[3] r1[3]
+        Vector512<float> t2 = Avx512F.UnpackLow(x2, x3), t3 = Avx512F.UnpackHigh(x2, x3);
+        g0 = Avx512F.Shuffle(t0, t2, 0x44);
+        g1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        g2 = Avx512F.Shuffle(t1, t3, 0x44);
+        g3 = Avx512F.Shuffle(t1, t3, 0xEE);
+    }
+
+    /// <summary>The four groups' g_m (rows 0–3, 4–7, 8–11, 12–15): columns m, 4 + m, 8 + m, 12 + m stored as dst rows.</summary>
+    private static unsafe void Lanes4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst, int dstRow, int m)
+    {
+        Vector512<float> u0 = Avx512F.Shuffle4x128(a, b, 0x88), u1 = Avx512F.Shuffle4x128(a, b, 0xDD);
+        Vector512<float> u2 = Avx512F.Shuffle4x128(c, d, 0x88), u3 = Avx512F.Shuffle4x128(c, d, 0xDD);
+        Avx512F.Shuffle4x128(u0, u2, 0x88).Store(dst + (long)m * dstRow);
+        Avx512F.Shuffle4x128(u1, u3, 0x88).Store(dst + (long)(4 + m) * dstRow);
+        Avx512F.Shuffle4x128(u0, u2, 0xDD).Store(dst + (long)(8 + m) * dstRow);
+        Avx512F.Shuffle4x128(u1, u3, 0xDD).Store(dst + (long)(12 + m) * dstRow);
+    }
+
+    /// <summary>The 8 × 8 form of <see cref="Transpose16"/>: the in-lane 4 × 4 steps, then vperm2f128 joins the halves.</summary>
+    private static unsafe void Transpose8(float* src, int stride, int rows, float* dst, int dstRow)
+    {
+        Vector256<float> x0 = Row256(src, stride, rows, 0), x1 = Row256(src, stride, rows, 1), x2 = Row256(src, stride, rows, 2), x3 = Row256(src, stride, rows, 3);
+        Vector256<float> x4 = Row256(src, stride, rows, 4), x5 = Row256(src, stride, rows, 5), x6 = Row256(src, stride, rows, 6), x7 = Row256(src, stride, rows, 7);
+        Vector256<float> t0 = Avx.UnpackLow(x0, x1), t1 = Avx.UnpackHigh(x0, x1), t2 = Avx.UnpackLow(x2, x3), t3 = Avx.UnpackHigh(x2, x3);
+        Vector256<float> t4 = Avx.UnpackLow(x4, x5), t5 = Avx.UnpackHigh(x4, x5), t6 = Avx.UnpackLow(x6, x7), t7 = Avx.UnpackHigh(x6, x7);
+        Vector256<float> g0 = Avx.Shuffle(t0, t2, 0x44), g1 = Avx.Shuffle(t0, t2, 0xEE), g2 = Avx.Shuffle(t1, t3, 0x44), g3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> h0 = Avx.Shuffle(t4, t6, 0x44), h1 = Avx.Shuffle(t4, t6, 0xEE), h2 = Avx.Shuffle(t5, t7, 0x44), h3 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Permute2x128(g0, h0, 0x20).Store(dst);
+        Avx.Permute2x128(g1, h1, 0x20).Store(dst + dstRow);
+        Avx.Permute2x128(g2, h2, 0x20).Store(dst + 2L * dstRow);
+        Avx.Permute2x128(g3, h3, 0x20).Store(dst + 3L * dstRow);
+        Avx.Permute2x128(g0, h0, 0x31).Store(dst + 4L * dstRow);
+        Avx.Permute2x128(g1, h1, 0x31).Store(dst + 5L * dstRow);
+        Avx.Permute2x128(g2, h2, 0x31).Store(dst + 6L * dstRow);
+        Avx.Permute2x128(g3, h3, 0x31).Store(dst + 7L * dstRow);
+    }
+
+    private static unsafe Vector256<float> Row256(float* src, int stride, int rows, int r) =>
+        r < rows ? Vector256.Load(src + (long)r * stride) : Vector256<float>.Zero;
+
+    /// <summary>See <see cref="Scores"/>: <see cref="Tile4x2"/> tiles of four queries × two vectors of keys over Kᵀ, then the queries left one at a time.</summary>
+    private static unsafe void ScoresLanes<TLanes, TVec>(float* q, int stride, int n, int dh, float scale, float* kt, float* s)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
+    {
+        int w = TLanes.Count, np = PaddedKeys(n); // 2w divides 32, so n′ is a whole number of key-vector pairs
         TVec sc = TLanes.Create(scale);
         float* scales = stackalloc float[] { scale, scale, scale, scale };
         int i = 0;
@@ -196,34 +286,54 @@ internal static class Attention
         }
     }
 
-    /// <summary>s_j ← exp(s_j − max) in place over n scores; returns Σ_j s_j (the vector widths' Exp, MathF.Exp on the tail).</summary>
-    internal static unsafe float ExpShifted(float* s, int n, float max, KernelIsa isa)
+    /// <summary>
+    /// The max-shifted softmax of <see cref="ForwardPass.StableSoftmax"/> on each of the n score rows (s + i·n′), its
+    /// division moved after the weighted sum: e_ij = exp(s_ij − max_j s_ij) in place and Σ_j e_ij into sums[i], so
+    /// out_i = (Σ_j e_ij V_j) / Σ_j e_ij, one pass less over the row. The vector widths read each row in whole vectors
+    /// (n′ is a multiple of 32) with the padding lanes n … n′ − 1 replaced by −∞ in registers (a scalar store of −∞ and
+    /// a vector load over it would stall store forwarding): −∞ leaves the max alone and its exp is 0. The scalar
+    /// reference loops over the n scores with MathF.Exp.
+    /// </summary>
+    internal static unsafe void SoftmaxNumerators(float* s, int n, int np, float* sums, KernelIsa isa)
     {
-        int j = 0;
-        float sum = 0f;
-        // widest first, then the narrower widths on what is left (a 25-score row: 16 + 8 + 1)
         if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
-            sum += ExpShiftedLanes<Lanes512, Vector512<float>>(s, n, max, ref j);
-        if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
-            sum += ExpShiftedLanes<Lanes256, Vector256<float>>(s, n, max, ref j);
-        if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
-            sum += ExpShiftedLanes<Lanes128, Vector128<float>>(s, n, max, ref j);
-        for (; j < n; j++)
-            sum += s[j] = MathF.Exp(s[j] - max);
-        return sum;
+            SoftmaxNumeratorsLanes<Lanes512, Vector512<float>>(s, n, np, sums);
+        else if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+            SoftmaxNumeratorsLanes<Lanes256, Vector256<float>>(s, n, np, sums);
+        else if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+            SoftmaxNumeratorsLanes<Lanes128, Vector128<float>>(s, n, np, sums);
+        else
+            for (int i = 0; i < n; i++)
+            {
+                float* row = s + i * np;
+                float max = row[0], sum = 0f;
+                for (int j = 1; j < n; j++)
+                    max = MathF.Max(max, row[j]);
+                for (int j = 0; j < n; j++)
+                    sum += row[j] = MathF.Exp(row[j] - max);
+                sums[i] = sum;
+            }
     }
 
-    private static unsafe float ExpShiftedLanes<TLanes, TVec>(float* s, int n, float max, ref int j)
+    private static unsafe void SoftmaxNumeratorsLanes<TLanes, TVec>(float* s, int n, int np, float* sums)
         where TLanes : IFloatLanes<TVec> where TVec : struct
     {
-        TVec m = TLanes.Create(max), acc = TLanes.Zero;
-        for (; j + TLanes.Count <= n; j += TLanes.Count)
+        int w = TLanes.Count;
+        for (int i = 0; i < n; i++)
         {
-            TVec e = TLanes.Exp(TLanes.Subtract(TLanes.Load(s + j), m));
-            TLanes.Store(e, s + j);
-            acc = TLanes.Add(acc, e);
+            float* row = s + i * np;
+            TVec m = TLanes.Create(float.NegativeInfinity);
+            for (int j = 0; j < n; j += w)
+                m = TLanes.Max(m, TLanes.FillFrom(TLanes.Load(row + j), n - j, float.NegativeInfinity));
+            TVec max = TLanes.Create(TLanes.MaxAcross(m)), acc = TLanes.Zero;
+            for (int j = 0; j < n; j += w)
+            {
+                TVec e = TLanes.Exp(TLanes.Subtract(TLanes.FillFrom(TLanes.Load(row + j), n - j, float.NegativeInfinity), max));
+                TLanes.Store(e, row + j);
+                acc = TLanes.Add(acc, e);
+            }
+            sums[i] = TLanes.Sum(acc);
         }
-        return TLanes.Sum(acc);
     }
 
     /// <summary>
