@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics.Tensors;
+using BinEngine.Kernels;
 using BinEngine.Runtime;
 
 namespace BinEngine.Bench.Peer;
@@ -44,7 +45,7 @@ public static class EpilogueLever
                 void New()
                 {
                     for (int t = 0; t < rows; t++)
-                        Epilogue.ScaleBias(products.AsSpan(t * n, n), alpha, scales[t], bias, yNew.AsSpan(t * n, n));
+                        Epilogue.ScaleBias(products.AsSpan(t * n, n), alpha, scales.AsSpan(t, 1), bias, yNew.AsSpan(t * n, n), n, KernelIsa.Avx512);
                 }
                 Old();
                 New();

@@ -485,8 +485,8 @@ public static class StageProfile
                 _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, 1);
             Lap(product);
 
-            for (int t = 0; t < rows && _skip != Ablated.Epilogue; t++)
-                Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n), _plan.HelperIsa);
+            if (_skip != Ablated.Epilogue)
+                Epilogue.ScaleBias(products, alpha, ws.Scales.AsSpan(0, rows), bias, y, n, _plan.HelperIsa);
             Lap(Stage.Epilogue);
         }
 

@@ -20,19 +20,28 @@ namespace BinEngine.Runtime;
 internal static class Epilogue
 {
     /// <summary>
-    /// y = (α · s) · p + b over one row. <paramref name="isa"/> caps the vector width (the plan passes its kernels'
-    /// ISA, so a forced scalar, Vector128 or AVX2 set runs no wider code here either); every width gives the same bits.
+    /// y = (α · s_t) · p + b over <paramref name="scales"/>.Length rows of <paramref name="n"/> outputs (row t: products
+    /// and y at t·n, scale s_t = scales[t]), checked once per layer rather than per row (the forward pass made 600 calls
+    /// a sentence). <paramref name="isa"/> caps the vector width (the plan passes its kernels' ISA, so a forced scalar,
+    /// Vector128 or AVX2 set runs no wider code here either); every width gives the same bits.
     /// </summary>
-    public static void ScaleBias(ReadOnlySpan<int> products, ReadOnlySpan<float> alpha, float scale, ReadOnlySpan<float> bias, Span<float> y,
-        KernelIsa isa = KernelIsa.Avx512)
+    public static void ScaleBias(ReadOnlySpan<int> products, ReadOnlySpan<float> alpha, ReadOnlySpan<float> scales, ReadOnlySpan<float> bias,
+        Span<float> y, int n, KernelIsa isa)
     {
-        int n = y.Length;
-        if (products.Length < n || alpha.Length < n || bias.Length < n)
-            throw new ArgumentException("products, alpha and bias must be at least as long as the output row");
+        int rows = scales.Length;
+        if (n < 0 || alpha.Length < n || bias.Length < n || products.Length < (long)rows * n || y.Length < (long)rows * n)
+            throw new ArgumentException("alpha and bias need n entries, products and y rows · n");
         ref int p = ref MemoryMarshal.GetReference(products);
         ref float a = ref MemoryMarshal.GetReference(alpha);
         ref float b = ref MemoryMarshal.GetReference(bias);
         ref float o = ref MemoryMarshal.GetReference(y);
+        for (int t = 0; t < rows; t++)
+            Row(ref Unsafe.Add(ref p, t * n), ref a, scales[t], ref b, ref Unsafe.Add(ref o, t * n), n, isa);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row(ref int p, ref float a, float scale, ref float b, ref float o, int n, KernelIsa isa)
+    {
         int i = 0;
         if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
         {

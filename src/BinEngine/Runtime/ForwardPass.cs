@@ -319,9 +319,8 @@ internal sealed class ForwardPass
         else
             _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, threads);
 
-        // y_o = (α_o · scale) · product_o + b_o, one vectorised pass over the row (Epilogue).
-        for (int t = 0; t < rows; t++)
-            Epilogue.ScaleBias(products.Slice(t * n, n), alpha, ws.Scales[t], bias, y.Slice(t * n, n), _plan.HelperIsa);
+        // y_o = (α_o · scale_t) · product_o + b_o, one vectorised pass over each row t (Epilogue).
+        Epilogue.ScaleBias(products, alpha, ws.Scales.AsSpan(0, rows), bias, y, n, _plan.HelperIsa);
     }
 
     /// <summary>
