@@ -332,7 +332,7 @@ public static class StageProfile
             EmbeddingWeights e = _w.Embedding;
             e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
             TensorPrimitives.Add(x, _positions.AsSpan(position * _a.Dim, _a.Dim), x); // dequantized once, as ForwardPass does
-            LayerNorm(x, e.Norm);
+            Norm(x, e.Norm);
         }
 
         private void Block(BlockWeights b, int first, int end, int rowStart, int tokens)
@@ -355,8 +355,7 @@ public static class StageProfile
             if (_skip != Ablated.ProductResidual)
                 TensorPrimitives.Add(x, ws.Projected.AsSpan(0, tokens * d), h);
             Lap(Stage.Elementwise);
-            for (int t = 0; t < tokens; t++)
-                LayerNorm(h.Slice(t * d, d), b.Ln1);
+            Norm(h, b.Ln1);
             Lap(Stage.LayerNorm);
 
             Quantize(h, tokens, d);
@@ -383,8 +382,7 @@ public static class StageProfile
                 TensorPrimitives.Add(h, slfn, x);
             }
             Lap(Stage.Elementwise);
-            for (int t = 0; t < tokens; t++)
-                LayerNorm(x.Slice(t * d, d), b.Ln2);
+            Norm(x, b.Ln2);
             Lap(Stage.LayerNorm);
         }
 
@@ -514,15 +512,10 @@ public static class StageProfile
             ExitPolicy.Never.ShouldExit(ref ws.States[slot], p, entropy);
         }
 
-        private void LayerNorm(Span<float> x, LayerNormWeights ln)
+        private void Norm(Span<float> rows, LayerNormWeights ln)
         {
-            if (_skip == Ablated.LayerNorm)
-                return;
-            float mean = TensorPrimitives.Sum(x) / x.Length;
-            TensorPrimitives.Subtract(x, mean, x);
-            float variance = TensorPrimitives.SumOfSquares(x) / x.Length;
-            TensorPrimitives.Multiply(x, 1f / MathF.Sqrt(variance + _a.LnEps), x);
-            TensorPrimitives.MultiplyAdd(x, ln.Gamma.Span, ln.Beta.Span, x);
+            if (_skip != Ablated.LayerNorm)
+                LayerNorm.Rows(rows, _a.Dim, ln.Gamma.Span, ln.Beta.Span, _a.LnEps, _plan.HelperIsa);
         }
     }
 }

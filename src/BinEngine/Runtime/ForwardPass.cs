@@ -170,7 +170,7 @@ internal sealed class ForwardPass
         EmbeddingWeights e = _w.Embedding;
         e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
         TensorPrimitives.Add(x, _positions.AsSpan(position * _a.Dim, _a.Dim), x);
-        LayerNorm(x, e.Norm);
+        Norm(x, e.Norm);
     }
 
     /// <summary>
@@ -213,8 +213,7 @@ internal sealed class ForwardPass
         Linear(b.O, ws, attended, tokens, ws.Projected, threads);
         Span<float> h = ws.H.AsSpan(0, tokens * d);
         TensorPrimitives.Add(x, ws.Projected.AsSpan(0, tokens * d), h);
-        for (int t = 0; t < tokens; t++)
-            LayerNorm(h.Slice(t * d, d), b.Ln1);
+        Norm(h, b.Ln1);
 
         // SLFN: G1 and F1 share one quantization of h; G2 and F2 each quantize their own input.
         Quantize(ws, h, tokens, d);
@@ -233,8 +232,7 @@ internal sealed class ForwardPass
         Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
         TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
         TensorPrimitives.Add(h, slfn, x);
-        for (int t = 0; t < tokens; t++)
-            LayerNorm(x.Slice(t * d, d), b.Ln2);
+        Norm(x, b.Ln2);
     }
 
     /// <summary>
@@ -388,13 +386,7 @@ internal sealed class ForwardPass
         TensorPrimitives.SoftMax(p, p);
     }
 
-    /// <summary>In place: (x − mean) / sqrt(var + eps) · γ + β with the biased variance, as torch.</summary>
-    private void LayerNorm(Span<float> x, LayerNormWeights ln)
-    {
-        float mean = TensorPrimitives.Sum(x) / x.Length;
-        TensorPrimitives.Subtract(x, mean, x);
-        float variance = TensorPrimitives.SumOfSquares(x) / x.Length;
-        TensorPrimitives.Multiply(x, 1f / MathF.Sqrt(variance + _a.LnEps), x);
-        TensorPrimitives.MultiplyAdd(x, ln.Gamma.Span, ln.Beta.Span, x);
-    }
+    /// <summary>In place, every row of d: (x − mean) / sqrt(var + eps) · γ + β with the biased variance, as torch (<see cref="Runtime.LayerNorm"/>).</summary>
+    private void Norm(Span<float> rows, LayerNormWeights ln) =>
+        LayerNorm.Rows(rows, _a.Dim, ln.Gamma.Span, ln.Beta.Span, _a.LnEps, _plan.HelperIsa);
 }
