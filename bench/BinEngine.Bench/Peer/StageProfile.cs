@@ -295,8 +295,7 @@ public static class StageProfile
                 ws.Lengths[s] = ws.SampleLengths[s] = samples[s].Length;
                 ws.Slots[s] = s;
                 ws.States[s] = ExitState.Start;
-                for (int t = 0; t < samples[s].Length; t++)
-                    Embed(samples[s][t], t, ws.X.AsSpan((at + t) * d, d));
+                Embed(samples[s], ws.X.AsSpan(at * d, samples[s].Length * d));
                 at += samples[s].Length;
             }
             Lap(Stage.Embedding);
@@ -327,11 +326,13 @@ public static class StageProfile
             }
         }
 
-        private void Embed(int id, int position, Span<float> x)
+        private void Embed(ReadOnlySpan<int> ids, Span<float> x)
         {
             EmbeddingWeights e = _w.Embedding;
-            e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
-            TensorPrimitives.Add(x, _positions.AsSpan(position * _a.Dim, _a.Dim), x); // dequantized once, as ForwardPass does
+            int d = _a.Dim;
+            for (int t = 0; t < ids.Length; t++)
+                e.Tokens.Dequantize(e.RowOf(ids[t]), x.Slice(t * d, d), _plan.HelperIsa);
+            TensorPrimitives.Add(x, _positions.AsSpan(0, x.Length), x); // dequantized once, as ForwardPass does
             Norm(x, e.Norm);
         }
 

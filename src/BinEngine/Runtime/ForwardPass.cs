@@ -66,8 +66,7 @@ internal sealed class ForwardPass
             ws.Slots[s] = s;
             ws.States[s] = ExitState.Start;
             ws.Evaluated[s] = 0;
-            for (int t = 0; t < ws.Lengths[s]; t++)
-                Embed(ws.TokenIds[tokens + t], t, ws.X.AsSpan((tokens + t) * d, d));
+            Embed(ws.TokenIds.AsSpan(tokens, ws.Lengths[s]), ws.X.AsSpan(tokens * d, ws.Lengths[s] * d));
             _w.Mechanisms.Lexical?.Logits(ws.TokenIds.AsSpan(tokens, ws.Lengths[s]), ws.LexicalLogits.AsSpan(s * _a.Classes, _a.Classes), ws.LexicalBuckets);
             Pool(ws.X, tokens, ws.Lengths[s], ws.PooledStates.AsSpan(s * d, d)); // m_0
             tokens += ws.Lengths[s];
@@ -164,12 +163,15 @@ internal sealed class ForwardPass
         TensorPrimitives.Divide(pooled, length, pooled);
     }
 
-    // LN_emb(E_tok[row(id)] + E_pos[t])
-    private void Embed(int id, int position, Span<float> x)
+    // One sample's rows x_t = LN_emb(E_tok[row(id_t)] + E_pos[t]): the position rows are consecutive, so one add and one
+    // LayerNorm call cover the sample.
+    private void Embed(ReadOnlySpan<int> ids, Span<float> x)
     {
         EmbeddingWeights e = _w.Embedding;
-        e.Tokens.Dequantize(e.RowOf(id), x, _plan.HelperIsa);
-        TensorPrimitives.Add(x, _positions.AsSpan(position * _a.Dim, _a.Dim), x);
+        int d = _a.Dim;
+        for (int t = 0; t < ids.Length; t++)
+            e.Tokens.Dequantize(e.RowOf(ids[t]), x.Slice(t * d, d), _plan.HelperIsa);
+        TensorPrimitives.Add(x, _positions.AsSpan(0, x.Length), x);
         Norm(x, e.Norm);
     }
 
