@@ -16,9 +16,12 @@ namespace BinEngine.Bench.Peer;
 ///   dotnet run -c Release --project bench/BinEngine.Bench -- ab --a /tmp/wt-old/src/BinEngine/bin/Release/net10.0
 ///       --b src/BinEngine/bin/Release/net10.0 [--model models/sst2-default/model.bex] [--data data/sst2/dev.tsv] [--rounds 10]
 ///
-/// Per round and mode (full depth, the model's own exits), the 872 sentences once through each build, the build that
-/// goes first alternating by round (alternating by sentence made each build start every call on the other's weights
-/// in cache). Reported: the mean over sentences of each sentence's least time over the rounds (the cost of the code
+/// Each build is loaded twice, in the order A, B, B, A, and a round runs the four in the order ABBA or BAAB
+/// (alternating by round; alternating by sentence made each build start every call on the other's weights in
+/// cache). With one instance each, loaded A then B, the slot alone was worth ≈ 4 % (A/B of one build pair measured
+/// 1.09–1.17 one way round and 0.87–0.93 the other); loading each build both first and last, and running it both
+/// first and last, cancels that and any linear drift within a round. Per round and mode (full depth, the model's own
+/// exits), the 872 sentences go once through each of the four instances. Reported: the mean over sentences of each sentence's least time over the rounds (the cost of the code
 /// itself; the medians here moved by 1.5× from minute to minute with the other tenants' load), the median of the
 /// rounds' p50s, and the median and range of the per-round ratios of the two p50s (paired: taken back to back).
 /// </summary>
@@ -77,37 +80,42 @@ public static class EngineAb
         string modelPath = Arg("--model", "models/sst2-default/model.bex"), dataPath = Arg("--data", "data/sst2/dev.tsv");
         int rounds = int.Parse(Arg("--rounds", "10"), inv);
         string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).ToArray();
-        var engines = new[] { new Engine(a, modelPath), new Engine(b, modelPath) };
+        // Instances 0 and 3 are build A, 1 and 2 build B (see the class remarks).
+        var engines = new[] { new Engine(a, modelPath), new Engine(b, modelPath), new Engine(b, modelPath), new Engine(a, modelPath) };
+        int[] buildOf = [0, 1, 1, 0];
+        int[][] orders = [[0, 1, 2, 3], [1, 0, 3, 2]]; // ABBA, BAAB
         Console.WriteLine(string.Create(inv, $"# engine A/B, one process, {texts.Length} sentences × {rounds} rounds, 1 thread"));
         Console.WriteLine($"- A: {a}\n- B: {b}\n- model: {modelPath}; load before: {PeerHarness.Load()}");
         foreach (var (mode, exits) in new[] { ("full depth", false), ("exits", true) })
         {
-            // Per sentence and build, the least time over the rounds: what the code costs when no other tenant
-            // interferes (medians moved by 1.5× between minutes here). An A/A control (one build as both A and B)
-            // still gave 0.97–1.06 across processes: repeat a run, and read a single one to ±6 %.
+            // Per sentence and build, the least time over the rounds and both instances: what the code costs when no
+            // other tenant interferes (medians moved by 1.5× between minutes here).
             var least = new double[2, texts.Length];
             for (int e = 0; e < 2; e++)
                 for (int s = 0; s < texts.Length; s++)
                     least[e, s] = double.MaxValue;
             var medians = new[] { new List<double>(), new List<double>() };
             int disagreements = 0;
-            for (int round = -1; round < rounds; round++) // round −1 warms both builds up (tiered JIT)
+            for (int round = -1; round < rounds; round++) // round −1 warms every instance up (tiered JIT)
             {
                 var answers = new (int, int)[2, texts.Length];
-                for (int turn = 0; turn < 2; turn++)
+                var times = new[] { new List<double>(), new List<double>() };
+                foreach (int e in orders[(round + 1) % 2])
                 {
-                    int e = (round + 1 + turn) % 2;
-                    var times = new double[texts.Length];
+                    int build = buildOf[e];
                     for (int s = 0; s < texts.Length; s++)
                     {
                         long t0 = Stopwatch.GetTimestamp();
-                        answers[e, s] = engines[e].Classify(texts[s], exits ? null : engines[e].Never);
-                        times[s] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
-                        least[e, s] = Math.Min(least[e, s], round >= 0 ? times[s] : double.MaxValue);
+                        answers[build, s] = engines[e].Classify(texts[s], exits ? null : engines[e].Never);
+                        double time = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+                        times[build].Add(time);
+                        if (round >= 0)
+                            least[build, s] = Math.Min(least[build, s], time);
                     }
-                    if (round >= 0)
-                        medians[e].Add(times.Order().ElementAt(times.Length / 2));
                 }
+                if (round >= 0)
+                    for (int build = 0; build < 2; build++)
+                        medians[build].Add(times[build].Order().ElementAt(times[build].Count / 2));
                 for (int s = 0; s < texts.Length; s++)
                     if (answers[0, s] != answers[1, s])
                         disagreements++;
