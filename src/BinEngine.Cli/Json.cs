@@ -63,7 +63,7 @@ internal static class Fmt
     /// <summary>
     /// The fields every per-text result line carries (classify --json and batch JSONL): label, name,
     /// probabilities (fixed decimals, so output is byte-identical across runs), entropies (and logits when asked), exit block,
-    /// the blocks that ran, depth, tokens, truncation; the controllers' λ and g when the model has them; the conformal
+    /// the blocks that ran, depth, tokens, truncation; the controllers' λ and g when the call's policy read them (q_exit, learned_gate; every controller for ExitPolicy.Trace); the conformal
     /// prediction set when asked (<paramref name="sets"/>). The caller writes its own index field first.
     /// </summary>
     public static void WriteResultFields(this Utf8JsonWriter j, BinEngine.Runtime.ClassificationResult r, bool truncated, bool logits = false, bool sets = false)

@@ -55,7 +55,7 @@ internal abstract class ResultFormatter
 
 /// <summary>
 /// {"row":0,"label":1,"label_name":"positive","probabilities":[0.026931,0.973069],"entropies":[0.45,0.12],"exit_block":2,"blocks_run":[1,2],"blocks":3,"tokens":9,"truncated":false}
-/// (with "logits":[[…],[…]] after the entropies when asked, "lambdas"/"gate_scores" when the model has those controllers,
+/// (with "logits":[[…],[…]] after the entropies when asked, "lambdas"/"gate_scores" when the policy reads that controller,
 /// "prediction_set" with --sets) or {"row":3,"error":"…"}.
 /// </summary>
 internal sealed class JsonlResultFormatter(bool logits = false, bool sets = false) : ResultFormatter

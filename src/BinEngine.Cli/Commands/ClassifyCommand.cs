@@ -19,7 +19,7 @@ internal static class ClassifyCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var model = CommonOptions.Model();
-        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, entropies, exit_block, blocks_run, blocks, tokens, truncated; lambdas, gate_scores with those controllers) instead of a line" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object per text (label, label_name, probabilities, entropies, exit_block, blocks_run, blocks, tokens, truncated; lambdas / gate_scores when the policy reads that controller: q_exit, learned_gate) instead of a line" };
         var logits = new Option<bool>("--logits") { Description = "With --json (implied): also every computed exit's logits, \"logits\": [[…C…] per block]" };
         var policy = new PolicyOptions();
         var command = new Command("classify", "Classify texts: label, probability and the block whose exit answered") { texts, model, json, logits };

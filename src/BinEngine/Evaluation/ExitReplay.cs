@@ -6,7 +6,7 @@ namespace BinEngine.Evaluation;
 /// Every exit's answer for every sample, from one full-depth pass, so that any exit rule can be replayed
 /// without running the model again. A sample's block outputs do not depend on the policy (an exit only stops
 /// the forward pass; skip gates decide before a block from the state alone), so the exits of a run with
-/// <see cref="ExitPolicy.Never"/> are the exits any policy would have seen. The replay recomputes each exit's
+/// <see cref="ExitPolicy.Trace"/> are the exits any policy would have seen. The replay recomputes each exit's
 /// softmax and entropy with the forward pass's own function and asks <see cref="ExitPolicy.ShouldExit"/> (the one
 /// definition of every rule) with the controllers' λ and g, so it equals a real run exactly and follows any change
 /// to a rule automatically.
@@ -18,7 +18,9 @@ internal sealed class ExitReplay
     /// its softmax [E × C] and entropy, the controllers' outputs (NaN without them), the FLOPs of answering there
     /// and of the plain model at full depth.
     /// </summary>
-    private sealed record Sample(int[] Blocks, float[] Probabilities, float[] Entropies, float[] Lambdas, float[] Gates, double[] CostAt, double FullCost);
+    /// <summary>CostAt[k]: FLOPs of answering at exit k without q_exit's λ-MLP; LambdaCostAt[k]: with it (what a q_exit run spends).</summary>
+    private sealed record Sample(int[] Blocks, float[] Probabilities, float[] Entropies, float[] Lambdas, float[] Gates, double[] CostAt,
+        double[] LambdaCostAt, double FullCost);
 
     private readonly Sample[] _samples;
 
@@ -68,28 +70,31 @@ internal sealed class ExitReplay
             if (logits[s].Length != layers * classes)
                 throw new ArgumentException($"sample {s} has {logits[s].Length} logits; {layers} exits × {classes} classes expected", nameof(logits));
             double block = blockFlops?[s] ?? 1.0;
-            samples[s] = Build(classes, blocks, logits[s], none, none, blocks.Select(b => b * block).ToArray(), layers * block);
+            double[] costAt = blocks.Select(b => b * block).ToArray();
+            samples[s] = Build(classes, blocks, logits[s], none, none, costAt, costAt, layers * block);
         }
         return samples;
     }
 
-    private static Sample Build(int classes, int[] blocks, float[] logits, float[] lambdas, float[] gates, double[] costAt, double fullCost)
+    private static Sample Build(int classes, int[] blocks, float[] logits, float[] lambdas, float[] gates, double[] costAt, double[] lambdaCostAt, double fullCost)
     {
         int exits = blocks.Length;
         var p = new float[exits * classes];
         var h = new float[exits];
         for (int k = 0; k < exits; k++)
             h[k] = ForwardPass.SoftmaxEntropy(logits.AsSpan(k * classes, classes), p.AsSpan(k * classes, classes));
-        return new Sample(blocks, p, h, lambdas, gates, costAt, fullCost);
+        return new Sample(blocks, p, h, lambdas, gates, costAt, lambdaCostAt, fullCost);
     }
 
-    /// <summary>Runs every text through all blocks once (<see cref="ExitPolicy.Never"/>) and keeps every exit's answer.</summary>
+    /// <summary>Runs every text through all blocks once with every controller recorded (<see cref="ExitPolicy.Trace"/>) and keeps every exit's answer.</summary>
     public static ExitReplay Run(BeexModel model, IReadOnlyList<string> texts) =>
-        FromFullDepth(model.Architecture, model.Weights.Mechanisms, model.ClassifyBatch(texts, ExitPolicy.Never));
+        FromFullDepth(model.Architecture, model.Weights.Mechanisms, model.ClassifyBatch(texts, ExitPolicy.Trace));
 
     /// <summary>
-    /// Builds a replay from results of a full-depth run (policy none): the exits each sample evaluated, the controllers'
-    /// outputs, and the FLOPs of answering at each exit (<see cref="CostModel.ExecutedFlops"/>, mechanisms counted).
+    /// Builds a replay from results of a full-depth run (<see cref="ExitPolicy.Trace"/>; with <see cref="ExitPolicy.Never"/>
+    /// only the policies that read no controller can be replayed): the exits each sample evaluated, the controllers'
+    /// outputs, and the FLOPs of answering at each exit (<see cref="CostModel.ExecutedFlops"/>, mechanisms counted; q_exit's
+    /// λ-MLP only for the q_exit policy, the one run that evaluates it).
     /// </summary>
     public static ExitReplay FromFullDepth(Architecture architecture, MechanismWeights mechanisms, IReadOnlyList<ClassificationResult> fullDepth)
     {
@@ -101,9 +106,9 @@ internal sealed class ExitReplay
                 throw new ArgumentException($"sample {s} exited at block {r.ExitBlock} of {r.Layers}; the replay needs full-depth results", nameof(fullDepth));
             int exits = r.BlocksRun.Length;
             float[] none = Enumerable.Repeat(float.NaN, exits).ToArray();
-            double[] costAt = Enumerable.Range(0, exits)
-                .Select(k => CostModel.ExecutedFlops(architecture, mechanisms, r.TokenCount, k + 1, r.BlocksRun[k])).ToArray();
-            samples[s] = Build(architecture.Classes, r.BlocksRun, r.Logits, r.Lambdas ?? none, r.GateScores ?? none, costAt, r.FullDepthFlops);
+            double[] CostAt(bool lambda) => Enumerable.Range(0, exits)
+                .Select(k => CostModel.ExecutedFlops(architecture, mechanisms, r.TokenCount, k + 1, r.BlocksRun[k], lambda)).ToArray();
+            samples[s] = Build(architecture.Classes, r.BlocksRun, r.Logits, r.Lambdas ?? none, r.GateScores ?? none, CostAt(false), CostAt(true), r.FullDepthFlops);
         }
         return new ExitReplay(architecture.Layers, architecture.Classes, samples);
     }
@@ -145,7 +150,7 @@ internal sealed class ExitReplay
                 k++;
             exits[s] = x.Blocks[k];
         }
-        return Outcome(exits);
+        return Outcome(exits, policy.ReadsLambda);
     }
     /// <summary>Static depth: every sample answers at block <paramref name="block"/> (1..L).</summary>
     public ExitOutcome AtDepth(int block)
@@ -182,8 +187,11 @@ internal sealed class ExitReplay
         return Outcome(exits);
     }
 
-    /// <summary>The answers, confidences and compute of exiting sample s at block <paramref name="exitBlocks"/>[s] (the exit answering there, <see cref="Probabilities"/>).</summary>
-    public ExitOutcome Outcome(int[] exitBlocks)
+    /// <summary>
+    /// The answers, confidences and compute of exiting sample s at block <paramref name="exitBlocks"/>[s] (the exit answering
+    /// there, <see cref="Probabilities"/>); <paramref name="lambda"/>: the run evaluated q_exit's λ at each exit (its cost counts).
+    /// </summary>
+    public ExitOutcome Outcome(int[] exitBlocks, bool lambda = false)
     {
         if (exitBlocks.Length != Count)
             throw new ArgumentException($"{exitBlocks.Length} exit blocks for {Count} samples", nameof(exitBlocks));
@@ -203,7 +211,7 @@ internal sealed class ExitReplay
             ReadOnlySpan<float> p = ProbabilitiesOf(s, k);
             labels[s] = ExitPolicy.ArgMax(p);
             confidences[s] = p[labels[s]];
-            executed += _samples[s].CostAt[k];
+            executed += (lambda ? _samples[s].LambdaCostAt : _samples[s].CostAt)[k];
             total += _samples[s].FullCost;
         }
         return new ExitOutcome(labels, exitBlocks, confidences, total > 0 ? (total - executed) / total : 0, run);

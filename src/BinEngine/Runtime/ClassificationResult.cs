@@ -22,9 +22,9 @@ public sealed class ClassificationResult
     public required float[] Entropies { get; init; }
     /// <summary>Logits of every exit computed, flattened [BlocksRun.Length × C].</summary>
     public required float[] Logits { get; init; }
-    /// <summary>q_exit's λ at every exit computed (null when the model has no q_exit controller).</summary>
+    /// <summary>q_exit's λ at every exit computed: null when the model has no q_exit controller or the call's policy does not read λ (only q_exit does; <see cref="ExitPolicy.Trace"/> records every controller).</summary>
     public float[]? Lambdas { get; init; }
-    /// <summary>learned_gate's g at every exit computed (null when the model has no learned gate).</summary>
+    /// <summary>learned_gate's g at every exit computed: null when the model has no learned gate or the call's policy does not read g (only learned_gate does; <see cref="ExitPolicy.Trace"/> records every controller).</summary>
     public float[]? GateScores { get; init; }
     /// <summary>
     /// The split-conformal prediction set, class ids ascending: every class c with 1 − p_c ≤ q̂, where q̂ was calibrated

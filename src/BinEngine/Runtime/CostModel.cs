@@ -36,17 +36,18 @@ internal static class CostModel
     /// <summary>
     /// FLOPs a sample of <paramref name="tokens"/> tokens costs when it ran <paramref name="blocksRun"/> blocks (each
     /// with its exit) and answered at block <paramref name="exitBlock"/>: the blocks and linear heads, plus what the
-    /// mechanisms add (docs/MODEL.md): a Mamba head's own FLOPs at each exit, q_exit's λ-MLP at each exit, and the
-    /// skip gates evaluated before every block up to the exit but the last. (learned_gate's four features and one
+    /// mechanisms add (docs/MODEL.md): a Mamba head's own FLOPs at each exit, q_exit's λ-MLP at each exit when the
+    /// call evaluated it (<paramref name="lambda"/>: its policy read λ, or recorded every controller), and the skip
+    /// gates evaluated before every block up to the exit but the last. (learned_gate's four features and one
     /// dot product are a few dozen FLOPs and counted as the C-wide softmax work they are: not at all.)
     /// With no mechanism and no skipped block this is (exitBlock / L) · <see cref="FullDepthFlops"/>.
     /// </summary>
-    public static double ExecutedFlops(Architecture a, MechanismWeights m, int tokens, int blocksRun, int exitBlock)
+    public static double ExecutedFlops(Architecture a, MechanismWeights m, int tokens, int blocksRun, int exitBlock, bool lambda)
     {
         double perExit = BlockWithExitFlops(a, tokens);
         if (m.MambaExits is { Length: > 0 } mamba)
             perExit += MambaHead.Flops(mamba[0], tokens);
-        if (m.QExit is { } q)
+        if (m.QExit is { } q && lambda)
             perExit += q.Flops;
         double total = blocksRun * perExit;
         if (m.SkipGates is { } gates)

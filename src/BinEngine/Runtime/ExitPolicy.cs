@@ -56,8 +56,28 @@ public sealed record ExitPolicy
         Patience = patience;
     }
 
+    /// <summary>
+    /// True when every controller the model carries (q_exit's λ, learned_gate's g) is evaluated at every exit the call
+    /// visits and recorded in its result. Otherwise a controller runs only for the policy that reads it (q_exit reads λ,
+    /// learned_gate g): q_exit's λ-MLP (≈ 100 k multiply-adds an exit as ≈ 400 dot products) cost 3–7 % of a W1A1 pass
+    /// that never read it (bench/README.md, "Levers").
+    /// </summary>
+    public bool RecordsControllers { get; private init; }
+
     /// <summary>The policy that runs every block.</summary>
     public static ExitPolicy Never { get; } = new(ExitPolicyKind.None);
+
+    /// <summary>
+    /// Every block, like <see cref="Never"/>, with every controller recorded at every exit (<see cref="RecordsControllers"/>):
+    /// the trace <c>binengine eval</c> and <c>calibrate</c> replay every policy from.
+    /// </summary>
+    public static ExitPolicy Trace { get; } = new(ExitPolicyKind.None) { RecordsControllers = true };
+
+    /// <summary>Whether a call with this policy evaluates q_exit's λ (when the model has it).</summary>
+    internal bool ReadsLambda => RecordsControllers || Kind == ExitPolicyKind.QExit;
+
+    /// <summary>Whether a call with this policy evaluates learned_gate's g (when the model has it).</summary>
+    internal bool ReadsGate => RecordsControllers || Kind == ExitPolicyKind.LearnedGate;
 
     /// <summary>The names used in model files, config.json and the CLI (snake_case, as docs/MODEL.md).</summary>
     public static string NameOf(ExitPolicyKind kind) => kind switch

@@ -337,7 +337,7 @@ internal sealed class ForwardPass
         Span<float> pooled = ws.Pooled, previous = ws.PooledStates.AsSpan(slot * d, d);
         Pool(ws.X, start, length, pooled);
         float lambda = float.NaN;
-        if (mechanisms.QExit is { } qExit)
+        if (mechanisms.QExit is { } qExit && policy.ReadsLambda) // only when read (ExitPolicy.RecordsControllers)
             ws.Lambdas[row] = lambda = qExit.Lambda(layer, pooled, previous, ws.ControllerScratch);
         pooled.CopyTo(previous); // m_i: what the next gate and the next λ read as the state so far
         if (mechanisms.MambaExits is { } mamba)
@@ -359,7 +359,7 @@ internal sealed class ForwardPass
         float entropy = SoftmaxEntropy(logits, p);
         ws.Entropies[row] = entropy;
         float gate = float.NaN;
-        if (mechanisms.LearnedGate is { } learned)
+        if (mechanisms.LearnedGate is { } learned && policy.ReadsGate)
             ws.GateScores[row] = gate = learned.Gate(layer, p, entropy, ws.ControllerScratch);
         return policy.ShouldExit(ref state, p, entropy, lambda, gate);
     }

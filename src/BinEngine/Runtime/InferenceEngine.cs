@@ -171,14 +171,14 @@ internal sealed class InferenceEngine
             BlocksRun = ws.BlocksRun.AsSpan(row, evaluated).ToArray(),
             Entropies = entropies,
             Logits = logits,
-            Lambdas = _mechanisms.QExit is null ? null : ws.Lambdas.AsSpan(row, evaluated).ToArray(),
-            GateScores = _mechanisms.LearnedGate is null ? null : ws.GateScores.AsSpan(row, evaluated).ToArray(),
+            Lambdas = _mechanisms.QExit is null || !policy.ReadsLambda ? null : ws.Lambdas.AsSpan(row, evaluated).ToArray(),
+            GateScores = _mechanisms.LearnedGate is null || !policy.ReadsGate ? null : ws.GateScores.AsSpan(row, evaluated).ToArray(),
             PredictionSet = _conformal.TryGetValue(policy, out float qhat) ? Conformal.PredictionSet(probabilities, qhat) : null,
             TokenCount = tokens,
             Truncated = truncated,
             // FLOP counts are integers far below 2^53, so full − executed is exact and a plain model's fraction is
             // exactly the rounded (L − exit)/L.
-            ComputeSkipped = (full - CostModel.ExecutedFlops(a, _mechanisms, tokens, evaluated, exitBlock)) / full,
+            ComputeSkipped = (full - CostModel.ExecutedFlops(a, _mechanisms, tokens, evaluated, exitBlock, policy.ReadsLambda)) / full,
             FullDepthFlops = full,
         };
     }

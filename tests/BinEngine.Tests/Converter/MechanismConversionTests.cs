@@ -109,8 +109,11 @@ public class MechanismConversionTests
         using BeexModel model = BeexModel.Load(file);
         Assert.Equal(Mechanisms.Names, model.Mechanisms);
         ClassificationResult r = model.Classify("a fine film", model.Policy("learned_gate"));
-        Assert.NotNull(r.Lambdas);
+        Assert.Null(r.Lambdas);        // learned_gate reads g only: q_exit's λ-MLP does not run
         Assert.NotNull(r.GateScores);
+        ClassificationResult trace = model.Classify("a fine film", ExitPolicy.Trace);
+        Assert.NotNull(trace.Lambdas);
+        Assert.NotNull(trace.GateScores);
         Assert.NotNull(r.PredictionSet); // calibrated for learned_gate with its stored τ
         Assert.Null(model.Classify("a fine film", model.Policy("q_exit")).PredictionSet);
         Assert.Null(model.Classify("a fine film", new ExitPolicy(ExitPolicyKind.LearnedGate, tau: 0.7f)).PredictionSet);

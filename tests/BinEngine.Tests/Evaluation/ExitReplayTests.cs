@@ -98,7 +98,7 @@ public class ExitReplayTests
         int layers = model.Architecture.Layers;
         Assert.Equal(Enumerable.Range(1, layers), a.StaticDepths.Select(p => p.StaticDepth));
         // Full depth equals running with policy none.
-        var full = model.ClassifyBatch(rows.Select(r => r[0]).ToArray(), ExitPolicy.Never);
+        var full = model.ClassifyBatch(rows.Select(r => r[0]).ToArray(), ExitPolicy.Trace);
         Assert.Equal(full.Zip(gold).Count(x => x.First.Label == x.Second) / 64.0, a.StaticDepths[^1].Accuracy, 12);
         Assert.Equal(11 * 21, a.Curves[ExitPolicyKind.EntropyReduction].Count);
         Assert.Equal(layers, a.Curves[ExitPolicyKind.Patience].Count); // patience t = 1..L

@@ -77,7 +77,7 @@ public class GoldenParityTests
             string text = sample.GetProperty("text").GetString()!;
             Assert.Equal(ids, model.Tokenizer.Encode(text, model.Architecture.MaxLength));
 
-            ClassificationResult full = model.Classify(ids, ExitPolicy.Never);
+            ClassificationResult full = model.Classify(ids, ExitPolicy.Trace);
             // With skip gates the trainer records the blocks that ran, and one logits row per block run.
             int[] blocksRun = sample.TryGetProperty("blocks_run", out JsonElement run)
                 ? run.EnumerateArray().Select(e => e.GetInt32()).ToArray()

@@ -46,7 +46,7 @@ public class MechanismTests
             foreach (int[] ids in texts)
             {
                 ReferenceTrace expected = ReferenceForward.Trace(model, ids);
-                ClassificationResult r = engine.Classify(ids, ExitPolicy.Never, threads: 1);
+                ClassificationResult r = engine.Classify(ids, ExitPolicy.Trace, threads: 1);
                 string where = $"{isa} len={ids.Length}";
                 Assert.Equal(expected.BlocksRun, r.BlocksRun);
                 Assert.Equal(a.Layers, r.ExitBlock);
@@ -108,6 +108,33 @@ public class MechanismTests
         Assert.True(exits.Count >= 2 && paths.Count >= 3, $"the test needs varied exits and paths; saw exits {string.Join(",", exits)}, {paths.Count} paths");
     }
 
+    /// <summary>
+    /// A controller runs only for the policy that reads it, or for <see cref="ExitPolicy.Trace"/>: its outputs are in the
+    /// result exactly then, the logits and exits do not change, and the compute saved counts q_exit's λ-MLP only when it ran.
+    /// </summary>
+    [Fact]
+    public void OnlyThePolicyThatReadsAControllerRunsIt()
+    {
+        ModelWeights model = Model(true, true, false, false, layers: 4);
+        var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        int[] ids = RandomWeights.Texts(model.Architecture, 1, seed: 21)[0];
+        ClassificationResult never = engine.Classify(ids, ExitPolicy.Never, 1), trace = engine.Classify(ids, ExitPolicy.Trace, 1);
+        Assert.Null(never.Lambdas);
+        Assert.Null(never.GateScores);
+        Assert.Equal(model.Architecture.Layers, trace.Lambdas!.Length);
+        Assert.Equal(model.Architecture.Layers, trace.GateScores!.Length);
+        Assert.Equal(trace.Logits, never.Logits);
+        Assert.Equal(0.0, never.ComputeSkipped, 12);          // every block, nothing else
+        Assert.True(trace.ComputeSkipped < 0, $"the trace ran λ-MLPs on top of every block: {trace.ComputeSkipped}");
+        ClassificationResult q = engine.Classify(ids, new ExitPolicy(ExitPolicyKind.QExit, tau: 2f), 1);   // q > 1: never halts
+        Assert.NotNull(q.Lambdas);
+        Assert.Null(q.GateScores);
+        Assert.Equal(trace.Lambdas, q.Lambdas);
+        ClassificationResult g = engine.Classify(ids, new ExitPolicy(ExitPolicyKind.LearnedGate, tau: 2f), 1); // g < 1: never exits
+        Assert.Null(g.Lambdas);
+        Assert.Equal(trace.GateScores, g.GateScores);
+    }
+
     /// <summary>q_exit exits at the first block whose cumulative halting mass exceeds q; learned_gate at the first g ≥ τ; both from the λ and g the run reports.</summary>
     [Theory]
     [InlineData(0.3f)]
@@ -118,8 +145,8 @@ public class MechanismTests
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
         foreach (int[] ids in RandomWeights.Texts(model.Architecture, 30, seed: 8))
         {
-            float[] lambdas = engine.Classify(ids, ExitPolicy.Never, 1).Lambdas!;
-            float[] gates = engine.Classify(ids, ExitPolicy.Never, 1).GateScores!;
+            float[] lambdas = engine.Classify(ids, ExitPolicy.Trace, 1).Lambdas!;
+            float[] gates = engine.Classify(ids, ExitPolicy.Trace, 1).GateScores!;
             float remaining = 1f, halted = 0f;
             int qExit = lambdas.Length;
             for (int i = 0; i < lambdas.Length - 1; i++)
@@ -150,7 +177,7 @@ public class MechanismTests
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
         int[][] texts = RandomWeights.Texts(model.Architecture, 60, seed: 17);
         var ids = texts.Select(t => (ReadOnlyMemory<int>)t).ToArray();
-        ExitReplay replay = ExitReplay.FromFullDepth(model.Architecture, model.Mechanisms, engine.ClassifyBatch(ids, ExitPolicy.Never, 1));
+        ExitReplay replay = ExitReplay.FromFullDepth(model.Architecture, model.Mechanisms, engine.ClassifyBatch(ids, ExitPolicy.Trace, 1));
         foreach (ExitPolicy policy in new[]
                  {
                      new ExitPolicy(ExitPolicyKind.QExit, tau: 0.5f), new ExitPolicy(ExitPolicyKind.LearnedGate, tau: 0.5f),
@@ -189,7 +216,7 @@ public class MechanismTests
         ModelWeights model = Model(true, true, true, true, lexical: true);
         var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
         int[] ids = RandomWeights.Texts(model.Architecture, 1, 4)[0];
-        var policy = new ExitPolicy(ExitPolicyKind.QExit, tau: 0.9f);
+        ExitPolicy policy = ExitPolicy.Trace; // every controller runs
         engine.Classify(ids, policy, 1); // warm: the workspace and its scratch are created once
         long before = GC.GetAllocatedBytesForCurrentThread();
         ClassificationResult r = engine.Classify(ids, policy, 1);
