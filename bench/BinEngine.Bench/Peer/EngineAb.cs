@@ -20,10 +20,12 @@ namespace BinEngine.Bench.Peer;
 /// (alternating by round; alternating by sentence made each build start every call on the other's weights in
 /// cache). With one instance each, loaded A then B, the slot alone was worth ≈ 4 % (A/B of one build pair measured
 /// 1.09–1.17 one way round and 0.87–0.93 the other); loading each build both first and last, and running it both
-/// first and last, cancels that and any linear drift within a round. Per round and mode (full depth, the model's own
-/// exits), the 872 sentences go once through each of the four instances. Reported: the mean over sentences of each sentence's least time over the rounds (the cost of the code
-/// itself; the medians here moved by 1.5× from minute to minute with the other tenants' load), the median of the
-/// rounds' p50s, and the median and range of the per-round ratios of the two p50s (paired: taken back to back).
+/// first and last, cancels any linear drift within a round, but an A/A control (one build on both sides) still read
+/// 1.05–1.08×: run every comparison in both orders (--a and --b swapped) and take the geometric mean of the two
+/// ratios. Per round and mode (full depth, the model's own exits), the 872 sentences go once through each of the
+/// four instances. Reported: the mean over sentences of each sentence's least time over the rounds (the cost of the
+/// code itself; the medians here moved by 1.5× from minute to minute with the other tenants' load), the median of
+/// the rounds' p50s, and the median and range of the per-round ratios of the two p50s (paired: taken back to back).
 /// </summary>
 public static class EngineAb
 {

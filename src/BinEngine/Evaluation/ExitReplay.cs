@@ -139,7 +139,7 @@ internal sealed class ExitReplay
     public ExitOutcome Replay(ExitPolicy policy)
     {
         if (!CanReplay(policy.Kind))
-            throw new ArgumentException($"policy '{policy.Name}' needs its controller's outputs, which these results lack (the model does not carry '{ExitPolicy.ControllerOf(policy.Kind)}')");
+            throw new ArgumentException($"policy '{policy.Name}' needs its controller's outputs, which these results lack (the model does not carry '{ExitPolicy.ControllerOf(policy.Kind)}', or the results were not run with ExitPolicy.Trace)");
         var exits = new int[Count];
         for (int s = 0; s < Count; s++)
         {

@@ -59,8 +59,8 @@ public sealed record ExitPolicy
     /// <summary>
     /// True when every controller the model carries (q_exit's λ, learned_gate's g) is evaluated at every exit the call
     /// visits and recorded in its result. Otherwise a controller runs only for the policy that reads it (q_exit reads λ,
-    /// learned_gate g): q_exit's λ-MLP (≈ 100 k multiply-adds an exit as ≈ 400 dot products) cost 3–7 % of a W1A1 pass
-    /// that never read it (bench/README.md, "Levers").
+    /// learned_gate g): q_exit's λ-MLP (≈ 100 k multiply-adds an exit as ≈ 400 dot products) cost ≈ 8–10 % of a W1A1 pass
+    /// that never read it (engine A/B 1.08–1.11×, bench/README.md, "Levers").
     /// </summary>
     public bool RecordsControllers { get; private init; }
 
