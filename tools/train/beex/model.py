@@ -184,6 +184,11 @@ class BEExformer(nn.Module):
                                    for _ in range(cfg["n_layers"]))
         lex = cfg.get("lexical")
         self.lexical = LexicalHead(int(lex["bits"]), cfg["vocab_size"], cfg["n_classes"]) if lex else None
+        # Stochastic depth (Huang et al. 2016), training only: block i (0-based) is skipped for a
+        # sample with probability layer_drop * (i + 1) / L, its output then being its input. The
+        # exit after a skipped block reads the earlier representation, so every exit learns from
+        # inputs of several depths. Inference runs every block: nothing enters the contract.
+        self.layer_drop = 0.0
 
     def set_temperatures(self, temperatures):
         """One temperature per exit (None = none): exit i returns (E_i pooled + c_i) / T_i, the
@@ -219,9 +224,18 @@ class BEExformer(nn.Module):
         for i, block in enumerate(self.blocks):
             if n_blocks is not None and i >= n_blocks:
                 break
-            x = block(x, key_pad)
+            x = self.run_block(i, block, x, key_pad)
             out.append(self.exit_logits(i, (x * w).sum(dim=1) / count, lex))
         return torch.stack(out)
+
+    def run_block(self, i, block, x, key_pad):
+        """Block i on x, or (stochastic depth, training only) x itself for the samples that skip it."""
+        y = block(x, key_pad)
+        if not self.training or self.layer_drop <= 0.0:
+            return y
+        p = self.layer_drop * (i + 1) / len(self.blocks)
+        keep = torch.rand(x.shape[0], 1, 1) >= p
+        return torch.where(keep, y, x)
 
     def lexical_logits(self, ids, mask):
         """The lexical head's z [B, C] (None without one): computed once, added at every exit."""

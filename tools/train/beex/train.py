@@ -28,7 +28,7 @@ TRAIN_DEFAULTS = {
     "routing_tau": 0.1, "early_stop_patience": 2, "evals_per_epoch": 1, "log_every": 50,
     "ckpt_every": 200, "max_steps": None, "train_limit": None, "threads": 2,
     "distill_teacher": None, "distill_alpha": 0.5, "distill_temperature": 2.0, "lexical_offset": None,
-    "len_weight_power": 0.0, "exit_loss": "all", "self_distill": 0.0,
+    "len_weight_power": 0.0, "exit_loss": "all", "self_distill": 0.0, "stochastic_depth": 0.0,
 }
 
 
@@ -203,6 +203,9 @@ def build_model(cfg, data, log):
                                   min_count=int(dc.get("prune_min_count", 1)))
         log(f"vocabulary pruned to {int(tok_map.max()) + 1} rows (ids seen >= {dc.get('prune_min_count', 1)}x in train)")
     model = BEExformer(mc, tok_map=tok_map, dropout=ct["dropout"], attn_dropout=ct["attn_dropout"])
+    model.layer_drop = float(ct.get("stochastic_depth", 0.0))
+    if not 0.0 <= model.layer_drop < 1.0:
+        raise ValueError(f"train.stochastic_depth must be in [0, 1), got {model.layer_drop}")
     sizes = size_report(model)
     log(f"model {json.dumps(model.cfg)}; params {sizes['params']}, FP32 {sizes['fp32_bytes'] / 1e6:.2f} MB, "
         f"packed {sizes['packed_bytes'] / 1e6:.3f} MB, ratio {sizes['ratio']:.2f}x")

@@ -75,6 +75,29 @@ def test_padding_does_not_change_outputs(over):
             assert torch.allclose(batched[:, i], single[:, 0], atol=1e-9)
 
 
+def test_stochastic_depth_skips_whole_blocks_in_training_only():
+    # In training each sample gets either the whole block's output or its own input back (never a
+    # mix); in evaluation always the block's output.
+    torch.manual_seed(0)
+    m = BEExformer(tiny_cfg(weight_bits=32, act_bits=32)).double()
+    m.layer_drop = 0.9
+    m.train()
+    for mod in m.modules():  # dropout off, so the only randomness is the block draw
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0
+    x = torch.randn(64, 5, 16, dtype=torch.float64)
+    block = m.blocks[2]
+    torch.manual_seed(1)
+    y = m.run_block(2, block, x, None)
+    full = block(x, None)
+    kept = [bool(torch.equal(y[b], full[b])) for b in range(64)]
+    skipped = [bool(torch.equal(y[b], x[b])) for b in range(64)]
+    assert all(k != s for k, s in zip(kept, skipped))
+    assert 0 < sum(kept) < 64  # p = 0.9 at the last block: some of 64 kept, most skipped
+    m.eval()
+    assert torch.equal(m.run_block(2, block, x, None), full)
+
+
 def test_rejects_too_long_and_bad_bits():
     m = BEExformer(tiny_cfg())
     with pytest.raises(ValueError):
