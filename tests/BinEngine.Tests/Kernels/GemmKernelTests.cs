@@ -218,6 +218,78 @@ public class GemmKernelTests
         AssertEqualInts(one, many, n, name + " prepared threads=3");
     }
 
+    /// <summary>A binary product given its epilogue: what the three kernel families' prepared Multiply share.</summary>
+    private delegate void ProductWithEpilogue(int[] c, in ScaleBias epilogue, int threads);
+
+    /// <summary>
+    /// y through the kernel's epilogue (fused in registers by the interleaved XNOR kernels, per tile after the others)
+    /// equals <see cref="Epilogue.ScaleBias"/> over the integer oracle bit for bit, on one thread and split over three.
+    /// </summary>
+    private static void AssertEpilogue(ProductWithEpilogue multiply, int[] exact, int m, int n, string what)
+    {
+        float[] alpha = Floats(n, 51 + n), bias = Floats(n, 52 + n), scales = Floats(m, 53 + m);
+        var expected = new float[m * n];
+        Epilogue.ScaleBias(exact, alpha, scales, bias, expected, n, KernelIsa.Scalar);
+        foreach (int threads in new[] { 1, 3 })
+        {
+            var y = new float[m * n];
+            multiply(new int[m * n], new ScaleBias(alpha, scales, bias, y, KernelIsa.Avx512), threads);
+            for (int i = 0; i < y.Length; i++)
+                if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(y[i]))
+                    Assert.Fail($"{what} threads={threads}: y[{i / n}, {i % n}] = {y[i]:R}, expected {expected[i]:R}");
+        }
+    }
+
+    /// <summary>Shapes of <see cref="KernelTestData.Shapes"/> and one that the threads really split, with edges in M and N.</summary>
+    private static IEnumerable<(int M, int K, int N)> EpilogueShapes => Shapes.Append((67, 1000, 1201));
+
+    [Theory]
+    [MemberData(nameof(XnorNames))]
+    public void XnorEpilogueEqualsSeparatePass(string name)
+    {
+        var kernel = Kernel<XnorGemm>(name);
+        foreach (var (m, k, n) in EpilogueShapes)
+        {
+            var a = Signs(m * k, 61 + k);
+            var w = Signs(n * k, 62 + k);
+            ulong[] pa = PackSignRows(a, m, k);
+            var prepared = new BinaryWeights(PackSignRows(w, n, k), n, k);
+            AssertEpilogue((int[] c, in ScaleBias e, int threads) => kernel.Multiply(pa, m, prepared, c, e, threads),
+                IntDot(a, m, w, n, k), m, n, $"{name} M={m} K={k} N={n}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(PlaneNames))]
+    public void PlaneEpilogueEqualsSeparatePass(string name)
+    {
+        var kernel = Kernel<PlaneGemm>(name);
+        foreach (var (m, k, n) in EpilogueShapes)
+        {
+            var q = Codes(m * k, 3, 63 + k);
+            var w = Signs(n * k, 64 + k);
+            ulong[] pq = PackPlaneRows(q, m, k, 3);
+            var prepared = new BinaryWeights(PackSignRows(w, n, k), n, k);
+            AssertEpilogue((int[] c, in ScaleBias e, int threads) => kernel.Multiply(pq, m, 3, prepared, c, e, threads),
+                IntDot(q, m, w, n, k), m, n, $"{name} M={m} K={k} N={n}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(CodeNames))]
+    public void CodeEpilogueEqualsSeparatePass(string name)
+    {
+        var kernel = Kernel<CodeGemm>(name);
+        foreach (var (m, k, n) in EpilogueShapes)
+        {
+            var q = Codes(m * k, 8, 65 + k);
+            var w = Signs(n * k, 66 + k);
+            var prepared = new BinaryWeights(PackSignRows(w, n, k), n, k, withBytes: true);
+            AssertEpilogue((int[] c, in ScaleBias e, int threads) => kernel.Multiply(q, m, prepared, c, e, threads),
+                IntDot(q, m, w, n, k), m, n, $"{name} M={m} K={k} N={n}");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(SgemmNames))]
     public void ThreadedSgemmEqualsSingleThread(string name)

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using BinEngine.Kernels;
 using BinEngine.Runtime;
 
 namespace BinEngine.Tests.Runtime;
