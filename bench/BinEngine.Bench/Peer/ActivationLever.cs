@@ -37,8 +37,8 @@ public static class ActivationLever
             }
             void New()
             {
-                VectorMath.Map<SigmoidFunction>(x, g1, isa);
-                VectorMath.Map<TanhFunction>(x, f1, isa);
+                VectorMath.Sigmoid(x, 0f, g1, isa);
+                VectorMath.Tanh(x, f1, isa);
             }
             Old();
             New();

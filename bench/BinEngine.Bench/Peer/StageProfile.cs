@@ -367,9 +367,8 @@ public static class StageProfile
             // from MathF's (the reference's), cost a fifth of TensorPrimitives' (bench/README.md, "Levers").
             if (_skip != Ablated.SigmoidTanh)
             {
-                if (_a.SlfnGateCenter) VectorMath.Map<CentredSigmoidFunction>(gate, gate, _plan.HelperIsa);
-                else VectorMath.Map<SigmoidFunction>(gate, gate, _plan.HelperIsa);
-                VectorMath.Map<TanhFunction>(forget, forget, _plan.HelperIsa);
+                VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+                VectorMath.Tanh(forget, forget, _plan.HelperIsa);
             }
             Lap(Stage.Elementwise);
             Quantize(gate, tokens, f);

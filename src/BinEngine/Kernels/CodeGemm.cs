@@ -19,11 +19,7 @@ internal abstract class CodeGemm : GemmKernel
     /// <param name="w">Weights prepared with withBytes: true.</param>
     /// <param name="c">Output, at least M·N.</param>
     /// <param name="threads">Threads; 1 runs on the calling thread.</param>
-    public void Multiply(ReadOnlySpan<sbyte> codes, int m, BinaryWeights w, Span<int> c, int threads = 1) =>
-        Multiply(codes, m, w, c, ScaleBias.None, threads);
-
-    /// <summary>The same ending with <paramref name="epilogue"/> into its Y (unless <see cref="ScaleBias.None"/>).</summary>
-    public unsafe void Multiply(ReadOnlySpan<sbyte> codes, int m, BinaryWeights w, Span<int> c, scoped in ScaleBias epilogue, int threads = 1)
+    public unsafe void Multiply(ReadOnlySpan<sbyte> codes, int m, BinaryWeights w, Span<int> c, int threads = 1)
     {
         ArgumentNullException.ThrowIfNull(w);
         ThrowIfUnsupported();
@@ -31,13 +27,12 @@ internal abstract class CodeGemm : GemmKernel
         GemmValidation.Shape(m, w.N, w.K);
         BitPacking.CheckLength(codes.Length, (long)m * w.K, nameof(codes));
         BitPacking.CheckLength(c.Length, (long)m * w.N, nameof(c));
-        epilogue.Validate(m, w.N);
         fixed (sbyte* pa = codes)
         fixed (byte* pw = w.GroupedBytes)
         fixed (int* pc = c)
         {
             var g = new GemmArgs { A = pa, W = pw, C = pc, M = m, N = w.N, K = w.K };
-            GemmThreads.Run(this, g, epilogue, threads, (long)m * w.N * w.K / 32);
+            GemmThreads.Run(this, g, threads, (long)m * w.N * w.K / 32);
         }
     }
 }

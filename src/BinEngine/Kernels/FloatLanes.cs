@@ -79,31 +79,6 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     /// <summary>Bit i set when lane i is ≥ 0 (so −0 and +0 give 1, NaN gives 0).</summary>
     static abstract uint NonNegativeBits(TVec v);
-
-    /// <summary><typeparamref name="TFunction"/> on every lane (the packer's fused σ and tanh).</summary>
-    static abstract TVec Map<TFunction>(TVec v) where TFunction : IElementFunction;
-}
-
-/// <summary>
-/// An element-wise function at every vector width, for code written once over <see cref="IFloatLanes{TVec}"/> that
-/// applies it as it loads (the 1-bit packer, Runtime/ActivationPacker.cs). Each width must give the bits
-/// of the function's span form, so fusing changes nothing.
-/// </summary>
-internal interface IElementFunction
-{
-    static abstract float Apply(float x);
-    static abstract Vector128<float> Apply(Vector128<float> x);
-    static abstract Vector256<float> Apply(Vector256<float> x);
-    static abstract Vector512<float> Apply(Vector512<float> x);
-}
-
-/// <summary>f(x) = x.</summary>
-internal readonly struct IdentityFunction : IElementFunction
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply(float x) => x;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Apply(Vector128<float> x) => x;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply(Vector256<float> x) => x;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply(Vector512<float> x) => x;
 }
 
 /// <summary>Portable 128-bit vectors (SSE on x86, AdvSimd on ARM).</summary>
@@ -171,9 +146,6 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector128<float> v) => (uint)Vector128.GreaterThanOrEqual(v, Vector128<float>.Zero).ExtractMostSignificantBits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Map<TFunction>(Vector128<float> v) where TFunction : IElementFunction => TFunction.Apply(v);
 }
 
 /// <summary>256-bit vectors with AVX2 + FMA.</summary>
@@ -244,9 +216,6 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector256<float> v) => (uint)Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero).ExtractMostSignificantBits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Map<TFunction>(Vector256<float> v) where TFunction : IElementFunction => TFunction.Apply(v);
 }
 
 /// <summary>512-bit vectors with AVX-512F.</summary>
@@ -314,7 +283,4 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector512<float> v) => (uint)Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero).ExtractMostSignificantBits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Map<TFunction>(Vector512<float> v) where TFunction : IElementFunction => TFunction.Apply(v);
 }

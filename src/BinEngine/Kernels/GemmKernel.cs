@@ -30,20 +30,6 @@ internal abstract class GemmKernel
     /// </remarks>
     internal abstract unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1);
 
-    /// <summary>
-    /// True when <see cref="Compute"/> applies <paramref name="g"/>'s epilogue itself (writing g.Y, not g.C); otherwise
-    /// <see cref="ComputeTile"/> runs <see cref="Epilogue.Tile"/> after it.
-    /// </summary>
-    internal virtual bool FusesEpilogue(in GemmArgs g) => false;
-
-    /// <summary>One tile of the product, ending with the epilogue when g.Y is set (what <see cref="GemmThreads"/> runs).</summary>
-    internal unsafe void ComputeTile(in GemmArgs g, int m0, int m1, int n0, int n1)
-    {
-        Compute(g, m0, m1, n0, n1);
-        if (g.Y != null && !FusesEpilogue(g))
-            Epilogue.Tile(g, m0, m1, n0, n1);
-    }
-
     /// <inheritdoc/>
     public override string ToString() => Name;
 
@@ -65,39 +51,4 @@ internal unsafe struct GemmArgs
     public int M, N, K;
     /// <summary>Activation bits of the plane GEMM (0 elsewhere).</summary>
     public int Bits;
-    /// <summary>
-    /// The epilogue (<see cref="ScaleBias"/>): y[t, o] = (α_o · s_t) · C[t, o] + b_o into Y, or none when Y is null.
-    /// </summary>
-    public float* Alpha, RowScales, Bias, Y;
-    /// <summary>The widest vectors the epilogue may use when it runs apart from the kernel.</summary>
-    public KernelIsa EpilogueIsa;
-}
-
-/// <summary>
-/// The epilogue a binary GEMM can end with (<see cref="Epilogue"/>): y[t, o] = (α_o · s_t) · p[t, o] + b_o, α and b per
-/// output, s per activation row. <see cref="Y"/> empty means none: the GEMM leaves the integer products.
-/// </summary>
-internal readonly ref struct ScaleBias(ReadOnlySpan<float> alpha, ReadOnlySpan<float> rowScales, ReadOnlySpan<float> bias, Span<float> y, KernelIsa isa)
-{
-    public ReadOnlySpan<float> Alpha { get; } = alpha;
-    public ReadOnlySpan<float> RowScales { get; } = rowScales;
-    public ReadOnlySpan<float> Bias { get; } = bias;
-    public Span<float> Y { get; } = y;
-    /// <summary>The widest vectors the epilogue may use when it runs apart from the kernel (the plan's helper ISA).</summary>
-    public KernelIsa Isa { get; } = isa;
-
-    /// <summary>No epilogue.</summary>
-    public static ScaleBias None => default;
-
-    public bool IsNone => Y.IsEmpty;
-
-    /// <summary>Throws unless every span covers an m × n product.</summary>
-    public void Validate(int m, int n)
-    {
-        if (IsNone) return;
-        BitPacking.CheckLength(Alpha.Length, n, "alpha");
-        BitPacking.CheckLength(Bias.Length, n, "bias");
-        BitPacking.CheckLength(RowScales.Length, m, "rowScales");
-        BitPacking.CheckLength(Y.Length, (long)m * n, "y");
-    }
 }

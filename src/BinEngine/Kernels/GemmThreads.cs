@@ -30,23 +30,6 @@ internal static class GemmThreads
     /// <summary>Largest thread count a caller may ask for.</summary>
     internal static int MaxThreads => Math.Max(1, Environment.ProcessorCount);
 
-    /// <summary><see cref="Run(GemmKernel, in GemmArgs, int, long)"/> ending with <paramref name="epilogue"/> (validated by the caller).</summary>
-    public static unsafe void Run(GemmKernel kernel, GemmArgs g, scoped in ScaleBias epilogue, int threads, long work)
-    {
-        fixed (float* alpha = epilogue.Alpha)
-        fixed (float* scales = epilogue.RowScales)
-        fixed (float* bias = epilogue.Bias)
-        fixed (float* y = epilogue.Y)
-        {
-            g.Alpha = alpha;
-            g.RowScales = scales;
-            g.Bias = bias;
-            g.Y = y;
-            g.EpilogueIsa = epilogue.Isa;
-            Run(kernel, g, threads, work);
-        }
-    }
-
     public static void Run(GemmKernel kernel, in GemmArgs g, int threads, long work)
     {
         if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), $"threads must be ≥ 1, got {threads}");
@@ -59,7 +42,7 @@ internal static class GemmThreads
         int pm = Math.Min(Math.Max(1, parts / pn), mBlocks);
         if (pn * pm <= 1)
         {
-            kernel.ComputeTile(g, 0, g.M, 0, g.N);
+            kernel.Compute(g, 0, g.M, 0, g.N);
             return;
         }
         lock (Gate)
@@ -94,7 +77,7 @@ internal static class GemmThreads
         int tm = part / gridN, tn = part % gridN;
         Split(g.M, kernel.RowBlock, gridM, tm, out int m0, out int m1);
         Split(g.N, kernel.ColBlock, gridN, tn, out int n0, out int n1);
-        if (m0 < m1 && n0 < n1) kernel.ComputeTile(g, m0, m1, n0, n1);
+        if (m0 < m1 && n0 < n1) kernel.Compute(g, m0, m1, n0, n1);
     }
 
     /// <summary>Part t of `parts` of [0, length) in whole blocks (the last part takes the remainder).</summary>

@@ -88,41 +88,27 @@ internal static unsafe class LaneCountAvx2HarleySeal
         int words32 = 2 * BitPacking.RowWords(g.K);
         uint* a = (uint*)g.A, lanes = (uint*)g.WInterleaved;
         int* c = (int*)g.C;
-        float* y = g.Y;
         var k = Vector256.Create(g.K);
         var luts = new Luts(true);
-        int* partial = stackalloc int[BinaryWeights.BlockRows];
         for (int j = n0; j < n1; j += BinaryWeights.BlockRows)
         {
             uint* block = lanes + (long)j * words32;
             int rows = Math.Min(BinaryWeights.BlockRows, n1 - j);
-            bool whole = rows == BinaryWeights.BlockRows;
-            bool fused = y != null && whole;
-            Vector256<float> alpha0 = fused ? Vector256.Load(g.Alpha + j) : default, alpha1 = fused ? Vector256.Load(g.Alpha + j + 8) : default;
-            Vector256<float> bias0 = fused ? Vector256.Load(g.Bias + j) : default, bias1 = fused ? Vector256.Load(g.Bias + j + 8) : default;
             for (int i = m0; i < m1; i++)
             {
                 uint* ai = a + (long)i * words32;
                 Vector256<int> d0 = Count<XorOp>(ai, block, words32, luts).AsInt32();
                 Vector256<int> d1 = Count<XorOp>(ai, block + 8, words32, luts).AsInt32();
                 Vector256<int> dot0 = k - (d0 + d0), dot1 = k - (d1 + d1);
-                long at = (long)i * g.N + j;
-                if (!whole)
+                int* ci = c + (long)i * g.N + j;
+                if (rows == BinaryWeights.BlockRows)
                 {
-                    dot0.Store(partial);
-                    dot1.Store(partial + 8);
-                    Epilogue.StorePartial(g, i, j, partial, rows);
-                }
-                else if (y == null)
-                {
-                    dot0.Store(c + at);
-                    dot1.Store(c + at + 8);
+                    dot0.Store(ci);
+                    dot1.Store(ci + 8);
                 }
                 else
                 {
-                    var s = Vector256.Create(g.RowScales[i]);
-                    Epilogue.Apply(dot0, alpha0, s, bias0).Store(y + at);
-                    Epilogue.Apply(dot1, alpha1, s, bias1).Store(y + at + 8);
+                    for (int l = 0; l < rows; l++) ci[l] = l < 8 ? dot0.GetElement(l) : dot1.GetElement(l - 8);
                 }
             }
         }

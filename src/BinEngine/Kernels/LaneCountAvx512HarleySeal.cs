@@ -111,41 +111,27 @@ internal static unsafe class LaneCountAvx512HarleySeal
         return total + LaneSums(bytes);
     }
 
-    /// <summary>
-    /// W1A1 over prepared weights: C[i, j] = K − 2·count for the blocks of [n0, n1) and rows [m0, m1), or with g's
-    /// epilogue applied in registers, y[i, j] into g.Y (C not written).
-    /// </summary>
+    /// <summary>W1A1 over prepared weights: C[i, j] = K − 2·count for the blocks of [n0, n1) and rows [m0, m1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Xnor(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
         int words32 = 2 * BitPacking.RowWords(g.K);
         uint* a = (uint*)g.A, lanes = (uint*)g.WInterleaved;
         int* c = (int*)g.C;
-        float* y = g.Y;
         var k = Vector512.Create(g.K);
         var luts = new Luts(true);
-        int* partial = stackalloc int[BinaryWeights.BlockRows];
         // Weight block outer: its 16·words32 words stay in L1 while the activation rows pass by.
         for (int j = n0; j < n1; j += BinaryWeights.BlockRows)
         {
             uint* block = lanes + (long)j * words32;   // block j / 16 starts at (j / 16)·words32·16 = j·words32
             int rows = Math.Min(BinaryWeights.BlockRows, n1 - j);
-            bool whole = rows == BinaryWeights.BlockRows;
-            // The epilogue's per-output α and b for the block (read only when whole: a partial block stops at N).
-            Vector512<float> alpha = y != null && whole ? Vector512.Load(g.Alpha + j) : default;
-            Vector512<float> bias = y != null && whole ? Vector512.Load(g.Bias + j) : default;
             for (int i = m0; i < m1; i++)
             {
                 Vector512<int> d = Count<XorOp>(a + (long)i * words32, block, words32, luts).AsInt32();
                 Vector512<int> dot = k - (d + d);
-                long at = (long)i * g.N + j;
-                if (!whole)
-                {
-                    dot.Store(partial);
-                    Epilogue.StorePartial(g, i, j, partial, rows);
-                }
-                else if (y == null) dot.Store(c + at);
-                else Epilogue.Apply(dot, alpha, Vector512.Create(g.RowScales[i]), bias).Store(y + at);
+                int* ci = c + (long)i * g.N + j;
+                if (rows == BinaryWeights.BlockRows) dot.Store(ci);
+                else for (int l = 0; l < rows; l++) ci[l] = dot.GetElement(l);
             }
         }
     }

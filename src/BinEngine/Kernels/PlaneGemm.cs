@@ -48,12 +48,7 @@ internal abstract class PlaneGemm : GemmKernel
     }
 
     /// <summary>C[M, N] = B·q exactly, with prepared weights (row sums included).</summary>
-    public void Multiply(ReadOnlySpan<ulong> aPlanes, int m, int bits, BinaryWeights w, Span<int> c, int threads = 1) =>
-        Multiply(aPlanes, m, bits, w, c, ScaleBias.None, threads);
-
-    /// <summary>The same ending with <paramref name="epilogue"/> into its Y (unless <see cref="ScaleBias.None"/>).</summary>
-    public unsafe void Multiply(ReadOnlySpan<ulong> aPlanes, int m, int bits, BinaryWeights w, Span<int> c, scoped in ScaleBias epilogue,
-        int threads = 1)
+    public unsafe void Multiply(ReadOnlySpan<ulong> aPlanes, int m, int bits, BinaryWeights w, Span<int> c, int threads = 1)
     {
         ArgumentNullException.ThrowIfNull(w);
         ThrowIfUnsupported();
@@ -62,7 +57,6 @@ internal abstract class PlaneGemm : GemmKernel
         BitPacking.ValidateBits(bits);
         BitPacking.CheckLength(aPlanes.Length, (long)m * bits * w.RowWords, nameof(aPlanes));
         BitPacking.CheckLength(c.Length, (long)m * w.N, nameof(c));
-        epilogue.Validate(m, w.N);
         BitPacking.AssertPadding(aPlanes, m * bits, w.K);
         fixed (ulong* pa = aPlanes)
         fixed (ulong* pw = w.RowMajor)
@@ -71,7 +65,7 @@ internal abstract class PlaneGemm : GemmKernel
         fixed (int* pc = c)
         {
             var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, C = pc, RowSums = ps, M = m, N = w.N, K = w.K, Bits = bits };
-            GemmThreads.Run(this, g, epilogue, threads, (long)m * bits * w.N * w.RowWords);
+            GemmThreads.Run(this, g, threads, (long)m * bits * w.N * w.RowWords);
         }
     }
 }

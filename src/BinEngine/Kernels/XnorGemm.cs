@@ -38,21 +38,13 @@ internal abstract class XnorGemm : GemmKernel
     }
 
     /// <summary>C[M, N] = K − 2·popcount(A_i XOR W_j) with prepared weights (the fast path of the blocked kernels).</summary>
-    public void Multiply(ReadOnlySpan<ulong> a, int m, BinaryWeights w, Span<int> c, int threads = 1) =>
-        Multiply(a, m, w, c, ScaleBias.None, threads);
-
-    /// <summary>
-    /// The same ending with <paramref name="epilogue"/> into its Y (unless <see cref="ScaleBias.None"/>); c is then scratch
-    /// that the kernels fusing the epilogue do not write.
-    /// </summary>
-    public unsafe void Multiply(ReadOnlySpan<ulong> a, int m, BinaryWeights w, Span<int> c, scoped in ScaleBias epilogue, int threads = 1)
+    public unsafe void Multiply(ReadOnlySpan<ulong> a, int m, BinaryWeights w, Span<int> c, int threads = 1)
     {
         ArgumentNullException.ThrowIfNull(w);
         ThrowIfUnsupported();
         GemmValidation.Shape(m, w.N, w.K);
         BitPacking.CheckLength(a.Length, (long)m * w.RowWords, nameof(a));
         BitPacking.CheckLength(c.Length, (long)m * w.N, nameof(c));
-        epilogue.Validate(m, w.N);
         BitPacking.AssertPadding(a, m, w.K);
         fixed (ulong* pa = a)
         fixed (ulong* pw = w.RowMajor)
@@ -60,7 +52,7 @@ internal abstract class XnorGemm : GemmKernel
         fixed (int* pc = c)
         {
             var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, C = pc, M = m, N = w.N, K = w.K };
-            GemmThreads.Run(this, g, epilogue, threads, (long)m * w.N * w.RowWords);
+            GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
         }
     }
 }

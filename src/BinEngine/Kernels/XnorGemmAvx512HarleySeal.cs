@@ -17,9 +17,6 @@ internal sealed class XnorGemmAvx512HarleySeal : XnorGemm
     /// <inheritdoc/>
     public override bool IsSupported => Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
 
-    /// <summary>The interleaved path applies the epilogue to the products in registers.</summary>
-    internal override unsafe bool FusesEpilogue(in GemmArgs g) => g.WInterleaved != null;
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {

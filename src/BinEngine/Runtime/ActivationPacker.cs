@@ -125,16 +125,7 @@ internal static class ActivationPacker
     /// bench/README.md "Levers"). The bits do not depend on the width; β is summed in per-lane partial sums, so it
     /// moves by ulps with the width.
     /// </summary>
-    public static float PackSigns(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa) =>
-        PackSigns<IdentityFunction>(x, plane, isa);
-
-    /// <summary>
-    /// <see cref="PackSigns(ReadOnlySpan{float}, Span{ulong}, KernelIsa)"/> of f(x) for <typeparamref name="TFunction"/>,
-    /// f applied as each vector is loaded: the SLFN's σ and tanh outputs feed only a 1-bit quantizer, which needs their
-    /// signs and mean magnitude, so at a = 1 they are never stored. Same bits as <see cref="VectorMath.Map{TFunction}"/>
-    /// then PackSigns: each lane is f's bits at the same width.
-    /// </summary>
-    public static unsafe float PackSigns<TFunction>(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa) where TFunction : IElementFunction
+    public static unsafe float PackSigns(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa)
     {
         int k = x.Length, j = 0;
         plane = plane[..BitPacking.RowWords(k)];
@@ -144,14 +135,14 @@ internal static class ActivationPacker
         fixed (ulong* pp = plane)
         {
             if (isa >= KernelIsa.Avx512 && Lanes512.IsSupported)
-                sum += PackSignsLanes<Lanes512, Vector512<float>, TFunction>(xp, k, ref j, pp);
+                sum += PackSignsLanes<Lanes512, Vector512<float>>(xp, k, ref j, pp);
             if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
-                sum += PackSignsLanes<Lanes256, Vector256<float>, TFunction>(xp, k, ref j, pp);
+                sum += PackSignsLanes<Lanes256, Vector256<float>>(xp, k, ref j, pp);
             if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
-                sum += PackSignsLanes<Lanes128, Vector128<float>, TFunction>(xp, k, ref j, pp);
+                sum += PackSignsLanes<Lanes128, Vector128<float>>(xp, k, ref j, pp);
             for (; j < k; j++)
             {
-                float y = TFunction.Apply(xp[j]);
+                float y = xp[j];
                 sum += MathF.Abs(y);
                 if (y >= 0f)
                     pp[j >> 6] |= 1UL << (j & 63);
@@ -161,8 +152,8 @@ internal static class ActivationPacker
     }
 
     /// <summary>One width's part of <see cref="PackSigns"/>: whole words from j, then single vectors; returns its Σ|x|.</summary>
-    private static unsafe float PackSignsLanes<TLanes, TVec, TFunction>(float* x, int k, ref int j, ulong* plane)
-        where TLanes : IFloatLanes<TVec> where TVec : struct where TFunction : IElementFunction
+    private static unsafe float PackSignsLanes<TLanes, TVec>(float* x, int k, ref int j, ulong* plane)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
     {
         int w = TLanes.Count;
         TVec magnitudes = TLanes.Zero;
@@ -171,7 +162,7 @@ internal static class ActivationPacker
             ulong word = 0;
             for (int b = 0; b < 64; b += w)
             {
-                TVec y = TLanes.Map<TFunction>(TLanes.Load(x + j + b));
+                TVec y = TLanes.Load(x + j + b);
                 magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
                 word |= (ulong)TLanes.NonNegativeBits(y) << b;
             }
@@ -179,7 +170,7 @@ internal static class ActivationPacker
         }
         for (; j + w <= k; j += w) // w divides 64: a vector never straddles two words
         {
-            TVec y = TLanes.Map<TFunction>(TLanes.Load(x + j));
+            TVec y = TLanes.Load(x + j);
             magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
             plane[j >> 6] |= (ulong)TLanes.NonNegativeBits(y) << (j & 63);
         }

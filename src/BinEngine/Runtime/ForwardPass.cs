@@ -222,27 +222,14 @@ internal sealed class ForwardPass
         Linear(b.G1, ws, h, tokens, ws.Gate, threads);
         Linear(b.F1, ws, h, tokens, ws.Forget, threads);
         Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
-        // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN), F2 tanh(F1 h). VectorMath's σ and tanh
-        // are a few ulp from MathF's (the reference's) and measured 1.3–1.5× faster than TensorPrimitives'
-        // (bench/README.md, "Levers"). At a = 1 the packer applies them as it loads (the same bits, nothing stored).
-        if (_plan.Activations == ActivationEncoding.Planes && _a.ActBits == 1)
-        {
-            if (_a.SlfnGateCenter) PackSigns<CentredSigmoidFunction>(ws, gate, tokens, f);
-            else PackSigns<SigmoidFunction>(ws, gate, tokens, f);
-            Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
-            PackSigns<TanhFunction>(ws, forget, tokens, f);
-            Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
-        }
-        else
-        {
-            if (_a.SlfnGateCenter) VectorMath.Map<CentredSigmoidFunction>(gate, gate, _plan.HelperIsa);
-            else VectorMath.Map<SigmoidFunction>(gate, gate, _plan.HelperIsa);
-            VectorMath.Map<TanhFunction>(forget, forget, _plan.HelperIsa);
-            Quantize(ws, gate, tokens, f);
-            Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
-            Quantize(ws, forget, tokens, f);
-            Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
-        }
+        // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN). VectorMath's σ and tanh are a few ulp
+        // from MathF's (the reference's) and measured 1.3–1.5× faster than TensorPrimitives' (bench/README.md, "Levers").
+        VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+        VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+        Quantize(ws, gate, tokens, f);
+        Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
+        Quantize(ws, forget, tokens, f);
+        Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
 
         Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
         TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
@@ -291,14 +278,6 @@ internal sealed class ForwardPass
         }
     }
 
-    /// <summary>The a = 1 <see cref="Quantize"/> of f(<paramref name="x"/>), f applied as the packer loads each row.</summary>
-    private void PackSigns<TFunction>(Workspace ws, ReadOnlySpan<float> x, int rows, int k) where TFunction : IElementFunction
-    {
-        int stride = BitPacking.RowWords(k);
-        for (int t = 0; t < rows; t++)
-            ws.Scales[t] = ActivationPacker.PackSigns<TFunction>(x.Slice(t * k, k), ws.Planes.AsSpan(t * stride, stride), _plan.HelperIsa);
-    }
-
     /// <summary>
     /// y = α ⊙ (B · Q(x)) + b over all rows, the product on the selected kernels.
     /// For a ≤ 8 the kernels return the exact integer B·code and y_o = (α_o · scale) · product + b_o,
@@ -332,15 +311,16 @@ internal sealed class ForwardPass
             return;
         }
 
-        // y_o = (α_o · scale_t) · product_o + b_o (Epilogue): in the XNOR kernels' registers, else per tile after it.
         Span<int> products = ws.Products.AsSpan(0, rows * n);
-        var epilogue = new ScaleBias(alpha, ws.Scales.AsSpan(0, rows), bias, y, _plan.HelperIsa);
         if (_plan.Activations == ActivationEncoding.Codes)
-            _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, epilogue, threads);
+            _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, threads);
         else if (bits == 1)
-            _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, products, epilogue, threads);
+            _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, products, threads);
         else
-            _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, epilogue, threads);
+            _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, threads);
+
+        // y_o = (α_o · scale_t) · product_o + b_o, one vectorised pass over each row t (Epilogue).
+        Epilogue.ScaleBias(products, alpha, ws.Scales.AsSpan(0, rows), bias, y, n, _plan.HelperIsa);
     }
 
     /// <summary>

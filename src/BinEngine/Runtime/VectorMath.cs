@@ -394,12 +394,8 @@ internal static class VectorMath
 
     // ---- spans ----
 
-    /// <summary>
-    /// y = f(x) for <typeparamref name="TFunction"/> (<see cref="SigmoidFunction"/>, <see cref="CentredSigmoidFunction"/>,
-    /// <see cref="TanhFunction"/>) on the widest width <paramref name="isa"/> allows, then the narrower ones and a scalar
-    /// tail: every element gets the same bits whatever the width.
-    /// </summary>
-    public static void Map<TFunction>(ReadOnlySpan<float> x, Span<float> y, KernelIsa isa) where TFunction : IElementFunction
+    /// <summary>y = σ(x) − <paramref name="shift"/> (shift ½ for the centred learn gate, else 0) on the widest width <paramref name="isa"/> allows.</summary>
+    public static void Sigmoid(ReadOnlySpan<float> x, float shift, Span<float> y, KernelIsa isa)
     {
         int n = x.Length, i = 0;
         if (y.Length < n) throw new ArgumentException("output shorter than input", nameof(y));
@@ -407,41 +403,34 @@ internal static class VectorMath
         ref float yr = ref MemoryMarshal.GetReference(y);
         if (isa >= KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
             for (; i + 16 <= n; i += 16)
-                TFunction.Apply(Vector512.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+                (Sigmoid(Vector512.LoadUnsafe(ref xr, (nuint)i)) - Vector512.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
         if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
             for (; i + 8 <= n; i += 8)
-                TFunction.Apply(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+                (Sigmoid(Vector256.LoadUnsafe(ref xr, (nuint)i)) - Vector256.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
         if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
             for (; i + 4 <= n; i += 4)
-                TFunction.Apply(Vector128.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+                (Sigmoid(Vector128.LoadUnsafe(ref xr, (nuint)i)) - Vector128.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
         for (; i < n; i++)
-            Unsafe.Add(ref yr, i) = TFunction.Apply(Unsafe.Add(ref xr, i));
+            Unsafe.Add(ref yr, i) = Sigmoid(Unsafe.Add(ref xr, i)) - shift;
     }
-}
 
-/// <summary>σ(x), the learn gate of the uncentred contract (docs/MODEL.md, SLFN).</summary>
-internal readonly struct SigmoidFunction : IElementFunction
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply(float x) => VectorMath.Sigmoid(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Apply(Vector128<float> x) => VectorMath.Sigmoid(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply(Vector256<float> x) => VectorMath.Sigmoid(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply(Vector512<float> x) => VectorMath.Sigmoid(x);
-}
-
-/// <summary>σ(x) − ½, the centred learn gate (docs/MODEL.md, SLFN): what G2 reads in models with slfn_gate_center.</summary>
-internal readonly struct CentredSigmoidFunction : IElementFunction
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply(float x) => VectorMath.Sigmoid(x) - 0.5f;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Apply(Vector128<float> x) => VectorMath.Sigmoid(x) - Vector128.Create(0.5f);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply(Vector256<float> x) => VectorMath.Sigmoid(x) - Vector256.Create(0.5f);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply(Vector512<float> x) => VectorMath.Sigmoid(x) - Vector512.Create(0.5f);
-}
-
-/// <summary>tanh(x), what F2 reads.</summary>
-internal readonly struct TanhFunction : IElementFunction
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Apply(float x) => VectorMath.Tanh(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Apply(Vector128<float> x) => VectorMath.Tanh(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Apply(Vector256<float> x) => VectorMath.Tanh(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Apply(Vector512<float> x) => VectorMath.Tanh(x);
+    /// <summary>y = tanh(x) on the widest width <paramref name="isa"/> allows.</summary>
+    public static void Tanh(ReadOnlySpan<float> x, Span<float> y, KernelIsa isa)
+    {
+        int n = x.Length, i = 0;
+        if (y.Length < n) throw new ArgumentException("output shorter than input", nameof(y));
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (isa >= KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                Tanh(Vector512.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                Tanh(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                Tanh(Vector128.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref yr, i) = Tanh(Unsafe.Add(ref xr, i));
+    }
 }

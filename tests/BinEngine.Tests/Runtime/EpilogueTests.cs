@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using BinEngine.Kernels;
 using BinEngine.Runtime;
 
 namespace BinEngine.Tests.Runtime;
