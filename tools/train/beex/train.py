@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .export import export, pick_golden, round_weights_to_f16, size_report
+from . import safetensors_io
+from .export import CONTROLLER_PREFIXES, export, pick_golden, round_weights_to_f16, size_report
 from .model import BEExformer, MODEL_KEYS, entropy
 from .policies import POLICIES, calibrate, evaluate_policy
 from .tokenizer import WordPieceTokenizer
@@ -28,7 +29,7 @@ TRAIN_DEFAULTS = {
     "routing_tau": 0.1, "early_stop_patience": 2, "evals_per_epoch": 1, "log_every": 50,
     "ckpt_every": 200, "max_steps": None, "train_limit": None, "threads": 2,
     "distill_teacher": None, "distill_alpha": 0.5, "distill_temperature": 2.0, "lexical_offset": None,
-    "len_weight_power": 0.0, "exit_loss": "all", "self_distill": 0.0, "stochastic_depth": 0.0,
+    "len_weight_power": 0.0, "exit_loss": "all", "self_distill": 0.0, "stochastic_depth": 0.0, "init_from": None,
 }
 
 
@@ -64,6 +65,11 @@ def routing_loss(logits, labels, cfg_train, sample_w=None, teacher=None):
         tlogp = torch.log_softmax(logits[L - 1].detach() / tt, dim=-1)
         kd = torch.stack([distill_kl(tlogp, logits[i], tt) for i in range(L - 1)])
         ce = torch.cat([(1 - a_self) * ce[: L - 1] + a_self * kd, ce[L - 1:]])
+    if cfg_train.get("exit_loss", "all") == "early":
+        # DeeBERT's second stage: the exits before the last learn on the frozen backbone (build_model froze every other
+        # parameter), each with its own CE, unweighted: with nothing shared between them, a weighting changes nothing.
+        loss_b = ce[: L - 1].mean(0)
+        return (loss_b * sample_w).sum() / sample_w.sum() if sample_w is not None else loss_b.mean()
     if cfg_train.get("exit_loss", "all") == "final":
         # DeeBERT's first stage: the backbone learns for the last exit alone; the other heads get no gradient
         # (fit them afterwards on the frozen backbone). Measures what the exits' loss terms cost full depth.
@@ -206,13 +212,25 @@ def build_model(cfg, data, log):
     model.layer_drop = float(ct.get("stochastic_depth", 0.0))
     if not 0.0 <= model.layer_drop < 1.0:
         raise ValueError(f"train.stochastic_depth must be in [0, 1), got {model.layer_drop}")
+    if ct.get("init_from"):
+        init_from(model, repo_path(ct["init_from"]), log)
+    if ct.get("exit_loss", "all") not in ("all", "final", "early"):
+        raise ValueError(f"train.exit_loss must be all, final or early, got {ct['exit_loss']}")
+    if ct.get("exit_loss") == "early":
+        # DeeBERT's second stage: only the heads of exits 1 … L−1 learn; the backbone and the last exit stay as loaded.
+        if not ct.get("init_from"):
+            raise ValueError('train.exit_loss "early" trains heads on a frozen backbone: set train.init_from')
+        trainable = {f"exits.{i}." for i in range(len(model.exits) - 1)}
+        for n, p in model.named_parameters():
+            p.requires_grad_(any(n.startswith(t) for t in trainable))
     sizes = size_report(model)
     log(f"model {json.dumps(model.cfg)}; params {sizes['params']}, FP32 {sizes['fp32_bytes'] / 1e6:.2f} MB, "
         f"packed {sizes['packed_bytes'] / 1e6:.3f} MB, ratio {sizes['ratio']:.2f}x")
 
     decay, no_decay = [], []
     for n, p in model.named_parameters():
-        (decay if p.dim() >= 2 and not n.startswith("exits.") else no_decay).append(p)
+        if p.requires_grad:
+            (decay if p.dim() >= 2 and not n.startswith("exits.") else no_decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": ct["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}], lr=ct["lr"])
 
@@ -223,6 +241,26 @@ def build_model(cfg, data, log):
             teacher = teacher[torch.as_tensor(data.train_rows)]
         log(f"distilling from {ct['distill_teacher']} (alpha {ct['distill_alpha']}, T {ct['distill_temperature']})")
     return model, opt, sizes, teacher
+
+
+def init_from(model, path, log):
+    """Loads an exported model directory's weights (model.safetensors) into model: the same architecture and the same
+    pruned vocabulary (its tok_map must equal the one this run built from the same training data)."""
+    tensors, meta = safetensors_io.load(os.path.join(path, "model.safetensors"))
+    loaded = json.loads(meta["config"])
+    differs = [k for k in MODEL_KEYS if loaded.get(k) != model.cfg.get(k)]
+    if differs:
+        raise SystemExit(f"{path}: config differs from this run's in {', '.join(differs)}")
+    own = model.embed.tok_map
+    theirs = tensors.get("embed.tok_map")
+    if (own is None) != (theirs is None) or (own is not None and not torch.equal(own, theirs)):
+        raise SystemExit(f"{path}: its vocabulary map is not this run's (prune_vocab and the training file must match)")
+    state = {k: v for k, v in tensors.items() if not k.startswith(CONTROLLER_PREFIXES) and k != "embed.tok_map"}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "embed.tok_map"]
+    if missing or unexpected:
+        raise SystemExit(f"{path}: missing {missing}, unexpected {unexpected}")
+    log(f"initialised from {path}")
 
 
 def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
@@ -351,8 +389,10 @@ def train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_onl
                 state["history"].append({"step": state["step"], "epoch": ep + state["step_in_epoch"] / len(batches),
                                          "dev_acc_per_exit": accs})
                 log(f"dev @ step {state['step']}: per-exit acc {' '.join(f'{a:.4f}' for a in accs)}")
-                if accs[-1] > state["best_acc"]:
-                    state["best_acc"], state["best_step"], state["bad_evals"] = accs[-1], state["step"], 0
+                # the last exit selects, except in DeeBERT's second stage, where it is frozen: the exits that learn do
+                crit = float(np.mean(accs[:-1])) if ct.get("exit_loss") == "early" else accs[-1]
+                if crit > state["best_acc"]:
+                    state["best_acc"], state["best_step"], state["bad_evals"] = crit, state["step"], 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if v is not None}
                     log(f"new best dev acc {accs[-1]:.4f}")
                 else:

@@ -3,6 +3,7 @@
 sign and round have zero derivative almost everywhere, so their backward passes are surrogates
 by design: each test checks the surrogate against its definition with finite differences, and
 checks every exact gradient path (alpha, beta) with finite differences too."""
+import pytest
 import torch
 
 from beex.model import BinLinear
@@ -122,6 +123,39 @@ def test_final_exit_loss_trains_the_last_exit_alone():
     logits.grad = None
     routing_loss(logits, labels, dict(TRAIN_DEFAULTS)).backward()
     assert torch.count_nonzero(logits.grad[0]) > 0
+
+
+def test_early_exit_loss_trains_the_exits_before_the_last():
+    """exit_loss = "early" (DeeBERT's second stage): the mean CE of exits 1..L-1; the last exit gets no gradient."""
+    from beex.train import TRAIN_DEFAULTS, routing_loss
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    logits = torch.randn(4, 5, 3, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    loss = routing_loss(logits, labels, dict(TRAIN_DEFAULTS, exit_loss="early"))
+    assert torch.allclose(loss, sum(F.cross_entropy(logits[i], labels) for i in range(3)) / 3)
+    loss.backward()
+    assert torch.count_nonzero(logits.grad[3]) == 0 and all(torch.count_nonzero(logits.grad[i]) > 0 for i in range(3))
+
+
+def test_init_from_loads_an_export_and_refuses_another_architecture(tmp_path):
+    """train.init_from: an exported model's weights load into a model of the same config; another config is refused."""
+    import json
+    from beex import safetensors_io
+    from beex.export import full_config, state_tensors
+    from beex.model import BEExformer
+    from beex.train import init_from
+    from conftest import tiny_cfg
+    torch.manual_seed(3)
+    src = BEExformer(tiny_cfg(act_bits=1))
+    safetensors_io.save(state_tensors(src, "F32"), str(tmp_path / "model.safetensors"),
+                        metadata={"config": json.dumps(full_config(src, {}), sort_keys=True)})
+    dst = BEExformer(tiny_cfg(act_bits=1))
+    init_from(dst, str(tmp_path), log=lambda *_: None)
+    for name, value in src.state_dict().items():
+        assert torch.equal(value, dst.state_dict()[name]), name
+    with pytest.raises(SystemExit):
+        init_from(BEExformer(tiny_cfg(act_bits=8)), str(tmp_path), log=lambda *_: None)
 
 
 def test_self_distillation_teaches_early_exits_from_the_detached_last():

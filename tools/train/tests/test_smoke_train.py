@@ -64,3 +64,20 @@ def test_lexical_offset_is_added_to_every_exit_and_checked(tmp_path):
     torch.save({"train": push.repeat(5, 1), "dev": push.repeat(100, 1), "settings": {}}, path)
     with pytest.raises(SystemExit, match="5 train"):
         run(cfg, None, logs.append)
+
+
+def test_deebert_second_stage_trains_only_the_earlier_exits(tmp_path):
+    """exit_loss "early" with init_from (DeeBERT's second stage): starting from a first-stage export, only the heads of
+    exits 1..L-1 change; the backbone and the last exit are exported as loaded."""
+    from beex import safetensors_io
+    first = cfg_for(tmp_path / "first", 20)
+    first["train"]["exit_loss"] = "final"
+    run(first, None, lambda *_: None)
+    second = cfg_for(tmp_path / "second", 20)
+    second["train"].update({"exit_loss": "early", "init_from": first["export"]["dir"]})
+    run(second, None, lambda *_: None)
+    before, _ = safetensors_io.load(os.path.join(first["export"]["dir"], "model.safetensors"))
+    after, _ = safetensors_io.load(os.path.join(second["export"]["dir"], "model.safetensors"))
+    assert set(before) == set(after)
+    changed = {name for name in before if not np.array_equal(before[name].numpy(), after[name].numpy())}
+    assert changed and all(name.startswith("exits.0.") for name in changed), changed
