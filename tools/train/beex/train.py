@@ -394,7 +394,7 @@ def train_model(cfg, model, opt, data, teacher, run_dir, log, resume, export_onl
                 if crit > state["best_acc"]:
                     state["best_acc"], state["best_step"], state["bad_evals"] = crit, state["step"], 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if v is not None}
-                    log(f"new best dev acc {accs[-1]:.4f}")
+                    log(f"new best dev acc {crit:.4f}" + (" (mean of the exits before the last)" if ct.get("exit_loss") == "early" else ""))
                 else:
                     state["bad_evals"] += 1
                     if state["bad_evals"] >= ct["early_stop_patience"]:
