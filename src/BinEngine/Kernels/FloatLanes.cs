@@ -5,8 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>
-/// One vector width's float operations, the only per-width code of the float-activation kernels (SGEMM and W1A32)
-/// and of attention's direct path (Runtime/Attention.cs):
+/// One vector width's float operations, the only per-width code of the float-activation kernels (SGEMM and W1A32),
+/// of attention's direct path (Runtime/Attention.cs), LayerNorm, the 1-bit packer and VectorMath's functions:
 /// <see cref="FloatGemm{TLanes, TVec, TRows}"/> is written once against these static members and the JIT compiles one
 /// specialised copy per width with every call inlined (TensorPrimitives' pattern; .NET 10 keeps its own
 /// ISimdVector internal). Each width keeps the horizontal reduction its hand-written kernel had, so the results are
@@ -79,6 +79,39 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     /// <summary>Bit i set when lane i is ≥ 0 (so −0 and +0 give 1, NaN gives 0).</summary>
     static abstract uint NonNegativeBits(TVec v);
+
+    // What VectorMath's exp, log, σ, tanh, SiLU and softplus need (Runtime/VectorMath.cs).
+
+    /// <summary>The smaller of a and b per lane, the hardware's instruction (vminps: on x86 a NaN in either gives b).</summary>
+    static abstract TVec Min(TVec a, TVec b);
+
+    /// <summary>Round to the nearest integer, ties to even.</summary>
+    static abstract TVec Round(TVec v);
+
+    /// <summary>2^k for lanes holding an integer k in [−126, 127], built in the exponent bits.</summary>
+    static abstract TVec Pow2(TVec k);
+
+    /// <summary>f ∈ [½, 1) and k with s = 2^k · f, for a positive normal s (frexp, from the bits).</summary>
+    static abstract TVec Frexp(TVec s, out TVec k);
+
+    static abstract TVec Negate(TVec v);
+
+    /// <summary>|magnitude| with the sign of <paramref name="sign"/>.</summary>
+    static abstract TVec CopySign(TVec magnitude, TVec sign);
+
+    /// <summary>All ones in the lanes where a &lt; b, else zero.</summary>
+    static abstract TVec LessThan(TVec a, TVec b);
+
+    /// <summary>All ones in the lanes where a &gt; b, else zero.</summary>
+    static abstract TVec GreaterThan(TVec a, TVec b);
+
+    /// <summary>All ones in the lanes where a = b, else zero.</summary>
+    static abstract TVec Equal(TVec a, TVec b);
+
+    /// <summary>Per lane, <paramref name="ifTrue"/> where <paramref name="mask"/> is all ones, else <paramref name="ifFalse"/>.</summary>
+    static abstract TVec Select(TVec mask, TVec ifTrue, TVec ifFalse);
+
+    static abstract TVec And(TVec a, TVec b);
 }
 
 /// <summary>Portable 128-bit vectors (SSE on x86, AdvSimd on ARM).</summary>
@@ -146,6 +179,44 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector128<float> v) => (uint)Vector128.GreaterThanOrEqual(v, Vector128<float>.Zero).ExtractMostSignificantBits();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.MinNative(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Round(Vector128<float> v) => Vector128.Round(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Pow2(Vector128<float> k) => ((Vector128.ConvertToInt32Native(k) + Vector128.Create(127)) << 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Frexp(Vector128<float> s, out Vector128<float> k)
+    {
+        Vector128<int> bits = s.AsInt32();
+        k = Vector128.ConvertToSingle(Vector128.ShiftRightArithmetic(bits, 23) - Vector128.Create(126));
+        return ((bits & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F000000)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Negate(Vector128<float> v) => -v;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> CopySign(Vector128<float> magnitude, Vector128<float> sign) => Vector128.CopySign(magnitude, sign);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LessThan(Vector128<float> a, Vector128<float> b) => Vector128.LessThan(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Equal(Vector128<float> a, Vector128<float> b) => Vector128.Equals(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Select(Vector128<float> mask, Vector128<float> ifTrue, Vector128<float> ifFalse) => Vector128.ConditionalSelect(mask, ifTrue, ifFalse);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> And(Vector128<float> a, Vector128<float> b) => a & b;
 }
 
 /// <summary>256-bit vectors with AVX2 + FMA.</summary>
@@ -216,6 +287,44 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector256<float> v) => (uint)Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero).ExtractMostSignificantBits();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.MinNative(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Round(Vector256<float> v) => Vector256.Round(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Pow2(Vector256<float> k) => ((Vector256.ConvertToInt32Native(k) + Vector256.Create(127)) << 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Frexp(Vector256<float> s, out Vector256<float> k)
+    {
+        Vector256<int> bits = s.AsInt32();
+        k = Vector256.ConvertToSingle(Vector256.ShiftRightArithmetic(bits, 23) - Vector256.Create(126));
+        return ((bits & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F000000)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Negate(Vector256<float> v) => -v;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> CopySign(Vector256<float> magnitude, Vector256<float> sign) => Vector256.CopySign(magnitude, sign);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LessThan(Vector256<float> a, Vector256<float> b) => Vector256.LessThan(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Equal(Vector256<float> a, Vector256<float> b) => Vector256.Equals(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Select(Vector256<float> mask, Vector256<float> ifTrue, Vector256<float> ifFalse) => Vector256.ConditionalSelect(mask, ifTrue, ifFalse);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
 }
 
 /// <summary>512-bit vectors with AVX-512F.</summary>
@@ -283,4 +392,42 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint NonNegativeBits(Vector512<float> v) => (uint)Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero).ExtractMostSignificantBits();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.MinNative(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Round(Vector512<float> v) => Vector512.Round(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Pow2(Vector512<float> k) => ((Vector512.ConvertToInt32Native(k) + Vector512.Create(127)) << 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Frexp(Vector512<float> s, out Vector512<float> k)
+    {
+        Vector512<int> bits = s.AsInt32();
+        k = Vector512.ConvertToSingle(Vector512.ShiftRightArithmetic(bits, 23) - Vector512.Create(126));
+        return ((bits & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F000000)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Negate(Vector512<float> v) => -v;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> CopySign(Vector512<float> magnitude, Vector512<float> sign) => Vector512.CopySign(magnitude, sign);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LessThan(Vector512<float> a, Vector512<float> b) => Vector512.LessThan(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Equal(Vector512<float> a, Vector512<float> b) => Vector512.Equals(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Select(Vector512<float> mask, Vector512<float> ifTrue, Vector512<float> ifFalse) => Vector512.ConditionalSelect(mask, ifTrue, ifFalse);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> And(Vector512<float> a, Vector512<float> b) => a & b;
 }

@@ -6,9 +6,10 @@ using BinEngine.Kernels;
 namespace BinEngine.Runtime;
 
 /// <summary>
-/// exp, log, SiLU, softplus (the Mamba head), σ and tanh (the blocks' SLFN), each written once per width (float,
-/// Vector128, Vector256, Vector512) with the same operations in the same order, fused where marked, so every width
-/// returns the same bits; span drivers run the widest width the plan allows with a scalar tail.
+/// exp, log, SiLU, softplus (the Mamba head), σ and tanh (the blocks' SLFN), each written twice with the same
+/// operations in the same order, fused where marked: for float (the reference) and once over
+/// <see cref="IFloatLanes{TVec}"/> for Vector128, Vector256 and Vector512, so every width returns the same bits; span
+/// drivers run the widest width the plan allows with a scalar tail.
 /// </summary>
 /// <remarks>
 /// exp(x) = 2^k · e^r with k = round(x·log₂e) and r = x − k·ln2 (ln2 split in two so k·ln2_hi is exact and r carries
@@ -137,259 +138,143 @@ internal static class VectorMath
         return v > SoftplusThreshold ? v : log1p;
     }
 
-    // ---- Vector512 ----
+    // ---- vectors: each function written once over IFloatLanes, the same operations in the same order as the scalar
+    // form above (so every width returns its bits), with a public entry per width ----
 
     /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
-    public static Vector512<float> Exp(Vector512<float> x)
+    public static Vector512<float> Exp(Vector512<float> x) => Exp<Lanes512, Vector512<float>>(x);
+
+    /// <inheritdoc cref="Exp(Vector512{float})"/>
+    public static Vector256<float> Exp(Vector256<float> x) => Exp<Lanes256, Vector256<float>>(x);
+
+    /// <inheritdoc cref="Exp(Vector512{float})"/>
+    public static Vector128<float> Exp(Vector128<float> x) => Exp<Lanes128, Vector128<float>>(x);
+
+    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
+    public static Vector512<float> Log(Vector512<float> s) => Log<Lanes512, Vector512<float>>(s);
+
+    /// <inheritdoc cref="Log(Vector512{float})"/>
+    public static Vector256<float> Log(Vector256<float> s) => Log<Lanes256, Vector256<float>>(s);
+
+    /// <inheritdoc cref="Log(Vector512{float})"/>
+    public static Vector128<float> Log(Vector128<float> s) => Log<Lanes128, Vector128<float>>(s);
+
+    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
+    public static Vector512<float> Silu(Vector512<float> v) => Silu<Lanes512, Vector512<float>>(v);
+
+    /// <inheritdoc cref="Silu(Vector512{float})"/>
+    public static Vector256<float> Silu(Vector256<float> v) => Silu<Lanes256, Vector256<float>>(v);
+
+    /// <inheritdoc cref="Silu(Vector512{float})"/>
+    public static Vector128<float> Silu(Vector128<float> v) => Silu<Lanes128, Vector128<float>>(v);
+
+    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
+    public static Vector512<float> Sigmoid(Vector512<float> x) => Sigmoid<Lanes512, Vector512<float>>(x);
+
+    /// <inheritdoc cref="Sigmoid(Vector512{float})"/>
+    public static Vector256<float> Sigmoid(Vector256<float> x) => Sigmoid<Lanes256, Vector256<float>>(x);
+
+    /// <inheritdoc cref="Sigmoid(Vector512{float})"/>
+    public static Vector128<float> Sigmoid(Vector128<float> x) => Sigmoid<Lanes128, Vector128<float>>(x);
+
+    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
+    public static Vector512<float> Tanh(Vector512<float> x) => Tanh<Lanes512, Vector512<float>>(x);
+
+    /// <inheritdoc cref="Tanh(Vector512{float})"/>
+    public static Vector256<float> Tanh(Vector256<float> x) => Tanh<Lanes256, Vector256<float>>(x);
+
+    /// <inheritdoc cref="Tanh(Vector512{float})"/>
+    public static Vector128<float> Tanh(Vector128<float> x) => Tanh<Lanes128, Vector128<float>>(x);
+
+    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
+    public static Vector512<float> Softplus(Vector512<float> v) => Softplus<Lanes512, Vector512<float>>(v);
+
+    /// <inheritdoc cref="Softplus(Vector512{float})"/>
+    public static Vector256<float> Softplus(Vector256<float> v) => Softplus<Lanes256, Vector256<float>>(v);
+
+    /// <inheritdoc cref="Softplus(Vector512{float})"/>
+    public static Vector128<float> Softplus(Vector128<float> v) => Softplus<Lanes128, Vector128<float>>(v);
+
+    /// <summary>The clamp on MinNative/MaxNative with the argument second (NaN stays NaN; see the class remarks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Exp<TL, TV>(TV x) where TL : IFloatLanes<TV> where TV : struct
     {
-        Vector512<float> clamped = Vector512.MinNative(Vector512.Create(ExpHigh), Vector512.MaxNative(Vector512.Create(ExpLow), x));
-        Vector512<float> pr = ReducedPoly(clamped, out Vector512<float> r, out Vector512<float> k);
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLow)), Vector512<float>.Zero,
-            Vector512.FusedMultiplyAdd(pr, r, r + Vector512<float>.One) * TwoTo(k));
+        TV clamped = TL.Min(TL.Create(ExpHigh), TL.Max(TL.Create(ExpLow), x));
+        TV pr = ReducedPoly<TL, TV>(clamped, out TV r, out TV k);
+        return TL.Select(TL.LessThan(x, TL.Create(ExpLow)), TL.Zero,
+            TL.Multiply(TL.FusedMultiplyAdd(pr, r, TL.Add(r, TL.Create(1f))), TL.Pow2(k)));
     }
 
     /// <summary>Per lane, the same bits as <see cref="ReducedPoly(float, out float, out float)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> ReducedPoly(Vector512<float> clamped, out Vector512<float> r, out Vector512<float> k)
+    private static TV ReducedPoly<TL, TV>(TV clamped, out TV r, out TV k) where TL : IFloatLanes<TV> where TV : struct
     {
-        k = Vector512.Round(clamped * Vector512.Create(Log2E));
-        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2High), clamped);
-        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Low), r);
-        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(ExpP0), r, Vector512.Create(ExpP1));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP2));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP3));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP4));
-        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(ExpP5));
-        return poly * r;
+        k = TL.Round(TL.Multiply(clamped, TL.Create(Log2E)));
+        r = TL.FusedMultiplyAdd(k, TL.Create(-Ln2High), clamped);
+        r = TL.FusedMultiplyAdd(k, TL.Create(-Ln2Low), r);
+        TV poly = TL.FusedMultiplyAdd(TL.Create(ExpP0), r, TL.Create(ExpP1));
+        poly = TL.FusedMultiplyAdd(poly, r, TL.Create(ExpP2));
+        poly = TL.FusedMultiplyAdd(poly, r, TL.Create(ExpP3));
+        poly = TL.FusedMultiplyAdd(poly, r, TL.Create(ExpP4));
+        poly = TL.FusedMultiplyAdd(poly, r, TL.Create(ExpP5));
+        return TL.Multiply(poly, r);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> TwoTo(Vector512<float> k) => ((Vector512.ConvertToInt32Native(k) + Vector512.Create(127)) << 23).AsSingle();
 
     /// <summary>Per lane, the same bits as <see cref="Expm1Negative(float)"/> (the argument second: NaN stays NaN).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Expm1Negative(Vector512<float> y)
+    private static TV Expm1Negative<TL, TV>(TV y) where TL : IFloatLanes<TV> where TV : struct
     {
-        Vector512<float> pr = ReducedPoly(Vector512.MaxNative(Vector512.Create(TanhClamp), y), out Vector512<float> r, out Vector512<float> k);
-        Vector512<float> scale = TwoTo(k);
-        return Vector512.FusedMultiplyAdd(scale, Vector512.FusedMultiplyAdd(pr, r, r), scale - Vector512<float>.One);
-    }
-
-    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
-    public static Vector512<float> Log(Vector512<float> s)
-    {
-        Vector512<int> bits = s.AsInt32();
-        Vector512<float> k = Vector512.ConvertToSingle(Vector512.ShiftRightArithmetic(bits, 23) - Vector512.Create(126));
-        Vector512<float> f = ((bits & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F000000)).AsSingle();
-        Vector512<float> small = Vector512.LessThan(f, Vector512.Create(SqrtHalf));
-        k -= small & Vector512<float>.One;
-        f = Vector512.ConditionalSelect(small, f + f, f) - Vector512<float>.One;
-        Vector512<float> z = f * f;
-        Vector512<float> poly = Vector512.FusedMultiplyAdd(Vector512.Create(LogP0), f, Vector512.Create(LogP1));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP2));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP3));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP4));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP5));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP6));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP7));
-        poly = Vector512.FusedMultiplyAdd(poly, f, Vector512.Create(LogP8));
-        Vector512<float> tail = poly * f * z;
-        tail = Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2Low), tail);
-        tail = Vector512.FusedMultiplyAdd(Vector512.Create(-0.5f), z, tail);
-        return Vector512.FusedMultiplyAdd(k, Vector512.Create(Ln2High), f + tail);
-    }
-
-    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
-    public static Vector512<float> Silu(Vector512<float> v) => v / (Vector512<float>.One + Exp(-v));
-
-    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
-    public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Exp(-x));
-
-    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
-    public static Vector512<float> Tanh(Vector512<float> x)
-    {
-        Vector512<float> u = Expm1Negative(Vector512.Create(-2f) * Vector512.Abs(x));
-        return Vector512.CopySign(u / (Vector512.Create(2f) + u), x);
-    }
-
-    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
-    public static Vector512<float> Softplus(Vector512<float> v)
-    {
-        Vector512<float> y = Exp(v);
-        Vector512<float> s = Vector512<float>.One + y;
-        Vector512<float> log1p = Vector512.ConditionalSelect(Vector512.Equals(s, Vector512<float>.One), y,
-            Log(s) * y / (s - Vector512<float>.One));
-        return Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(SoftplusThreshold)), v, log1p);
-    }
-
-    // ---- Vector256 ----
-
-    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
-    public static Vector256<float> Exp(Vector256<float> x)
-    {
-        Vector256<float> clamped = Vector256.MinNative(Vector256.Create(ExpHigh), Vector256.MaxNative(Vector256.Create(ExpLow), x));
-        Vector256<float> pr = ReducedPoly(clamped, out Vector256<float> r, out Vector256<float> k);
-        return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLow)), Vector256<float>.Zero,
-            Vector256.FusedMultiplyAdd(pr, r, r + Vector256<float>.One) * TwoTo(k));
-    }
-
-    /// <summary>Per lane, the same bits as <see cref="ReducedPoly(float, out float, out float)"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> ReducedPoly(Vector256<float> clamped, out Vector256<float> r, out Vector256<float> k)
-    {
-        k = Vector256.Round(clamped * Vector256.Create(Log2E));
-        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2High), clamped);
-        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Low), r);
-        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(ExpP0), r, Vector256.Create(ExpP1));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP2));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP3));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP4));
-        poly = Vector256.FusedMultiplyAdd(poly, r, Vector256.Create(ExpP5));
-        return poly * r;
+        TV pr = ReducedPoly<TL, TV>(TL.Max(TL.Create(TanhClamp), y), out TV r, out TV k);
+        TV scale = TL.Pow2(k);
+        return TL.FusedMultiplyAdd(scale, TL.FusedMultiplyAdd(pr, r, r), TL.Subtract(scale, TL.Create(1f)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> TwoTo(Vector256<float> k) => ((Vector256.ConvertToInt32Native(k) + Vector256.Create(127)) << 23).AsSingle();
-
-    /// <summary>Per lane, the same bits as <see cref="Expm1Negative(float)"/> (the argument second: NaN stays NaN).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Expm1Negative(Vector256<float> y)
+    private static TV Log<TL, TV>(TV s) where TL : IFloatLanes<TV> where TV : struct
     {
-        Vector256<float> pr = ReducedPoly(Vector256.MaxNative(Vector256.Create(TanhClamp), y), out Vector256<float> r, out Vector256<float> k);
-        Vector256<float> scale = TwoTo(k);
-        return Vector256.FusedMultiplyAdd(scale, Vector256.FusedMultiplyAdd(pr, r, r), scale - Vector256<float>.One);
-    }
-
-    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
-    public static Vector256<float> Log(Vector256<float> s)
-    {
-        Vector256<int> bits = s.AsInt32();
-        Vector256<float> k = Vector256.ConvertToSingle(Vector256.ShiftRightArithmetic(bits, 23) - Vector256.Create(126));
-        Vector256<float> f = ((bits & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F000000)).AsSingle();
-        Vector256<float> small = Vector256.LessThan(f, Vector256.Create(SqrtHalf));
-        k -= small & Vector256<float>.One;
-        f = Vector256.ConditionalSelect(small, f + f, f) - Vector256<float>.One;
-        Vector256<float> z = f * f;
-        Vector256<float> poly = Vector256.FusedMultiplyAdd(Vector256.Create(LogP0), f, Vector256.Create(LogP1));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP2));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP3));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP4));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP5));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP6));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP7));
-        poly = Vector256.FusedMultiplyAdd(poly, f, Vector256.Create(LogP8));
-        Vector256<float> tail = poly * f * z;
-        tail = Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2Low), tail);
-        tail = Vector256.FusedMultiplyAdd(Vector256.Create(-0.5f), z, tail);
-        return Vector256.FusedMultiplyAdd(k, Vector256.Create(Ln2High), f + tail);
-    }
-
-    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
-    public static Vector256<float> Silu(Vector256<float> v) => v / (Vector256<float>.One + Exp(-v));
-
-    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
-    public static Vector256<float> Sigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Exp(-x));
-
-    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
-    public static Vector256<float> Tanh(Vector256<float> x)
-    {
-        Vector256<float> u = Expm1Negative(Vector256.Create(-2f) * Vector256.Abs(x));
-        return Vector256.CopySign(u / (Vector256.Create(2f) + u), x);
-    }
-
-    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
-    public static Vector256<float> Softplus(Vector256<float> v)
-    {
-        Vector256<float> y = Exp(v);
-        Vector256<float> s = Vector256<float>.One + y;
-        Vector256<float> log1p = Vector256.ConditionalSelect(Vector256.Equals(s, Vector256<float>.One), y,
-            Log(s) * y / (s - Vector256<float>.One));
-        return Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256.Create(SoftplusThreshold)), v, log1p);
-    }
-
-    // ---- Vector128 ----
-
-    /// <summary>e^x per lane, the same bits as <see cref="Exp(float)"/>.</summary>
-    public static Vector128<float> Exp(Vector128<float> x)
-    {
-        Vector128<float> clamped = Vector128.MinNative(Vector128.Create(ExpHigh), Vector128.MaxNative(Vector128.Create(ExpLow), x));
-        Vector128<float> pr = ReducedPoly(clamped, out Vector128<float> r, out Vector128<float> k);
-        return Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLow)), Vector128<float>.Zero,
-            Vector128.FusedMultiplyAdd(pr, r, r + Vector128<float>.One) * TwoTo(k));
-    }
-
-    /// <summary>Per lane, the same bits as <see cref="ReducedPoly(float, out float, out float)"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> ReducedPoly(Vector128<float> clamped, out Vector128<float> r, out Vector128<float> k)
-    {
-        k = Vector128.Round(clamped * Vector128.Create(Log2E));
-        r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2High), clamped);
-        r = Vector128.FusedMultiplyAdd(k, Vector128.Create(-Ln2Low), r);
-        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(ExpP0), r, Vector128.Create(ExpP1));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP2));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP3));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP4));
-        poly = Vector128.FusedMultiplyAdd(poly, r, Vector128.Create(ExpP5));
-        return poly * r;
+        TV f = TL.Frexp(s, out TV k);
+        TV small = TL.LessThan(f, TL.Create(SqrtHalf));
+        TV one = TL.Create(1f);
+        k = TL.Subtract(k, TL.And(small, one));
+        f = TL.Subtract(TL.Select(small, TL.Add(f, f), f), one);
+        TV z = TL.Multiply(f, f);
+        TV poly = TL.FusedMultiplyAdd(TL.Create(LogP0), f, TL.Create(LogP1));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP2));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP3));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP4));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP5));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP6));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP7));
+        poly = TL.FusedMultiplyAdd(poly, f, TL.Create(LogP8));
+        TV tail = TL.Multiply(TL.Multiply(poly, f), z);
+        tail = TL.FusedMultiplyAdd(k, TL.Create(Ln2Low), tail);
+        tail = TL.FusedMultiplyAdd(TL.Create(-0.5f), z, tail);
+        return TL.FusedMultiplyAdd(k, TL.Create(Ln2High), TL.Add(f, tail));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> TwoTo(Vector128<float> k) => ((Vector128.ConvertToInt32Native(k) + Vector128.Create(127)) << 23).AsSingle();
+    private static TV Silu<TL, TV>(TV v) where TL : IFloatLanes<TV> where TV : struct =>
+        TL.Divide(v, TL.Add(TL.Create(1f), TL.Exp(TL.Negate(v))));
 
-    /// <summary>Per lane, the same bits as <see cref="Expm1Negative(float)"/> (the argument second: NaN stays NaN).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Expm1Negative(Vector128<float> y)
+    private static TV Sigmoid<TL, TV>(TV x) where TL : IFloatLanes<TV> where TV : struct =>
+        TL.Divide(TL.Create(1f), TL.Add(TL.Create(1f), TL.Exp(TL.Negate(x))));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Tanh<TL, TV>(TV x) where TL : IFloatLanes<TV> where TV : struct
     {
-        Vector128<float> pr = ReducedPoly(Vector128.MaxNative(Vector128.Create(TanhClamp), y), out Vector128<float> r, out Vector128<float> k);
-        Vector128<float> scale = TwoTo(k);
-        return Vector128.FusedMultiplyAdd(scale, Vector128.FusedMultiplyAdd(pr, r, r), scale - Vector128<float>.One);
+        TV u = Expm1Negative<TL, TV>(TL.Multiply(TL.Create(-2f), TL.Abs(x)));
+        return TL.CopySign(TL.Divide(u, TL.Add(TL.Create(2f), u)), x);
     }
 
-    /// <summary>ln s per lane for s ≥ 1, the same bits as <see cref="Log(float)"/>.</summary>
-    public static Vector128<float> Log(Vector128<float> s)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Softplus<TL, TV>(TV v) where TL : IFloatLanes<TV> where TV : struct
     {
-        Vector128<int> bits = s.AsInt32();
-        Vector128<float> k = Vector128.ConvertToSingle(Vector128.ShiftRightArithmetic(bits, 23) - Vector128.Create(126));
-        Vector128<float> f = ((bits & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F000000)).AsSingle();
-        Vector128<float> small = Vector128.LessThan(f, Vector128.Create(SqrtHalf));
-        k -= small & Vector128<float>.One;
-        f = Vector128.ConditionalSelect(small, f + f, f) - Vector128<float>.One;
-        Vector128<float> z = f * f;
-        Vector128<float> poly = Vector128.FusedMultiplyAdd(Vector128.Create(LogP0), f, Vector128.Create(LogP1));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP2));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP3));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP4));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP5));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP6));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP7));
-        poly = Vector128.FusedMultiplyAdd(poly, f, Vector128.Create(LogP8));
-        Vector128<float> tail = poly * f * z;
-        tail = Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2Low), tail);
-        tail = Vector128.FusedMultiplyAdd(Vector128.Create(-0.5f), z, tail);
-        return Vector128.FusedMultiplyAdd(k, Vector128.Create(Ln2High), f + tail);
-    }
-
-    /// <summary>SiLU per lane, the same bits as <see cref="Silu(float)"/>.</summary>
-    public static Vector128<float> Silu(Vector128<float> v) => v / (Vector128<float>.One + Exp(-v));
-
-    /// <summary>σ per lane, the same bits as <see cref="Sigmoid(float)"/>.</summary>
-    public static Vector128<float> Sigmoid(Vector128<float> x) => Vector128<float>.One / (Vector128<float>.One + Exp(-x));
-
-    /// <summary>tanh per lane, the same bits as <see cref="Tanh(float)"/>.</summary>
-    public static Vector128<float> Tanh(Vector128<float> x)
-    {
-        Vector128<float> u = Expm1Negative(Vector128.Create(-2f) * Vector128.Abs(x));
-        return Vector128.CopySign(u / (Vector128.Create(2f) + u), x);
-    }
-
-    /// <summary>softplus per lane, the same bits as <see cref="Softplus(float)"/>.</summary>
-    public static Vector128<float> Softplus(Vector128<float> v)
-    {
-        Vector128<float> y = Exp(v);
-        Vector128<float> s = Vector128<float>.One + y;
-        Vector128<float> log1p = Vector128.ConditionalSelect(Vector128.Equals(s, Vector128<float>.One), y,
-            Log(s) * y / (s - Vector128<float>.One));
-        return Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128.Create(SoftplusThreshold)), v, log1p);
+        TV one = TL.Create(1f);
+        TV y = TL.Exp(v);
+        TV s = TL.Add(one, y);
+        TV log1p = TL.Select(TL.Equal(s, one), y, TL.Divide(TL.Multiply(Log<TL, TV>(s), y), TL.Subtract(s, one)));
+        return TL.Select(TL.GreaterThan(v, TL.Create(SoftplusThreshold)), v, log1p);
     }
 
     // ---- spans ----
