@@ -26,6 +26,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "profile") return Peer.StageProfile.Run(args[1..]);
         if (args.Length > 0 && args[0] == "anchor") return Peer.AnchorHarness.Run(args[1..]);
         if (args.Length > 0 && args[0] == "peer") return Peer.PeerHarness.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "scaling") return Peer.ThreadScaling.Run(args[1..]);
         if (args.Length > 0 && args[0] == "e2e") return EndToEnd.EndToEndHarness.Run(args[1..]);
         if (args.Length > 0 && args[0] == "mechanisms") return EndToEnd.MechanismHarness.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

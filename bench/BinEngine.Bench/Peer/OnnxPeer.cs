@@ -80,6 +80,27 @@ public sealed class OnnxPeer : IDisposable
     }
 
     /// <summary>
+    /// A batch of id sequences as a user feeds ORT: padded to the longest, with attention_mask (the ids are converted to
+    /// int64 here, inside the caller's timing, as a user converts them too).
+    /// </summary>
+    public void RunPadded(ReadOnlyMemory<int>[] batch, ref float[] logits)
+    {
+        int sequence = batch.Max(m => m.Length);
+        var inputIds = new long[batch.Length * sequence];
+        var mask = new long[batch.Length * sequence];
+        for (int s = 0; s < batch.Length; s++)
+        {
+            ReadOnlySpan<int> a = batch[s].Span;
+            for (int t = 0; t < a.Length; t++)
+            {
+                inputIds[s * sequence + t] = a[t];
+                mask[s * sequence + t] = 1;
+            }
+        }
+        Run(inputIds, mask, batch.Length, sequence, ref logits);
+    }
+
+    /// <summary>
     /// Runs the golden samples of the twin (ids and PyTorch's logits of every exit, one sample at a
     /// time) through ONNX Runtime, one by one and as one padded batch; returns the max abs difference
     /// over the exits the graph has (the first d of the twin's for a graph of d blocks).

@@ -200,23 +200,7 @@ public static class PeerHarness
                 predictions[i] = ArgMax(logits.AsSpan(logits.Length - classes, classes));
                 return logits.Length / classes;
             },
-            c =>
-            {
-                ReadOnlyMemory<int>[] chunk = chunkIds[c];
-                int sequence = chunk.Max(m => m.Length);
-                var inputIds = new long[chunk.Length * sequence];
-                var mask = new long[chunk.Length * sequence];
-                for (int s = 0; s < chunk.Length; s++)
-                {
-                    ReadOnlySpan<int> a = chunk[s].Span;
-                    for (int t = 0; t < a.Length; t++)
-                    {
-                        inputIds[s * sequence + t] = a[t];
-                        mask[s * sequence + t] = 1;
-                    }
-                }
-                peer.Run(inputIds, mask, chunk.Length, sequence, ref logits);
-            })
+            c => peer.RunPadded(chunkIds[c], ref logits))
         { Predictions = predictions };
     }
 

@@ -119,6 +119,9 @@ public sealed class BeexModel : IDisposable
     /// <summary>The model's weights as the forward pass reads them.</summary>
     internal ModelWeights Weights => _engine.Weights;
 
+    /// <summary>The engine behind this model (benchmarks drive its knobs directly).</summary>
+    internal InferenceEngine Engine => _engine;
+
     /// <summary>The kernels this model runs on.</summary>
     internal KernelSet Kernels => _engine.Kernels;
 

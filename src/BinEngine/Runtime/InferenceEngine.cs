@@ -79,16 +79,17 @@ internal sealed class InferenceEngine
     /// <paramref name="threads"/> threads, each chunk a batch whose samples leave as they exit.
     /// </summary>
     public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> samples, ExitPolicy policy, int threads,
-        IReadOnlyList<bool>? truncated = null, CancellationToken cancellationToken = default, IProgress<int>? progress = null)
+        IReadOnlyList<bool>? truncated = null, CancellationToken cancellationToken = default, IProgress<int>? progress = null,
+        int chunkSamples = ChunkSamples)
     {
         int finished = 0;
         for (int i = 0; i < samples.Count; i++)
             Validate(samples[i].Span, i);
         var results = new ClassificationResult[samples.Count];
-        int chunks = (samples.Count + ChunkSamples - 1) / ChunkSamples;
+        int chunks = (samples.Count + chunkSamples - 1) / chunkSamples;
         void RunChunk(int chunk)
         {
-            int first = chunk * ChunkSamples, count = Math.Min(ChunkSamples, samples.Count - first);
+            int first = chunk * chunkSamples, count = Math.Min(chunkSamples, samples.Count - first);
             Workspace ws = Rent();
             try
             {
