@@ -52,17 +52,23 @@ internal static unsafe class LaneCountAvx2HarleySeal
         TOp.Apply(Vec.Create(a).AsByte(), Vec.Load(w).AsByte()).AsUInt32();
 
     /// <summary>Lane l = Σ_t popcount(Op(a[t], half[t·16 + l])), l &lt; 8, t &lt; words32 (a multiple of 8).</summary>
+    /// <remarks>The first 8 inputs start the state, x7 counted aside, as in <see cref="LaneCountAvx512HarleySeal.Count"/>
+    /// (same byte bounds): 4 CSAs instead of 7, here 15 fewer operations per (row, 8 outputs).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static VecU Count<TOp>(uint* a, uint* half, int words32, in Luts luts) where TOp : struct, IBitOp
     {
-        VecU ones = VecU.Zero, twos = VecU.Zero, fours = VecU.Zero, total = VecU.Zero;
+        VecU ones = Csa(In<TOp>(a[0], half), In<TOp>(a[1], half + 16), In<TOp>(a[2], half + 32), out VecU twosA);
+        ones = Csa(ones, In<TOp>(a[3], half + 48), In<TOp>(a[4], half + 64), out VecU twosB);
+        ones = Csa(ones, In<TOp>(a[5], half + 80), In<TOp>(a[6], half + 96), out VecU twosC);
+        VecU twos = Csa(twosA, twosB, twosC, out VecU fours);
+        VecU spare = In<TOp>(a[7], half + 112), total = VecU.Zero;
         Vector256<byte> bytes = Vector256<byte>.Zero;   // eights' counts times 8
         int pending = 0;
-        for (int t = 0; t < words32; t += 8)
+        for (int t = 8; t < words32; t += 8)
         {
             uint* w = half + t * 16;   // t + 8 ≤ words32
-            ones = Csa(ones, In<TOp>(a[t], w), In<TOp>(a[t + 1], w + 16), out VecU twosA);
-            ones = Csa(ones, In<TOp>(a[t + 2], w + 32), In<TOp>(a[t + 3], w + 48), out VecU twosB);
+            ones = Csa(ones, In<TOp>(a[t], w), In<TOp>(a[t + 1], w + 16), out twosA);
+            ones = Csa(ones, In<TOp>(a[t + 2], w + 32), In<TOp>(a[t + 3], w + 48), out twosB);
             twos = Csa(twos, twosA, twosB, out VecU foursA);
             ones = Csa(ones, In<TOp>(a[t + 4], w + 64), In<TOp>(a[t + 5], w + 80), out twosA);
             ones = Csa(ones, In<TOp>(a[t + 6], w + 96), In<TOp>(a[t + 7], w + 112), out twosB);
@@ -77,7 +83,13 @@ internal static unsafe class LaneCountAvx2HarleySeal
             bytes += PopCountBytes(eights, luts.X8, luts.Low);
             pending++;
         }
-        bytes += PopCountBytes(ones, luts.X1, luts.Low) + PopCountBytes(twos, luts.X2, luts.Low) + PopCountBytes(fours, luts.X4, luts.Low);
+        if (pending == 3)
+        {
+            total += LaneSums(bytes);
+            bytes = Vector256<byte>.Zero;
+        }
+        bytes += PopCountBytes(ones, luts.X1, luts.Low) + PopCountBytes(spare, luts.X1, luts.Low)
+            + PopCountBytes(twos, luts.X2, luts.Low) + PopCountBytes(fours, luts.X4, luts.Low);
         return total + LaneSums(bytes);
     }
 

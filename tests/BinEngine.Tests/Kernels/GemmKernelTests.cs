@@ -114,6 +114,61 @@ public class GemmKernelTests
     }
 
     [Theory]
+    [MemberData(nameof(XnorNames))]
+    public void XnorSurvivesAllEqualAndAllOppositeRows(string name)
+    {
+        // Random signs never fill a popcount byte: rows equal to a weight row (every XOR bit 0), opposite to it (every bit
+        // 1: each byte of every carry-save vector counts 8) or half each, at every K whose count of 8-word steps leaves
+        // 0..3 byte sums pending at the end (K = 256 … 1280) and a long one, on raw and prepared weights.
+        var kernel = Kernel<XnorGemm>(name);
+        foreach (int k in new[] { 256, 512, 768, 1024, 1280, 4096 + 256 })
+        {
+            const int n = 17;
+            var w = Signs(n * k, 48 + k);
+            var a = new sbyte[3 * k];
+            for (int t = 0; t < k; t++)
+            {
+                a[t] = w[t];                               // row 0 = weight row 0: dot K
+                a[k + t] = (sbyte)-w[t];                   // row 1 = −(weight row 0): dot −K
+                a[2 * k + t] = t < k / 2 ? w[k + t] : (sbyte)-w[k + t]; // row 2: weight row 1's first half, then its opposite
+            }
+            var expected = IntDot(a, 3, w, n, k);
+            Assert.Equal(k, expected[0]);
+            Assert.Equal(-k, expected[n]);
+            var c = new int[3 * n];
+            kernel.Multiply(PackSignRows(a, 3, k), 3, PackSignRows(w, n, k), n, k, c);
+            AssertEqualInts(expected, c, n, $"{name} K={k}");
+            Array.Clear(c);
+            kernel.Multiply(PackSignRows(a, 3, k), 3, new BinaryWeights(PackSignRows(w, n, k), n, k), c);
+            AssertEqualInts(expected, c, n, $"{name} prepared K={k}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(PlaneNames))]
+    public void PlaneSurvivesAllOnesCodes(string name)
+    {
+        // Every code at its maximum m = 2^(bits−1) − 1: offset u = q + m = 2^bits − 2, every plane but the lowest all ones,
+        // so on a weight row of +1s (bits 1) each AND byte counts 8; a second row alternates ±m, a third weight row is −1s.
+        var kernel = Kernel<PlaneGemm>(name);
+        foreach (int bits in new[] { 2, 8 })
+            foreach (int k in new[] { 256, 768, 1024, 1280 })
+            {
+                const int m = 2, n = 3;
+                int top = (1 << (bits - 1)) - 1;
+                var q = new sbyte[m * k];
+                Array.Fill(q, (sbyte)top);
+                for (int t = 0; t < k; t++) q[k + t] = (sbyte)(t % 2 == 0 ? top : -top);
+                var w = new sbyte[n * k];
+                Array.Fill(w, (sbyte)1);
+                for (int t = 0; t < k; t++) w[2 * k + t] = -1;
+                var c = new int[m * n];
+                kernel.Multiply(PackPlaneRows(q, m, k, bits), m, bits, new BinaryWeights(PackSignRows(w, n, k), n, k), c);
+                AssertEqualInts(IntDot(q, m, w, n, k), c, n, $"{name} bits={bits} K={k}");
+            }
+    }
+
+    [Theory]
     [MemberData(nameof(CodeNames))]
     public void CodeGemmSurvivesExtremeCodesOverLongRows(string name)
     {
