@@ -473,115 +473,41 @@ internal static class MambaHead
     {
         o.H.Clear();
         int c = 0;
-        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
-            c = ScanVector512(o, c);
-        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
-            c = ScanVector256(o, c);
-        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
-            c = ScanVector128(o, c);
+        if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
+            c = ScanLanes<Lanes512, Vector512<float>>(o, c);
+        if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+            c = ScanLanes<Lanes256, Vector256<float>>(o, c);
+        if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+            c = ScanLanes<Lanes128, Vector128<float>>(o, c);
         ScanScalar(o, c);
     }
 
-    private static int ScanVector512(in ScanOperands o, int c)
+    /// <summary>Channels [c, c + k·Count) of <see cref="Scan"/> on one vector width; returns the first channel left.</summary>
+    private static unsafe int ScanLanes<TLanes, TVec>(in ScanOperands o, int c) where TLanes : IFloatLanes<TVec> where TVec : struct
     {
-        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
-        ref float a = ref MemoryMarshal.GetReference(o.A);
-        ref float dt = ref MemoryMarshal.GetReference(o.Dt);
-        ref float x = ref MemoryMarshal.GetReference(o.X);
-        ref float z = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Xz), e);
-        ref float skip = ref MemoryMarshal.GetReference(o.D);
-        ref float h = ref MemoryMarshal.GetReference(o.H);
-        ref float y = ref MemoryMarshal.GetReference(o.Y);
-        for (; c + Vector512<float>.Count <= o.Inner; c += Vector512<float>.Count)
+        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns, w = TLanes.Count;
+        fixed (float* a = o.A, dt = o.Dt, x = o.X, xz = o.Xz, dbc = o.Dbc, skip = o.D, h = o.H, y = o.Y)
         {
-            Vector512<float> d = Vector512.LoadUnsafe(ref skip, (nuint)c);
-            for (int t = 0; t < n; t++)
+            float* z = xz + e; // the gate: second half of each [2E] row
+            for (; c + w <= e; c += w)
             {
-                ref float b = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Dbc), t * p + o.Rank);
-                Vector512<float> delta = Vector512.LoadUnsafe(ref dt, (nuint)(t * e + c));
-                Vector512<float> xt = Vector512.LoadUnsafe(ref x, (nuint)(t * e + c));
-                Vector512<float> deltaX = delta * xt;
-                Vector512<float> sum = Vector512<float>.Zero;
-                for (int j = 0; j < ns; j++)
+                TVec d = TLanes.Load(skip + c);
+                for (int t = 0; t < n; t++)
                 {
-                    Vector512<float> decay = VectorMath.Exp(delta * Vector512.LoadUnsafe(ref a, (nuint)(j * e + c)));
-                    Vector512<float> state = Vector512.FusedMultiplyAdd(decay, Vector512.LoadUnsafe(ref h, (nuint)(j * e + c)),
-                        deltaX * Vector512.Create(Unsafe.Add(ref b, j)));
-                    state.StoreUnsafe(ref h, (nuint)(j * e + c));
-                    sum = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref b, ns + j)), state, sum);
+                    float* b = dbc + t * p + o.Rank;
+                    TVec delta = TLanes.Load(dt + t * e + c), xt = TLanes.Load(x + t * e + c);
+                    TVec deltaX = TLanes.Multiply(delta, xt);
+                    TVec sum = TLanes.Zero;
+                    for (int j = 0; j < ns; j++)
+                    {
+                        TVec decay = TLanes.Exp(TLanes.Multiply(delta, TLanes.Load(a + j * e + c)));
+                        TVec state = TLanes.FusedMultiplyAdd(decay, TLanes.Load(h + j * e + c), TLanes.Multiply(deltaX, TLanes.Create(b[j])));
+                        TLanes.Store(state, h + j * e + c);
+                        sum = TLanes.FusedMultiplyAdd(TLanes.Create(b[ns + j]), state, sum);
+                    }
+                    sum = TLanes.FusedMultiplyAdd(d, xt, sum);
+                    TLanes.Store(TLanes.Multiply(sum, VectorMath.Silu<TLanes, TVec>(TLanes.Load(z + t * 2 * e + c))), y + t * e + c);
                 }
-                sum = Vector512.FusedMultiplyAdd(d, xt, sum);
-                (sum * VectorMath.Silu(Vector512.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
-            }
-        }
-        return c;
-    }
-
-    private static int ScanVector256(in ScanOperands o, int c)
-    {
-        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
-        ref float a = ref MemoryMarshal.GetReference(o.A);
-        ref float dt = ref MemoryMarshal.GetReference(o.Dt);
-        ref float x = ref MemoryMarshal.GetReference(o.X);
-        ref float z = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Xz), e);
-        ref float skip = ref MemoryMarshal.GetReference(o.D);
-        ref float h = ref MemoryMarshal.GetReference(o.H);
-        ref float y = ref MemoryMarshal.GetReference(o.Y);
-        for (; c + Vector256<float>.Count <= o.Inner; c += Vector256<float>.Count)
-        {
-            Vector256<float> d = Vector256.LoadUnsafe(ref skip, (nuint)c);
-            for (int t = 0; t < n; t++)
-            {
-                ref float b = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Dbc), t * p + o.Rank);
-                Vector256<float> delta = Vector256.LoadUnsafe(ref dt, (nuint)(t * e + c));
-                Vector256<float> xt = Vector256.LoadUnsafe(ref x, (nuint)(t * e + c));
-                Vector256<float> deltaX = delta * xt;
-                Vector256<float> sum = Vector256<float>.Zero;
-                for (int j = 0; j < ns; j++)
-                {
-                    Vector256<float> decay = VectorMath.Exp(delta * Vector256.LoadUnsafe(ref a, (nuint)(j * e + c)));
-                    Vector256<float> state = Vector256.FusedMultiplyAdd(decay, Vector256.LoadUnsafe(ref h, (nuint)(j * e + c)),
-                        deltaX * Vector256.Create(Unsafe.Add(ref b, j)));
-                    state.StoreUnsafe(ref h, (nuint)(j * e + c));
-                    sum = Vector256.FusedMultiplyAdd(Vector256.Create(Unsafe.Add(ref b, ns + j)), state, sum);
-                }
-                sum = Vector256.FusedMultiplyAdd(d, xt, sum);
-                (sum * VectorMath.Silu(Vector256.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
-            }
-        }
-        return c;
-    }
-
-    private static int ScanVector128(in ScanOperands o, int c)
-    {
-        int n = o.Tokens, e = o.Inner, ns = o.State, p = o.Rank + 2 * ns;
-        ref float a = ref MemoryMarshal.GetReference(o.A);
-        ref float dt = ref MemoryMarshal.GetReference(o.Dt);
-        ref float x = ref MemoryMarshal.GetReference(o.X);
-        ref float z = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Xz), e);
-        ref float skip = ref MemoryMarshal.GetReference(o.D);
-        ref float h = ref MemoryMarshal.GetReference(o.H);
-        ref float y = ref MemoryMarshal.GetReference(o.Y);
-        for (; c + Vector128<float>.Count <= o.Inner; c += Vector128<float>.Count)
-        {
-            Vector128<float> d = Vector128.LoadUnsafe(ref skip, (nuint)c);
-            for (int t = 0; t < n; t++)
-            {
-                ref float b = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Dbc), t * p + o.Rank);
-                Vector128<float> delta = Vector128.LoadUnsafe(ref dt, (nuint)(t * e + c));
-                Vector128<float> xt = Vector128.LoadUnsafe(ref x, (nuint)(t * e + c));
-                Vector128<float> deltaX = delta * xt;
-                Vector128<float> sum = Vector128<float>.Zero;
-                for (int j = 0; j < ns; j++)
-                {
-                    Vector128<float> decay = VectorMath.Exp(delta * Vector128.LoadUnsafe(ref a, (nuint)(j * e + c)));
-                    Vector128<float> state = Vector128.FusedMultiplyAdd(decay, Vector128.LoadUnsafe(ref h, (nuint)(j * e + c)),
-                        deltaX * Vector128.Create(Unsafe.Add(ref b, j)));
-                    state.StoreUnsafe(ref h, (nuint)(j * e + c));
-                    sum = Vector128.FusedMultiplyAdd(Vector128.Create(Unsafe.Add(ref b, ns + j)), state, sum);
-                }
-                sum = Vector128.FusedMultiplyAdd(d, xt, sum);
-                (sum * VectorMath.Silu(Vector128.LoadUnsafe(ref z, (nuint)(t * 2 * e + c)))).StoreUnsafe(ref y, (nuint)(t * e + c));
             }
         }
         return c;

@@ -252,8 +252,9 @@ internal static class VectorMath
         return TL.FusedMultiplyAdd(k, TL.Create(Ln2High), TL.Add(f, tail));
     }
 
+    /// <summary>SiLU on any width, the body of the public overloads (for drivers written once over <see cref="IFloatLanes{TVec}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Silu<TL, TV>(TV v) where TL : IFloatLanes<TV> where TV : struct =>
+    internal static TV Silu<TL, TV>(TV v) where TL : IFloatLanes<TV> where TV : struct =>
         TL.Divide(v, TL.Add(TL.Create(1f), TL.Exp(TL.Negate(v))));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
