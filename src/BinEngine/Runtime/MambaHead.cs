@@ -544,43 +544,40 @@ internal static class MambaHead
     /// pooled[i] = (Σ_t (u[t, i] + m[t, i])) / n, summed over t in order at every width (no fusing: the reference's
     /// operations exactly, so a zero W_out gives mean(u) to the bit).
     /// </summary>
-    private static void MeanOfSum(ReadOnlySpan<float> u, ReadOnlySpan<float> m, int n, int d, Span<float> pooled, KernelIsa isa)
+    private static unsafe void MeanOfSum(ReadOnlySpan<float> u, ReadOnlySpan<float> m, int n, int d, Span<float> pooled, KernelIsa isa)
     {
-        ref float ur = ref MemoryMarshal.GetReference(u);
-        ref float mr = ref MemoryMarshal.GetReference(m);
-        ref float pr = ref MemoryMarshal.GetReference(pooled);
-        float count = n;
-        int i = 0;
-        if (isa == KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
-            for (; i + Vector512<float>.Count <= d; i += Vector512<float>.Count)
-            {
-                Vector512<float> sum = Vector512<float>.Zero;
-                for (int t = 0; t < n; t++)
-                    sum += Vector512.LoadUnsafe(ref ur, (nuint)(t * d + i)) + Vector512.LoadUnsafe(ref mr, (nuint)(t * d + i));
-                (sum / Vector512.Create(count)).StoreUnsafe(ref pr, (nuint)i);
-            }
-        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
-            for (; i + Vector256<float>.Count <= d; i += Vector256<float>.Count)
-            {
-                Vector256<float> sum = Vector256<float>.Zero;
-                for (int t = 0; t < n; t++)
-                    sum += Vector256.LoadUnsafe(ref ur, (nuint)(t * d + i)) + Vector256.LoadUnsafe(ref mr, (nuint)(t * d + i));
-                (sum / Vector256.Create(count)).StoreUnsafe(ref pr, (nuint)i);
-            }
-        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
-            for (; i + Vector128<float>.Count <= d; i += Vector128<float>.Count)
-            {
-                Vector128<float> sum = Vector128<float>.Zero;
-                for (int t = 0; t < n; t++)
-                    sum += Vector128.LoadUnsafe(ref ur, (nuint)(t * d + i)) + Vector128.LoadUnsafe(ref mr, (nuint)(t * d + i));
-                (sum / Vector128.Create(count)).StoreUnsafe(ref pr, (nuint)i);
-            }
-        for (; i < d; i++)
+        fixed (float* ur = u, mr = m, pr = pooled)
         {
-            float sum = 0f;
-            for (int t = 0; t < n; t++)
-                sum += Unsafe.Add(ref ur, t * d + i) + Unsafe.Add(ref mr, t * d + i);
-            Unsafe.Add(ref pr, i) = sum / count;
+            int i = 0;
+            if (isa == KernelIsa.Avx512 && Lanes512.IsSupported)
+                i = MeanOfSumLanes<Lanes512, Vector512<float>>(ur, mr, n, d, pr, i);
+            if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
+                i = MeanOfSumLanes<Lanes256, Vector256<float>>(ur, mr, n, d, pr, i);
+            if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
+                i = MeanOfSumLanes<Lanes128, Vector128<float>>(ur, mr, n, d, pr, i);
+            float count = n;
+            for (; i < d; i++)
+            {
+                float sum = 0f;
+                for (int t = 0; t < n; t++)
+                    sum += ur[t * d + i] + mr[t * d + i];
+                pr[i] = sum / count;
+            }
         }
+    }
+
+    /// <summary>Columns [i, i + k·Count) of <see cref="MeanOfSum"/> on one vector width; returns the first column left.</summary>
+    private static unsafe int MeanOfSumLanes<TLanes, TVec>(float* u, float* m, int n, int d, float* pooled, int i)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
+    {
+        TVec count = TLanes.Create(n);
+        for (; i + TLanes.Count <= d; i += TLanes.Count)
+        {
+            TVec sum = TLanes.Zero;
+            for (int t = 0; t < n; t++)
+                sum = TLanes.Add(sum, TLanes.Add(TLanes.Load(u + t * d + i), TLanes.Load(m + t * d + i)));
+            TLanes.Store(TLanes.Divide(sum, count), pooled + i);
+        }
+        return i;
     }
 }
