@@ -81,3 +81,38 @@ def test_deebert_second_stage_trains_only_the_earlier_exits(tmp_path):
     assert set(before) == set(after)
     changed = {name for name in before if not np.array_equal(before[name].numpy(), after[name].numpy())}
     assert changed and all(name.startswith("exits.0.") for name in changed), changed
+
+
+def test_masking_never_picks_special_tokens_and_targets_the_original_rows():
+    import torch
+    from pretrain_mlm import mask_batch
+    rng = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 2000, (64, 40))
+    ids[:, 0] = 101                       # [CLS]
+    lengths = torch.randint(5, 41, (64,))
+    mask = torch.arange(40)[None, :] < lengths[:, None]
+    ids[torch.arange(64), lengths - 1] = 102  # [SEP]
+    ids[~mask] = 0                        # [PAD]
+    rows = torch.arange(30522) * 3 % 30522  # any id → row map
+    inputs, targets = mask_batch(ids, mask, rows, 100, torch.arange(1000, 1010), rng)
+    chosen = targets != -100
+    special = (ids == 101) | (ids == 102) | ~mask
+    assert not (chosen & special).any()
+    assert torch.equal(targets[chosen], rows[ids[chosen]])
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+    rate = chosen.sum().item() / (~special).sum().item()
+    assert 0.12 < rate < 0.18, rate
+    assert (inputs[chosen] == 100).float().mean().item() > 0.7  # ≈ 80 % [UNK]
+
+
+def test_self_pretraining_lowers_the_masked_token_loss_and_initialises_a_run(tmp_path):
+    """pretrain_mlm.py writes a backbone that train.init_from accepts (same config and vocabulary map)."""
+    from pretrain_mlm import pretrain
+    cfg = cfg_for(tmp_path / "mlm", 5)
+    curve = pretrain(cfg, str(tmp_path / "mlm" / "export"), steps=60, lr=3e-3, log=lambda *_: None, eval_every=60)
+    assert curve[-1][1] < curve[0][1] - 0.5, curve
+    logs = []
+    ft = cfg_for(tmp_path / "ft", 5)
+    ft["train"]["init_from"] = str(tmp_path / "mlm" / "export")
+    run(ft, None, logs.append)
+    assert any("initialised from" in line for line in logs)
