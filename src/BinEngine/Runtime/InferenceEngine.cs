@@ -75,13 +75,15 @@ internal sealed class InferenceEngine
     }
 
     /// <summary>
-    /// Many samples; result i answers sample i. Chunks of <see cref="ChunkSamples"/> run on up to
-    /// <paramref name="threads"/> threads, each chunk a batch whose samples leave as they exit.
+    /// Many samples; result i answers sample i. Chunks of <paramref name="chunkSamples"/> (by default
+    /// <see cref="ChunkSamples"/>; benchmarks vary it) run on up to <paramref name="threads"/> threads, each chunk a batch
+    /// whose samples leave as they exit.
     /// </summary>
     public ClassificationResult[] ClassifyBatch(IReadOnlyList<ReadOnlyMemory<int>> samples, ExitPolicy policy, int threads,
         IReadOnlyList<bool>? truncated = null, CancellationToken cancellationToken = default, IProgress<int>? progress = null,
         int chunkSamples = ChunkSamples)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSamples, 1);
         int finished = 0;
         for (int i = 0; i < samples.Count; i++)
             Validate(samples[i].Span, i);
