@@ -128,11 +128,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON")
     args = ap.parse_args()
-    cfg = load_config(args.config)
-    for s in args.set:
-        key, val = s.split("=", 1)
-        sec, k = key.split(".", 1)
-        cfg.setdefault(sec, {})[k] = json.loads(val)
+    cfg = load_config(args.config, args.set)
     cfg["train"]["threads"] = args.threads
     run_dir = os.path.join(TRAIN_DIR, "runs", args.name)
     os.makedirs(run_dir, exist_ok=True)

@@ -26,11 +26,7 @@ def main():
     ap.add_argument("--export-only", action="store_true",
                     help="no training: take the best state of the run's checkpoint, calibrate and export")
     args = ap.parse_args()
-    cfg = load_config(args.config)
-    for s in args.set:
-        key, val = s.split("=", 1)
-        sec, k = key.split(".", 1)
-        cfg.setdefault(sec, {})[k] = json.loads(val)
+    cfg = load_config(args.config, args.set)
     if args.name:
         cfg["name"] = args.name
     run_dir = os.path.join(TRAIN_DIR, "runs", cfg["name"])

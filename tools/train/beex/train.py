@@ -144,12 +144,17 @@ def set_seed(seed):
     torch.manual_seed(seed)
 
 
-def load_config(path):
+def load_config(path, overrides=()):
+    """The config file with the training defaults filled in, then each "SECTION.KEY=JSON" override (the scripts' --set)."""
     with open(path) as f:
         cfg = json.load(f)
     t = dict(TRAIN_DEFAULTS)
     t.update(cfg.get("train", {}))
     cfg["train"] = t
+    for s in overrides:
+        key, val = s.split("=", 1)
+        sec, k = key.split(".", 1)
+        cfg.setdefault(sec, {})[k] = json.loads(val)
     return cfg
 
 
