@@ -3,6 +3,10 @@ namespace BinEngine.Bench;
 /// <summary>The statistics and machine description every harness reports with (one definition for all of them).</summary>
 internal static class BenchStats
 {
+    /// <summary>The texts of a labelled TSV (text, label; a header line), rows with an empty text left out.</summary>
+    public static string[] Texts(string tsvPath) =>
+        File.ReadLines(tsvPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
+
     /// <summary>The q-quantile of ascending <paramref name="sorted"/> (nearest rank).</summary>
     public static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
 

@@ -38,7 +38,7 @@ public static class EndToEndHarness
         int runs = int.Parse(Arg("--runs", "5"), CultureInfo.InvariantCulture);
         string? output = Array.IndexOf(args, "--out") >= 0 ? Arg("--out", "") : null;
 
-        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
+        string[] texts = BenchStats.Texts(dataPath);
         // --model takes a comma-separated list: every model is measured in the same run, the first one's
         // tokenizer and shapes define the random twin when no twin file is given.
         BeexModel[] binaries = modelPath.Split(',').Select(p => BeexModel.Load(p)).ToArray();

@@ -38,7 +38,7 @@ public static class MechanismHarness
         int rounds = int.Parse(Arg("--rounds", "5"), CultureInfo.InvariantCulture);
         int batch1Count = int.Parse(Arg("--batch1", "200"), CultureInfo.InvariantCulture);
         string? output = Array.IndexOf(args, "--out") >= 0 ? Arg("--out", "") : null;
-        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
+        string[] texts = BenchStats.Texts(dataPath);
 
         var configs = new List<Config>();
         foreach (string path in paths)

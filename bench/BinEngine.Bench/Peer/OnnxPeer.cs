@@ -39,15 +39,25 @@ public sealed class OnnxPeer : IDisposable
         return config.RootElement.GetProperty("n_layers").GetInt32();
     }
 
-    /// <summary>The graph of the twin's first <paramref name="blocks"/> blocks: x.onnx → x-l3.onnx.</summary>
-    public static string PathForDepth(string onnxPath, int blocks) =>
+    /// <summary>
+    /// The graph of the twin's first <paramref name="blocks"/> blocks, exported when missing: <paramref name="onnxPath"/>
+    /// itself at the twin's full depth, x-l3.onnx beside it for x.onnx at 3 blocks.
+    /// </summary>
+    public static string Graph(string onnxPath, string twinDir, int blocks)
+    {
+        string path = blocks == TwinLayers(twinDir) ? onnxPath : PathForDepth(onnxPath, blocks);
+        EnsureExported(path, twinDir, blocks);
+        return path;
+    }
+
+    private static string PathForDepth(string onnxPath, int blocks) =>
         Path.Combine(Path.GetDirectoryName(onnxPath) ?? "", $"{Path.GetFileNameWithoutExtension(onnxPath)}-l{blocks}.onnx");
 
     /// <summary>
     /// Exports the ONNX file of the twin's first <paramref name="blocks"/> blocks with the trainer's
     /// Python when it is missing (tools/train/export_onnx.py; ≈ 31 MB at 6 blocks, git-ignored under bench/peer/).
     /// </summary>
-    public static void EnsureExported(string onnxPath, string twinDir, int blocks)
+    private static void EnsureExported(string onnxPath, string twinDir, int blocks)
     {
         if (File.Exists(onnxPath))
             return;

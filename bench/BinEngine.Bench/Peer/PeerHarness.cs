@@ -84,9 +84,7 @@ public static class PeerHarness
         // compared with ORT running the twin's first 3 blocks, the same architecture; tools/train/export_onnx.py --blocks).
         int twinLayers = OnnxPeer.TwinLayers(twinDir);
         int[] depths = modelPaths.Select(ModelLayers).Append(twinLayers).Distinct().OrderByDescending(d => d).ToArray();
-        var onnxPaths = depths.ToDictionary(d => d, d => d == twinLayers ? onnxPath : OnnxPeer.PathForDepth(onnxPath, d));
-        foreach (int d in depths)
-            OnnxPeer.EnsureExported(onnxPaths[d], twinDir, d);
+        var onnxPaths = depths.ToDictionary(d => d, d => OnnxPeer.Graph(onnxPath, twinDir, d));
 
         foreach (int threads in threadCounts)
         {

@@ -62,7 +62,7 @@ public static class StageProfile
         string output = Arg("--out", "");
         int tileRows = int.Parse(Arg("--tile-rows", "0"), inv); // 0: the plan's (ExecutionPlan.TileRows)
         int ablationRounds = int.Parse(Arg("--ablate", "5"), inv); // 0: no ablation table
-        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
+        string[] texts = BenchStats.Texts(dataPath);
         string loadBefore = PeerHarness.Load();
 
         var sb = new StringBuilder();

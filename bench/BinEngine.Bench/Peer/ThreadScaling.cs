@@ -38,7 +38,7 @@ public static class ThreadScaling
         string loadBefore = PeerHarness.Load();
 
         using BeexModel model = BeexModel.Load(modelPath, new BeexModelOptions { Threads = 1, BatchThreads = 1 });
-        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();
+        string[] texts = BenchStats.Texts(dataPath);
         ReadOnlyMemory<int>[] ids = texts.Select(t => (ReadOnlyMemory<int>)model.Tokenizer.Encode(t, model.Architecture.MaxLength)).ToArray();
         ReadOnlyMemory<int>[][] batches = ids.Chunk(64).ToArray();
         InferenceEngine engine = model.Engine;
@@ -73,8 +73,7 @@ public static class ThreadScaling
         var peers = new List<OnnxPeer>();
         if (onnxPath.Length > 0)
         {
-            string graph = depth == OnnxPeer.TwinLayers(twinDir) ? onnxPath : OnnxPeer.PathForDepth(onnxPath, depth);
-            OnnxPeer.EnsureExported(graph, twinDir, depth);
+            string graph = OnnxPeer.Graph(onnxPath, twinDir, depth);
             int baseline = systems.Count;
             foreach (int t in threadCounts.Prepend(1).Distinct())
             {
