@@ -17,7 +17,8 @@ internal sealed class InferenceEngine
     /// W1A1 default (`peer --threads 1,2`, sizes alternated, 2026-12-02 06:17–06:23 UTC, bench/README.md "Levers"):
     /// batch-64 throughput at 1 thread 1226–1386 sentences/s with 32, 1717 (median) with 8, 2342 with 16; but an A/B of
     /// the builds before and after on one model file (bench/results/engine-ab-stop7.md) showed no difference beyond noise,
-    /// so 16 is kept for the finer split between threads, not for a measured gain.
+    /// so 16 is kept for the finer split between threads, not for a measured gain. Measured paired since (`bench --
+    /// scaling --chunks 16,8,4`, bench/results/scaling-stop11.md): 8 and 4 are no better at one thread or two.
     /// </summary>
     internal const int ChunkSamples = 16;
 
