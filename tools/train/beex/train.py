@@ -248,14 +248,23 @@ def build_model(cfg, data, log):
     return model, opt, sizes, teacher
 
 
+# The model keys that only choose the quantizers, not a tensor's shape.
+BIT_KEYS = ("weight_bits", "act_bits", "emb_bits")
+
+
 def init_from(model, path, log):
     """Loads an exported model directory's weights (model.safetensors) into model: the same architecture and the same
-    pruned vocabulary (its tok_map must equal the one this run built from the same training data)."""
+    pruned vocabulary (its tok_map must equal the one this run built from the same training data). The bit widths may
+    differ: every width keeps the same latent float tensors (the quantizers act in the forward pass), so a float
+    start can be fine-tuned binarized (a float self-pretraining, tools/train/README.md)."""
     tensors, meta = safetensors_io.load(os.path.join(path, "model.safetensors"))
     loaded = json.loads(meta["config"])
-    differs = [k for k in MODEL_KEYS if loaded.get(k) != model.cfg.get(k)]
+    differs = [k for k in MODEL_KEYS if k not in BIT_KEYS and loaded.get(k) != model.cfg.get(k)]
     if differs:
         raise SystemExit(f"{path}: config differs from this run's in {', '.join(differs)}")
+    widths = [f"{k} {loaded.get(k)} -> {model.cfg.get(k)}" for k in BIT_KEYS if loaded.get(k) != model.cfg.get(k)]
+    if widths:
+        log(f"{path}: other bit widths ({', '.join(widths)}): its latent weights start this run's quantizers")
     own = model.embed.tok_map
     theirs = tensors.get("embed.tok_map")
     if (own is None) != (theirs is None) or (own is not None and not torch.equal(own, theirs)):

@@ -116,3 +116,27 @@ def test_self_pretraining_lowers_the_masked_token_loss_and_initialises_a_run(tmp
     ft["train"]["init_from"] = str(tmp_path / "mlm" / "export")
     run(ft, None, logs.append)
     assert any("initialised from" in line for line in logs)
+
+
+def test_a_float_start_initialises_a_binarized_run(tmp_path):
+    """init_from takes an export of other bit widths (the latent tensors are the same) and says so; another shape is refused."""
+    import pytest
+    import torch
+    from beex import safetensors_io
+    from pretrain_mlm import pretrain
+    cfg = cfg_for(tmp_path / "mlm", 5)
+    cfg["model"].update({"weight_bits": 32, "act_bits": 32, "emb_bits": 32})
+    pretrain(cfg, str(tmp_path / "mlm" / "export"), steps=10, lr=3e-3, log=lambda *_: None, eval_every=10)
+    logs = []
+    ft = cfg_for(tmp_path / "ft", 2)
+    ft["train"].update({"init_from": str(tmp_path / "mlm" / "export"), "lr": 0.0})  # lr 0: the start is exported as loaded
+    run(ft, None, logs.append)
+    assert any("other bit widths (weight_bits 32 -> 1, act_bits 32 -> 8, emb_bits 32 -> 2)" in line for line in logs), logs
+    start, _ = safetensors_io.load(str(tmp_path / "mlm" / "export" / "model.safetensors"))
+    tuned, _ = safetensors_io.load(str(tmp_path / "ft" / "export" / "model.safetensors"))
+    assert torch.equal(start["blocks.0.attn.q.weight"].float(), tuned["blocks.0.attn.q.weight"].float())
+    wide = cfg_for(tmp_path / "wide", 2)
+    wide["model"]["d_ff"] = 48
+    wide["train"]["init_from"] = str(tmp_path / "mlm" / "export")
+    with pytest.raises(SystemExit, match="config differs from this run's in d_ff"):
+        run(wide, None, lambda *_: None)
