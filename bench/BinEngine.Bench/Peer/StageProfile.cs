@@ -27,7 +27,7 @@ public static class StageProfile
     private enum Stage
     {
         Tokenizer, Embedding, Lexical, QuantizePack, ProductQkv, ProductO, ProductG1F1, ProductG2F2, Epilogue,
-        AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, SlfnSigns, LayerNorm, ExitHeads, Result, Count,
+        AttentionCopies, AttentionGemm, AttentionSoftmax, Elementwise, LayerNorm, ExitHeads, Result, Count,
     }
 
     /// <summary>Work the ablation leaves out (its cost is the least time with it less the least time without it).</summary>
@@ -36,7 +36,7 @@ public static class StageProfile
     private static readonly string[] AblatedNames =
     [
         "nothing (the whole pass)", "binary products (the kernels)", "epilogue y = α·s·(B·q) + b", "attention (all of it)",
-        "σ and tanh (a = 1: with G1/F1's epilogue and G2/F2's sign pack, fused)", "LayerNorm (embedding, LN1, LN2)", "quantize + pack activations", "SLFN ⊙ and residual adds",
+        "σ and tanh", "LayerNorm (embedding, LN1, LN2)", "quantize + pack activations", "SLFN ⊙ and residual adds",
     ];
 
     private static readonly string[] StageNames =
@@ -44,7 +44,7 @@ public static class StageProfile
         "tokenizer (text → ids)", "embedding (dequantize + position + LN_emb)", "lexical n-gram head (buckets, table sums)", "quantize + pack activations",
         "products Q/K/V (3 GEMMs, N = d)", "products O (N = d)", "products G1/F1 (2 GEMMs, N = f)", "products G2/F2 (2 GEMMs, K = f)",
         "epilogue y = α·s·(B·q) + b (int → float)", "attention: per-head copies in and out (Q, K, Vᵀ, output)", "attention: QKᵀ and PV (SGEMM per head; samples of ≤ 192 tokens take the direct path, all of it timed here)", "attention: scale + stable softmax (per row)",
-        "element-wise (σ, tanh, ⊙, residual adds)", "G1/F1 epilogue + σ/tanh + G2/F2 sign pack, fused (a = 1)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
+        "element-wise (σ, tanh, ⊙, residual adds)", "LayerNorm (LN1, LN2)", "exit heads (pool, logits, softmax, H)",
         "result building (arrays, softmax, object)",
     ];
 
@@ -360,29 +360,6 @@ public static class StageProfile
             Lap(Stage.LayerNorm);
 
             Quantize(h, tokens, d);
-            if (_plan.SlfnSignsFromProducts)
-            {
-                // a = 1 (ForwardPass, ExecutionPlan.SlfnSignsFromProducts): G2's and F2's sign planes straight from G1's and F1's products
-                int words = tokens * BitPacking.RowWords(f);
-                Span<ulong> gatePlanes = ws.SlfnPlanes.AsSpan(0, words), forgetPlanes = ws.SlfnPlanes.AsSpan(words, words);
-                Span<float> gateScales = ws.SlfnScales.AsSpan(0, tokens), forgetScales = ws.SlfnScales.AsSpan(tokens, tokens);
-                Products(b.G1, ws.Planes, tokens, Stage.ProductG1F1);
-                if (_skip != Ablated.SigmoidTanh)
-                    ActivationPacker.PackActivatedSigns<VectorMath.ShiftedSigmoid>(ws.Products.AsSpan(0, tokens * f), b.G1.Alpha.Span, ws.Scales.AsSpan(0, tokens),
-                        b.G1.Bias.Span, _a.SlfnGateCenter ? 0.5f : 0f, f, gatePlanes, gateScales, _plan.HelperIsa);
-                Lap(Stage.SlfnSigns);
-                Products(b.F1, ws.Planes, tokens, Stage.ProductG1F1);
-                if (_skip != Ablated.SigmoidTanh)
-                    ActivationPacker.PackActivatedSigns<VectorMath.TanhActivation>(ws.Products.AsSpan(0, tokens * f), b.F1.Alpha.Span, ws.Scales.AsSpan(0, tokens),
-                        b.F1.Bias.Span, 0f, f, forgetPlanes, forgetScales, _plan.HelperIsa);
-                Lap(Stage.SlfnSigns);
-                Products(b.G2, gatePlanes, tokens, Stage.ProductG2F2);
-                EpilogueOf(b.G2, gateScales, tokens, ws.GateOut);
-                Products(b.F2, forgetPlanes, tokens, Stage.ProductG2F2);
-                EpilogueOf(b.F2, forgetScales, tokens, ws.ForgetOut);
-                Residual(b, h, x, tokens);
-                return;
-            }
             Linear(b.G1, h, tokens, ws.Gate, Stage.ProductG1F1);
             Linear(b.F1, h, tokens, ws.Forget, Stage.ProductG1F1);
             Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
@@ -399,14 +376,6 @@ public static class StageProfile
             Quantize(forget, tokens, f);
             Linear(b.F2, forget, tokens, ws.ForgetOut, Stage.ProductG2F2);
 
-            Residual(b, h, x, tokens);
-        }
-
-        /// <summary>x = LN2(h + G2(…) ⊙ F2(…)).</summary>
-        private void Residual(BlockWeights b, Span<float> h, Span<float> x, int tokens)
-        {
-            Workspace ws = _ws;
-            int d = _a.Dim;
             Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
             if (_skip != Ablated.ProductResidual)
             {
@@ -496,6 +465,9 @@ public static class StageProfile
         {
             Workspace ws = _ws;
             int n = w.Out, k = w.In;
+            Span<float> y = output.AsSpan(0, rows * n);
+            ReadOnlySpan<float> bias = w.Bias.Span;
+            ReadOnlySpan<float> alpha = w.Alpha.Span;
             int bits = _a.ActBits;
             if (!w.IsBinary || _plan.Activations == ActivationEncoding.Float)
                 throw new NotSupportedException("the stage profile covers binarized models with 1..8-bit activations");
@@ -511,23 +483,9 @@ public static class StageProfile
             else
                 _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, 1);
             Lap(product);
-            EpilogueOf(w, ws.Scales.AsSpan(0, rows), rows, output);
-        }
 
-        /// <summary>a = 1: the product of a layer whose sign planes are given, into the workspace's products.</summary>
-        private void Products(LinearWeights w, ReadOnlySpan<ulong> planes, int rows, Stage product)
-        {
-            if (_skip != Ablated.Products)
-                _kernels.Xnor.Multiply(planes[..(rows * BitPacking.RowWords(w.In))], rows, w.Packed!, _ws.Products.AsSpan(0, rows * w.Out), 1);
-            Lap(product);
-        }
-
-        /// <summary>y = (α · s_t) · p + b from the workspace's products.</summary>
-        private void EpilogueOf(LinearWeights w, ReadOnlySpan<float> scales, int rows, float[] output)
-        {
-            int n = w.Out;
             if (_skip != Ablated.Epilogue)
-                Epilogue.ScaleBias(_ws.Products.AsSpan(0, rows * n), w.Alpha.Span, scales[..rows], w.Bias.Span, output.AsSpan(0, rows * n), n, _plan.HelperIsa);
+                Epilogue.ScaleBias(products, alpha, ws.Scales.AsSpan(0, rows), bias, y, n, _plan.HelperIsa);
             Lap(Stage.Epilogue);
         }
 

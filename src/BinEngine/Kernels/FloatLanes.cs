@@ -27,9 +27,6 @@ internal interface IFloatLanes<TVec> where TVec : struct
 
     static abstract unsafe TVec Load(float* p);
 
-    /// <summary>Count int32 values converted to float, each rounded to nearest (as the scalar (float)i).</summary>
-    static abstract unsafe TVec LoadConverted(int* p);
-
     /// <summary>a·b + c, rounded once.</summary>
     static abstract TVec FusedMultiplyAdd(TVec a, TVec b, TVec c);
 
@@ -127,7 +124,6 @@ internal readonly struct Lanes128 : IFloatLanes<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector128<float> Load(float* p) => Vector128.Load(p);
-    public static unsafe Vector128<float> LoadConverted(int* p) => Vector128.ConvertToSingle(Vector128.Load(p));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> FusedMultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
@@ -233,7 +229,6 @@ internal readonly struct Lanes256 : IFloatLanes<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector256<float> Load(float* p) => Vector256.Load(p);
-    public static unsafe Vector256<float> LoadConverted(int* p) => Vector256.ConvertToSingle(Vector256.Load(p));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> FusedMultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
@@ -342,7 +337,6 @@ internal readonly struct Lanes512 : IFloatLanes<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector512<float> Load(float* p) => Vector512.Load(p);
-    public static unsafe Vector512<float> LoadConverted(int* p) => Vector512.ConvertToSingle(Vector512.Load(p));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> FusedMultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);

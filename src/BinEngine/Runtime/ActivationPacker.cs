@@ -127,51 +127,22 @@ internal static class ActivationPacker
     /// </summary>
     public static unsafe float PackSigns(ReadOnlySpan<float> x, Span<ulong> plane, KernelIsa isa)
     {
-        fixed (float* xp = x)
-            return PackSigns(new FloatRow(xp), x.Length, plane, isa);
-    }
-
-    /// <summary>
-    /// a = 1 for the SLFN's second layers, straight from the first layers' integer products: for each of the
-    /// <paramref name="rowScales"/>.Length rows t, y = act((α · s_t) · p_t + b) with act σ − <paramref name="shift"/>
-    /// (<see cref="VectorMath.ShiftedSigmoid"/>) or tanh, packed as <see cref="PackSigns(ReadOnlySpan{float}, Span{ulong}, KernelIsa)"/>
-    /// packs y, into row t of <paramref name="planes"/> (RowWords(n) words a row) with β_t into <paramref name="scales"/>.
-    /// y is never stored: the three passes it replaces (<see cref="Epilogue"/> writes y, the activation reads and writes it,
-    /// the pack reads it) are the same operations in the same order per element, and β is summed in the same order, so
-    /// the planes and scales are their bits (tests: ActivationPackerTests).
-    /// </summary>
-    public static unsafe void PackActivatedSigns<TAct>(ReadOnlySpan<int> products, ReadOnlySpan<float> alpha, ReadOnlySpan<float> rowScales,
-        ReadOnlySpan<float> bias, float shift, int n, Span<ulong> planes, Span<float> scales, KernelIsa isa) where TAct : ISlfnActivation
-    {
-        int rows = rowScales.Length, words = BitPacking.RowWords(n);
-        if (n < 0 || alpha.Length < n || bias.Length < n || products.Length < (long)rows * n || planes.Length < (long)rows * words
-            || scales.Length < rows)
-            throw new ArgumentException("alpha and bias need n entries, products rows · n, planes rows · RowWords(n), scales rows");
-        fixed (int* p = products)
-        fixed (float* a = alpha, b = bias)
-            for (int t = 0; t < rows; t++)
-                scales[t] = PackSigns(new ActivatedProducts<TAct>(p + (long)t * n, a, rowScales[t], b, shift), n,
-                    planes.Slice(t * words, words), isa);
-    }
-
-    /// <summary>The body of both sign packs over any row (<see cref="ISignRow"/>): the widest vectors first, then a scalar tail.</summary>
-    private static unsafe float PackSigns<TRow>(TRow row, int k, Span<ulong> plane, KernelIsa isa) where TRow : struct, ISignRow
-    {
-        int j = 0;
+        int k = x.Length, j = 0;
         plane = plane[..BitPacking.RowWords(k)];
         plane.Clear();
         float sum = 0f;
+        fixed (float* xp = x)
         fixed (ulong* pp = plane)
         {
             if (isa >= KernelIsa.Avx512 && Lanes512.IsSupported)
-                sum += PackSignsLanes<Lanes512, Vector512<float>, TRow>(row, k, ref j, pp);
+                sum += PackSignsLanes<Lanes512, Vector512<float>>(xp, k, ref j, pp);
             if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
-                sum += PackSignsLanes<Lanes256, Vector256<float>, TRow>(row, k, ref j, pp);
+                sum += PackSignsLanes<Lanes256, Vector256<float>>(xp, k, ref j, pp);
             if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
-                sum += PackSignsLanes<Lanes128, Vector128<float>, TRow>(row, k, ref j, pp);
+                sum += PackSignsLanes<Lanes128, Vector128<float>>(xp, k, ref j, pp);
             for (; j < k; j++)
             {
-                float y = row.Load(j);
+                float y = xp[j];
                 sum += MathF.Abs(y);
                 if (y >= 0f)
                     pp[j >> 6] |= 1UL << (j & 63);
@@ -180,9 +151,9 @@ internal static class ActivationPacker
         return k == 0 ? 0f : sum / k;
     }
 
-    /// <summary>One width's part of <see cref="PackSigns{TRow}"/>: whole words from j, then single vectors; returns its Σ|y|.</summary>
-    private static unsafe float PackSignsLanes<TLanes, TVec, TRow>(TRow row, int k, ref int j, ulong* plane)
-        where TLanes : IFloatLanes<TVec> where TVec : struct where TRow : struct, ISignRow
+    /// <summary>One width's part of <see cref="PackSigns"/>: whole words from j, then single vectors; returns its Σ|x|.</summary>
+    private static unsafe float PackSignsLanes<TLanes, TVec>(float* x, int k, ref int j, ulong* plane)
+        where TLanes : IFloatLanes<TVec> where TVec : struct
     {
         int w = TLanes.Count;
         TVec magnitudes = TLanes.Zero;
@@ -191,7 +162,7 @@ internal static class ActivationPacker
             ulong word = 0;
             for (int b = 0; b < 64; b += w)
             {
-                TVec y = row.Load<TLanes, TVec>(j + b);
+                TVec y = TLanes.Load(x + j + b);
                 magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
                 word |= (ulong)TLanes.NonNegativeBits(y) << b;
             }
@@ -199,46 +170,11 @@ internal static class ActivationPacker
         }
         for (; j + w <= k; j += w) // w divides 64: a vector never straddles two words
         {
-            TVec y = row.Load<TLanes, TVec>(j);
+            TVec y = TLanes.Load(x + j);
             magnitudes = TLanes.Add(magnitudes, TLanes.Abs(y));
             plane[j >> 6] |= (ulong)TLanes.NonNegativeBits(y) << (j & 63);
         }
         return TLanes.Sum(magnitudes);
-    }
-
-    /// <summary>
-    /// The row a sign pack reads, element j on any width or alone. Every implementation gives the same bits per element
-    /// at every width and in its scalar form, so where the vectors stop and the tail begins changes no bit.
-    /// </summary>
-    private interface ISignRow
-    {
-        TV Load<TL, TV>(int j) where TL : IFloatLanes<TV> where TV : struct;
-
-        float Load(int j);
-    }
-
-    /// <summary>Floats in memory.</summary>
-    private readonly unsafe struct FloatRow(float* x) : ISignRow
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public TV Load<TL, TV>(int j) where TL : IFloatLanes<TV> where TV : struct => TL.Load(x + j);
-
-        public float Load(int j) => x[j];
-    }
-
-    /// <summary>
-    /// y_j = act(p_j · (α_j · s) + b_j): <see cref="Epilogue"/>'s arithmetic (int → float rounded to nearest, α·s rounded,
-    /// then the product and the sum each rounded, unfused), then the activation.
-    /// </summary>
-    private readonly unsafe struct ActivatedProducts<TAct>(int* p, float* alpha, float scale, float* bias, float shift) : ISignRow
-        where TAct : ISlfnActivation
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public TV Load<TL, TV>(int j) where TL : IFloatLanes<TV> where TV : struct =>
-            TAct.Apply<TL, TV>(TL.Add(TL.Multiply(TL.LoadConverted(p + j), TL.Multiply(TL.Load(alpha + j), TL.Create(scale))),
-                TL.Load(bias + j)), shift);
-
-        public float Load(int j) => TAct.Apply(p[j] * (alpha[j] * scale) + bias[j], shift);
     }
 
     /// <summary>

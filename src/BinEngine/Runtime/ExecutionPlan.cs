@@ -122,18 +122,6 @@ internal sealed class ExecutionPlan
     /// <summary>Whether quantize-and-pack runs its Vector256 path (follows the kernels' ISA).</summary>
     public bool VectorisedHelpers { get; }
 
-    /// <summary>
-    /// a = 1 on bit planes: G2 and F2 read only the signs and β = mean|·| of σ(G1 h) − shift and tanh(F1 h), so each is
-    /// packed straight from its layer's integer products row by row (<see cref="ActivationPacker.PackActivatedSigns"/>:
-    /// epilogue, activation and sign pack in one pass, the same bits as the three), and the float rows G1 h and F1 h are
-    /// never stored. Measured: bench/README.md, "Levers".
-    /// </summary>
-    public bool SlfnSignsFromProducts => SignsFromProducts(Architecture, Activations);
-
-    /// <summary>The rule of <see cref="SlfnSignsFromProducts"/> (the workspace sizes its buffers by it).</summary>
-    public static bool SignsFromProducts(Architecture a, ActivationEncoding encoding) =>
-        encoding == ActivationEncoding.Planes && a.ActBits == 1 && a.WeightBits != 32;
-
     /// <summary>The products of each block, in the order the block runs them.</summary>
     public IReadOnlyList<IReadOnlyList<PlannedProduct>> Layers { get; }
 
@@ -159,8 +147,6 @@ internal sealed class ExecutionPlan
             long bytes = 4 * floats + 4L * wide + 4; // + Products, TokenIds
             if (Activations == ActivationEncoding.Codes) bytes += wide;
             bytes += 8L * PlaneCount * BitPacking.RowWords(wide);
-            if (SlfnSignsFromProducts)
-                bytes += 2 * (8L * BitPacking.RowWords(f) + 4); // SlfnPlanes, SlfnScales
             return bytes;
         }
     }
@@ -183,8 +169,6 @@ internal sealed class ExecutionPlan
         sb.AppendLine(c, $"activations  {encoding}");
         sb.AppendLine(c, $"products     {Kernel.Name} ({Kernel.Isa.ToName()}) for all {a.Layers * 8} linear layers; weights prepared at load ({WeightPreparation})");
         string packing = a.ActBits == 1 ? $"sign packing {HelperIsa.ToName()}" : $"quantize+pack {(VectorisedHelpers ? "Vector256" : "scalar")}";
-        if (SlfnSignsFromProducts)
-            packing += " (G2/F2's inputs packed straight from G1/F1's products)";
         sb.AppendLine(c, $"helpers      {packing}; attention direct ({HelperIsa.ToName()}) up to {Attention.DirectMaxTokens} tokens, per-head copies + {Kernels.Sgemm.Name} above");
         sb.AppendLine(c, $"tiles        a block runs on at most {TileRows} token rows at a time (whole samples), ≈ {TileRows * WorkspaceBytesPerToken / 1024:N0} KB of buffers");
         sb.AppendLine(c, $"workspace    {WorkspaceBytesPerToken:N0} bytes per token row; attention {AttentionBytes(a.MaxLength):N0} bytes at max_len {a.MaxLength} (grows with the longest text seen)");

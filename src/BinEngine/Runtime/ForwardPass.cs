@@ -217,34 +217,19 @@ internal sealed class ForwardPass
         TensorPrimitives.Add(x, ws.Projected.AsSpan(0, tokens * d), h);
         Norm(h, b.Ln1);
 
-        // SLFN: G1 and F1 share one quantization of h; G2 and F2 each quantize their own input. G2 sees σ(G1 h) − ½ in
-        // the centred-gate contract (docs/MODEL.md, SLFN). VectorMath's σ and tanh are a few ulp from MathF's (the
-        // reference's) and measured 1.3–1.5× faster than TensorPrimitives' (bench/README.md, "Levers").
+        // SLFN: G1 and F1 share one quantization of h; G2 and F2 each quantize their own input.
         Quantize(ws, h, tokens, d);
-        float shift = _a.SlfnGateCenter ? 0.5f : 0f;
-        if (_plan.SlfnSignsFromProducts)
-        {
-            // a = 1: G2 and F2 read only the signs and β of their inputs, packed straight from G1's and F1's products.
-            int words = tokens * BitPacking.RowWords(f);
-            Span<ulong> gatePlanes = ws.SlfnPlanes.AsSpan(0, words), forgetPlanes = ws.SlfnPlanes.AsSpan(words, words);
-            Span<float> gateScales = ws.SlfnScales.AsSpan(0, tokens), forgetScales = ws.SlfnScales.AsSpan(tokens, tokens);
-            PackActivated<VectorMath.ShiftedSigmoid>(b.G1, ws, tokens, shift, gatePlanes, gateScales, threads);
-            PackActivated<VectorMath.TanhActivation>(b.F1, ws, tokens, 0f, forgetPlanes, forgetScales, threads);
-            SignLinear(b.G2, ws, gatePlanes, gateScales, tokens, ws.GateOut, threads);
-            SignLinear(b.F2, ws, forgetPlanes, forgetScales, tokens, ws.ForgetOut, threads);
-        }
-        else
-        {
-            Linear(b.G1, ws, h, tokens, ws.Gate, threads);
-            Linear(b.F1, ws, h, tokens, ws.Forget, threads);
-            Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
-            VectorMath.Sigmoid(gate, shift, gate, _plan.HelperIsa);
-            VectorMath.Tanh(forget, forget, _plan.HelperIsa);
-            Quantize(ws, gate, tokens, f);
-            Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
-            Quantize(ws, forget, tokens, f);
-            Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
-        }
+        Linear(b.G1, ws, h, tokens, ws.Gate, threads);
+        Linear(b.F1, ws, h, tokens, ws.Forget, threads);
+        Span<float> gate = ws.Gate.AsSpan(0, tokens * f), forget = ws.Forget.AsSpan(0, tokens * f);
+        // G2 sees σ(G1 h) − ½ in the centred-gate contract (docs/MODEL.md, SLFN). VectorMath's σ and tanh are a few ulp
+        // from MathF's (the reference's) and measured 1.3–1.5× faster than TensorPrimitives' (bench/README.md, "Levers").
+        VectorMath.Sigmoid(gate, _a.SlfnGateCenter ? 0.5f : 0f, gate, _plan.HelperIsa);
+        VectorMath.Tanh(forget, forget, _plan.HelperIsa);
+        Quantize(ws, gate, tokens, f);
+        Linear(b.G2, ws, gate, tokens, ws.GateOut, threads);
+        Quantize(ws, forget, tokens, f);
+        Linear(b.F2, ws, forget, tokens, ws.ForgetOut, threads);
 
         Span<float> slfn = ws.GateOut.AsSpan(0, tokens * d);
         TensorPrimitives.Multiply(slfn, ws.ForgetOut.AsSpan(0, tokens * d), slfn);
@@ -326,46 +311,16 @@ internal sealed class ForwardPass
             return;
         }
 
-        if (bits == 1)
-        {
-            SignLinear(w, ws, ws.Planes, ws.Scales, rows, output, threads);
-            return;
-        }
         Span<int> products = ws.Products.AsSpan(0, rows * n);
         if (_plan.Activations == ActivationEncoding.Codes)
             _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, threads);
+        else if (bits == 1)
+            _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, products, threads);
         else
             _kernels.Plane.Multiply(ws.Planes.AsSpan(0, rows * bits * BitPacking.RowWords(k)), rows, bits, w.Packed!, products, threads);
 
         // y_o = (α_o · scale_t) · product_o + b_o, one vectorised pass over each row t (Epilogue).
         Epilogue.ScaleBias(products, alpha, ws.Scales.AsSpan(0, rows), bias, y, n, _plan.HelperIsa);
-    }
-
-    /// <summary>
-    /// a = 1: <see cref="Linear"/> of a layer whose input is given as one sign plane and a row scale β per row
-    /// (<see cref="Workspace.Planes"/>, or G2's and F2's <see cref="Workspace.SlfnPlanes"/>).
-    /// </summary>
-    private void SignLinear(LinearWeights w, Workspace ws, ReadOnlySpan<ulong> planes, ReadOnlySpan<float> scales, int rows, float[] output, int threads)
-    {
-        int n = w.Out;
-        Span<int> products = ws.Products.AsSpan(0, rows * n);
-        _kernels.Xnor.Multiply(planes[..(rows * BitPacking.RowWords(w.In))], rows, w.Packed!, products, threads);
-        Epilogue.ScaleBias(products, w.Alpha.Span, scales[..rows], w.Bias.Span, output.AsSpan(0, rows * n), n, _plan.HelperIsa);
-    }
-
-    /// <summary>
-    /// a = 1: the sign planes and β of act(<paramref name="w"/> · h) for the next layer, h's planes being in
-    /// <see cref="Workspace.Planes"/>: the product into <see cref="Workspace.Products"/>, then epilogue, activation and
-    /// pack in one pass per row (<see cref="ActivationPacker.PackActivatedSigns"/>, the bits of the three passes).
-    /// </summary>
-    private void PackActivated<TAct>(LinearWeights w, Workspace ws, int rows, float shift, Span<ulong> planes, Span<float> scales, int threads)
-        where TAct : ISlfnActivation
-    {
-        int n = w.Out;
-        Span<int> products = ws.Products.AsSpan(0, rows * n);
-        _kernels.Xnor.Multiply(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(w.In)), rows, w.Packed!, products, threads);
-        ActivationPacker.PackActivatedSigns<TAct>(products, w.Alpha.Span, ws.Scales.AsSpan(0, rows), w.Bias.Span, shift, n, planes, scales,
-            _plan.HelperIsa);
     }
 
     /// <summary>

@@ -278,62 +278,45 @@ internal static class VectorMath
         return TL.Select(TL.GreaterThan(v, TL.Create(SoftplusThreshold)), v, log1p);
     }
 
-    // ---- the SLFN's two activations, as types a driver written once can take ----
-
-    /// <summary>σ(v) − shift (shift ½ for the centred learn gate, else 0), the same bits at every width and in the scalar form.</summary>
-    internal readonly struct ShiftedSigmoid : ISlfnActivation
-    {
-        public static TV Apply<TL, TV>(TV v, float shift) where TL : IFloatLanes<TV> where TV : struct =>
-            TL.Subtract(Sigmoid<TL, TV>(v), TL.Create(shift));
-
-        public static float Apply(float v, float shift) => Sigmoid(v) - shift;
-    }
-
-    /// <summary>tanh(v) (shift unused), the same bits at every width and in the scalar form.</summary>
-    internal readonly struct TanhActivation : ISlfnActivation
-    {
-        public static TV Apply<TL, TV>(TV v, float shift) where TL : IFloatLanes<TV> where TV : struct => Tanh<TL, TV>(v);
-
-        public static float Apply(float v, float shift) => Tanh(v);
-    }
-
     // ---- spans ----
 
     /// <summary>y = σ(x) − <paramref name="shift"/> (shift ½ for the centred learn gate, else 0) on the widest width <paramref name="isa"/> allows.</summary>
-    public static void Sigmoid(ReadOnlySpan<float> x, float shift, Span<float> y, KernelIsa isa) => Apply<ShiftedSigmoid>(x, shift, y, isa);
-
-    /// <summary>y = tanh(x) on the widest width <paramref name="isa"/> allows.</summary>
-    public static void Tanh(ReadOnlySpan<float> x, Span<float> y, KernelIsa isa) => Apply<TanhActivation>(x, 0f, y, isa);
-
-    private static unsafe void Apply<TAct>(ReadOnlySpan<float> x, float shift, Span<float> y, KernelIsa isa) where TAct : ISlfnActivation
+    public static void Sigmoid(ReadOnlySpan<float> x, float shift, Span<float> y, KernelIsa isa)
     {
         int n = x.Length, i = 0;
         if (y.Length < n) throw new ArgumentException("output shorter than input", nameof(y));
-        fixed (float* xp = x, yp = y)
-        {
-            if (isa >= KernelIsa.Avx512 && Lanes512.IsSupported)
-                ApplyLanes<TAct, Lanes512, Vector512<float>>(xp, shift, yp, n, ref i);
-            if (isa >= KernelIsa.Avx2 && Lanes256.IsSupported)
-                ApplyLanes<TAct, Lanes256, Vector256<float>>(xp, shift, yp, n, ref i);
-            if (isa >= KernelIsa.Vector128 && Lanes128.IsSupported)
-                ApplyLanes<TAct, Lanes128, Vector128<float>>(xp, shift, yp, n, ref i);
-            for (; i < n; i++)
-                yp[i] = TAct.Apply(xp[i], shift);
-        }
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (isa >= KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                (Sigmoid(Vector512.LoadUnsafe(ref xr, (nuint)i)) - Vector512.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                (Sigmoid(Vector256.LoadUnsafe(ref xr, (nuint)i)) - Vector256.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                (Sigmoid(Vector128.LoadUnsafe(ref xr, (nuint)i)) - Vector128.Create(shift)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref yr, i) = Sigmoid(Unsafe.Add(ref xr, i)) - shift;
     }
 
-    private static unsafe void ApplyLanes<TAct, TL, TV>(float* x, float shift, float* y, int n, ref int i)
-        where TAct : ISlfnActivation where TL : IFloatLanes<TV> where TV : struct
+    /// <summary>y = tanh(x) on the widest width <paramref name="isa"/> allows.</summary>
+    public static void Tanh(ReadOnlySpan<float> x, Span<float> y, KernelIsa isa)
     {
-        for (; i + TL.Count <= n; i += TL.Count)
-            TL.Store(TAct.Apply<TL, TV>(TL.Load(x + i), shift), y + i);
+        int n = x.Length, i = 0;
+        if (y.Length < n) throw new ArgumentException("output shorter than input", nameof(y));
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (isa >= KernelIsa.Avx512 && Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                Tanh(Vector512.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Avx2 && Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                Tanh(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (isa >= KernelIsa.Vector128 && Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                Tanh(Vector128.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref yr, i) = Tanh(Unsafe.Add(ref xr, i));
     }
-}
-
-/// <summary>One of the SLFN's activations (σ − shift for the learn gate, tanh for the forget path) on floats and on any width.</summary>
-internal interface ISlfnActivation
-{
-    static abstract TV Apply<TL, TV>(TV v, float shift) where TL : IFloatLanes<TV> where TV : struct;
-
-    static abstract float Apply(float v, float shift);
 }

@@ -14,7 +14,6 @@ internal sealed class Workspace
     private readonly ActivationEncoding _encoding;
     private readonly int _controllerScratch;
     private readonly bool _lexical;
-    private readonly bool _slfnSigns;
 
     /// <param name="architecture">The model's hyper-parameters.</param>
     /// <param name="encoding">How the plan encodes activations (<see cref="ExecutionPlan.Activations"/>): int8 codes or bit planes.</param>
@@ -23,7 +22,6 @@ internal sealed class Workspace
     {
         _a = architecture;
         _encoding = encoding;
-        _slfnSigns = ExecutionPlan.SignsFromProducts(architecture, encoding);
         _lexical = mechanisms?.Lexical is not null;
         // q_exit: u (2d) and two hidden rows (2H); skip gates: H + 1; learned_gate: C.
         int d = architecture.Dim;
@@ -50,9 +48,6 @@ internal sealed class Workspace
     public float[] Scales = [];                     // [tokens]
     public ulong[] Planes = [];                      // [tokens × planes × RowWords(max(d, f))]
     public int[] Products = [];                     // [tokens × max(d, f)] exact integer products
-    // a = 1 on planes (ExecutionPlan.SlfnSignsFromProducts): G2's and F2's inputs, packed from G1's and F1's products.
-    public ulong[] SlfnPlanes = [];                 // [2 × tokens × RowWords(f)] the gate's rows, then the forget path's
-    public float[] SlfnScales = [];                 // [2 × tokens] their β, in the same order
 
     // Per sample. Lengths are indexed by live position during a pass (they move with compaction).
     public int[] TokenIds = [];                     // [tokens] ids of all samples, one after another
@@ -115,8 +110,6 @@ internal sealed class Workspace
             int planes = _encoding == ActivationEncoding.Planes ? _a.ActBits : 0;
             Planes = new ulong[Size(t, (long)planes * BitPacking.RowWords(wide))];
             Products = new int[Size(t, wide)];
-            SlfnPlanes = _slfnSigns ? new ulong[Size(2L * t, BitPacking.RowWords(f))] : [];
-            SlfnScales = _slfnSigns ? new float[Size(2L * t, 1)] : [];
             int[] ids = new int[t];
             TokenIds.CopyTo(ids, 0);
             TokenIds = ids;

@@ -110,62 +110,6 @@ public class ActivationPackerTests
     }
 
     /// <summary>
-    /// The SLFN's fused pack (a = 1: G1's or F1's integer products → epilogue → σ − shift or tanh → signs and β, with no
-    /// float row stored) against the three passes it replaces, at every width cap: the planes and β bit for bit, since
-    /// every element is the same operations in the same order and β is summed in the same order. Rows include a zero
-    /// row scale (y = b) and columns with p = 0 and b = ±1e−9, where σ(y) − ½ rounds to 0 and its sign is not y's.
-    /// </summary>
-    [Theory]
-    [InlineData(512)]
-    [InlineData(256)]
-    [InlineData(100)]
-    [InlineData(64)]
-    [InlineData(7)]
-    public void ActivatedSignsEqualEpilogueActivationThenPack(int n)
-    {
-        var random = new Random(n);
-        const int rows = 6;
-        int words = BitPacking.RowWords(n);
-        var products = new int[rows * n];
-        for (int i = 0; i < products.Length; i++)
-            products[i] = i % 11 == 0 ? 0 : random.Next(-n, n + 1);
-        var alpha = new float[n];
-        var bias = new float[n];
-        for (int o = 0; o < n; o++)
-        {
-            alpha[o] = (float)(0.01 + 0.2 * random.NextDouble());
-            bias[o] = o % 7 == 0 ? (o % 14 == 0 ? 1e-9f : -1e-9f) : (float)(random.NextDouble() * 2 - 1);
-        }
-        float[] rowScales = [0.3f, 0f, 1.7f, 0.01f, 12f, 0.5f];
-        foreach (bool sigmoid in new[] { true, false })
-            foreach (float shift in sigmoid ? new[] { 0.5f, 0f } : new[] { 0f })
-                foreach (KernelIsa isa in Enum.GetValues<KernelIsa>())
-                {
-                    var y = new float[rows * n];
-                    Epilogue.ScaleBias(products, alpha, rowScales, bias, y, n, isa);
-                    if (sigmoid)
-                        VectorMath.Sigmoid(y, shift, y, isa);
-                    else
-                        VectorMath.Tanh(y, y, isa);
-                    var expectedPlanes = new ulong[rows * words];
-                    var expectedScales = new float[rows];
-                    for (int t = 0; t < rows; t++)
-                        expectedScales[t] = ActivationPacker.PackSigns(y.AsSpan(t * n, n), expectedPlanes.AsSpan(t * words, words), isa);
-
-                    var planes = new ulong[rows * words];
-                    planes.AsSpan().Fill(ulong.MaxValue); // stale bits must not survive
-                    var scales = new float[rows];
-                    if (sigmoid)
-                        ActivationPacker.PackActivatedSigns<VectorMath.ShiftedSigmoid>(products, alpha, rowScales, bias, shift, n, planes, scales, isa);
-                    else
-                        ActivationPacker.PackActivatedSigns<VectorMath.TanhActivation>(products, alpha, rowScales, bias, shift, n, planes, scales, isa);
-                    string what = $"{(sigmoid ? $"sigmoid − {shift}" : "tanh")} {isa} n={n}";
-                    Assert.True(expectedPlanes.AsSpan().SequenceEqual(planes), what);
-                    Assert.True(expectedScales.Select(BitConverter.SingleToInt32Bits).SequenceEqual(scales.Select(BitConverter.SingleToInt32Bits)), what);
-                }
-    }
-
-    /// <summary>
     /// x₀ = m·c fixes s = fl(x₀ / m); every other element is fl((k + ½)·s) moved by −2…+2 ulps, so x / s falls on or
     /// within a few ulps of a half-integer, where x·(1/s) can round the other way (the vector path must divide there).
     /// </summary>
