@@ -36,13 +36,13 @@ namespace BinEngine.Tokenization;
 public sealed class BertWordPieceTokenizer : Tokenizer
 {
     private readonly string[] _vocabulary;
-    private readonly Dictionary<string, int> _wordStartIds;
-    private readonly Dictionary<string, int> _continuationIds;
     private readonly string[] _addedTokens;
     private readonly int[] _addedTokenIds;
 
-    internal readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> WordStartLookup;
-    internal readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> ContinuationLookup;
+    /// <summary>Token → id for a piece at a word start (every vocabulary entry).</summary>
+    internal readonly VocabularyTable WordStartLookup;
+    /// <summary>Continuation piece (the prefix removed) → id.</summary>
+    internal readonly VocabularyTable ContinuationLookup;
     internal readonly SearchValues<char> AddedTokenFirstChars;
     internal readonly bool Lowercase;
     internal readonly bool StripAccents;
@@ -68,40 +68,40 @@ public sealed class BertWordPieceTokenizer : Tokenizer
 
         Options = options;
         _vocabulary = new string[vocabulary.Count];
-        _wordStartIds = new Dictionary<string, int>(vocabulary.Count, StringComparer.Ordinal);
-        _continuationIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        var wordStartIds = new Dictionary<string, int>(vocabulary.Count, StringComparer.Ordinal);
+        var continuationIds = new Dictionary<string, int>(StringComparer.Ordinal);
         string prefix = options.ContinuingSubwordPrefix;
         for (int id = 0; id < vocabulary.Count; id++)
         {
             string token = vocabulary[id] ?? throw new ArgumentException($"Vocabulary entry {id} is null.", nameof(vocabulary));
             _vocabulary[id] = token;
             // As Hugging Face's load_vocab: a token listed twice maps to its last id.
-            _wordStartIds[token] = id;
+            wordStartIds[token] = id;
             MaxWordStartChars = Math.Max(MaxWordStartChars, token.Length);
             if (token.StartsWith(prefix, StringComparison.Ordinal) && token.Length > prefix.Length)
             {
                 string rest = token[prefix.Length..];
-                _continuationIds[rest] = id;
+                continuationIds[rest] = id;
                 MaxContinuationChars = Math.Max(MaxContinuationChars, rest.Length);
             }
         }
-        WordStartLookup = _wordStartIds.GetAlternateLookup<ReadOnlySpan<char>>();
-        ContinuationLookup = _continuationIds.GetAlternateLookup<ReadOnlySpan<char>>();
+        WordStartLookup = new VocabularyTable(wordStartIds);
+        ContinuationLookup = new VocabularyTable(continuationIds);
 
         UnkId = RequireId(options.UnkToken, nameof(options.UnkToken));
         ClsId = RequireId(options.ClsToken, nameof(options.ClsToken));
         SepId = RequireId(options.SepToken, nameof(options.SepToken));
         PadId = RequireId(options.PadToken, nameof(options.PadToken));
-        MaskId = !string.IsNullOrEmpty(options.MaskToken) && _wordStartIds.TryGetValue(options.MaskToken, out int mask) ? mask : -1;
+        MaskId = !string.IsNullOrEmpty(options.MaskToken) && WordStartLookup.TryGetValue(options.MaskToken, out int mask) ? mask : -1;
 
         // Added tokens: longest first, so that at one position the longest match wins (leftmost-longest).
         IEnumerable<string> added = options.AddedTokens ??
             new[] { options.PadToken, options.UnkToken, options.ClsToken, options.SepToken, options.MaskToken }
-                .Where(t => !string.IsNullOrEmpty(t) && _wordStartIds.ContainsKey(t!)).Select(t => t!);
+                .Where(t => !string.IsNullOrEmpty(t) && WordStartLookup.TryGetValue(t, out _)).Select(t => t!);
         _addedTokens = added.Distinct(StringComparer.Ordinal).OrderByDescending(t => t.Length).ThenBy(t => t, StringComparer.Ordinal).ToArray();
         _addedTokenIds = new int[_addedTokens.Length];
         for (int i = 0; i < _addedTokens.Length; i++)
-            _addedTokenIds[i] = _wordStartIds.TryGetValue(_addedTokens[i], out int id) ? id
+            _addedTokenIds[i] = WordStartLookup.TryGetValue(_addedTokens[i], out int id) ? id
                 : throw new ArgumentException($"Added token \"{_addedTokens[i]}\" is not in the vocabulary.", nameof(options));
         AddedTokenFirstChars = SearchValues.Create(new string(_addedTokens.Select(t => t[0]).Distinct().ToArray()));
 
@@ -113,7 +113,7 @@ public sealed class BertWordPieceTokenizer : Tokenizer
     }
 
     private int RequireId(string token, string optionName) =>
-        _wordStartIds.TryGetValue(token, out int id) ? id
+        WordStartLookup.TryGetValue(token, out int id) ? id
             : throw new ArgumentException($"The vocabulary lacks {optionName} \"{token}\".", optionName);
 
     /// <summary>Loads a vocab.txt (one token per line, line number = id, UTF-8) as Hugging Face's load_vocab does.</summary>
