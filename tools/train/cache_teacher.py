@@ -22,12 +22,12 @@ import torch  # noqa: E402
 from beex.data import encode_all, read_tsv  # noqa: E402
 from beex.export import load_model_dir  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import predict_all, repo_path  # noqa: E402
+from beex.train import predict_all, repo_path, set_threads  # noqa: E402
 
 
 def teacher_logits(model_dir, train_tsv, vocab="data/vocab/bert-base-uncased-vocab.txt", threads=1):
     """[N, C] float32: the final exit's logits of the model in model_dir for every row of train_tsv."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
     model, cfg = load_model_dir(repo_path(model_dir))
     tok = WordPieceTokenizer(repo_path(vocab), lowercase=cfg.get("lowercase", True))
     texts, labels = read_tsv(repo_path(train_tsv))

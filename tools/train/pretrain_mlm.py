@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from beex import data as D  # noqa: E402
 from beex import safetensors_io  # noqa: E402
-from beex.train import TRAIN_DIR, Logger, build_model, load_config, load_splits, lr_at, set_seed  # noqa: E402
+from beex.train import TRAIN_DIR, Logger, build_model, load_config, load_splits, lr_at, set_seed, set_threads  # noqa: E402
 
 
 def mask_batch(ids, mask, rows, unk_id, vocab_ids, rng, rate=0.15):
@@ -54,7 +54,7 @@ def pretrain(cfg, out_dir, steps, lr, log, eval_every=100):
     """Self-pretrains cfg's model for `steps` steps and writes out_dir/model.safetensors; returns [(step, dev loss)]
     from step 0 on (the masked-token cross-entropy on the dev texts, the same masks at every evaluation)."""
     ct = cfg["train"]
-    torch.set_num_threads(int(ct["threads"]))
+    set_threads(int(ct["threads"]))
     set_seed(ct["seed"])
     data = load_splits(cfg, log)
     model, _, _, _ = build_model(cfg, data, log)

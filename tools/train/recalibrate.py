@@ -32,7 +32,7 @@ from beex.data import encode_all, read_tsv  # noqa: E402
 from beex.export import golden_samples, load_model_dir  # noqa: E402
 from beex.policies import POLICIES, calibrate, evaluate_policy  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import exit_accuracies, predict_all, repo_path  # noqa: E402
+from beex.train import exit_accuracies, predict_all, repo_path, set_threads  # noqa: E402
 
 
 def dev_split(cfg):
@@ -59,7 +59,7 @@ def main():
                     help="keep the config's thresholds (the parity models' hand-set ones) instead of recalibrating")
     ap.add_argument("--json", help="also write the numbers to this JSON file")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    set_threads(1)
     mdir = repo_path(args.model_dir)
     model, cfg = load_model_dir(mdir)
     model.set_temperatures(None)

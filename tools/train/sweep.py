@@ -13,11 +13,11 @@ from beex.data import encode_all, read_tsv  # noqa: E402
 from beex.export import load_model_dir  # noqa: E402
 from beex.policies import evaluate_policy  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import exit_accuracies, predict_all, repo_path  # noqa: E402
+from beex.train import exit_accuracies, predict_all, repo_path, set_threads  # noqa: E402
 
 
 def main():
-    torch.set_num_threads(1)
+    set_threads(1)
     model_dir = sys.argv[1]
     dev = sys.argv[2] if len(sys.argv) > 2 else "data/sst2/dev.tsv"
     model, cfg = load_model_dir(repo_path(model_dir))

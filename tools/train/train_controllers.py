@@ -37,7 +37,7 @@ from beex.calibration import crossfit_folds, ece  # noqa: E402
 from beex.export import load_model_dir  # noqa: E402
 from beex.policies import POLICIES, _grid, exit_blocks  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import REPO, repo_path  # noqa: E402
+from beex.train import REPO, repo_path, set_threads  # noqa: E402
 
 POLICY_ORDER = ("entropy_reduction", "entropy", "normalized_entropy", "confidence", "patience")
 
@@ -290,7 +290,7 @@ def main():
     ap.add_argument("--md", help="write the report (tables) as markdown to this file")
     ap.add_argument("--write", action="store_true", help="export into the model directory")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    set_threads(1)
 
     mdir = repo_path(args.model_dir)
     model, cfg = load_model_dir(mdir)

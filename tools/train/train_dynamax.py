@@ -41,7 +41,7 @@ from beex.mamba import (MAMBA_KEYS, from_backbone, head_macs, load_dynamax_dir, 
                         sample_outputs_np)
 from beex.policies import POLICIES, calibrate, entropies_np, evaluate_policy, exit_blocks  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import exit_accuracies, repo_path  # noqa: E402
+from beex.train import exit_accuracies, repo_path, set_threads  # noqa: E402
 
 
 class Log:
@@ -214,7 +214,7 @@ def main():
     ap.add_argument("--export-only", action="store_true", help="skip training: export the run's best.pt")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     run_dir = repo_path(args.run_dir)
     os.makedirs(run_dir, exist_ok=True)
     log = Log(os.path.join(run_dir, "log.txt"))

@@ -37,7 +37,7 @@ from beex import safetensors_io  # noqa: E402
 from beex.data import encode_all  # noqa: E402
 from beex.export import load_model_dir  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import predict_all, repo_path  # noqa: E402
+from beex.train import predict_all, repo_path, set_threads  # noqa: E402
 
 VOCAB = "data/vocab/bert-base-uncased-vocab.txt"
 L2_GRID = (3e-5, 1e-4, 3e-4)
@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     mdir = repo_path(args.model_dir)
     model, cfg = load_model_dir(mdir)
     if any(k in cfg for k in ("skip_gates", "mamba_exits")):

@@ -35,7 +35,7 @@ from beex.policies import POLICIES  # noqa: E402
 from beex.smartbert import (calibrate_skip, contrastive_loss, evaluate_policy_skip, export_smart,  # noqa: E402
                             from_beexformer, predict_all_skip, round_weights_to_f16, skip_regulariser)
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
-from beex.train import Logger, TRAIN_DIR, distill_kl, repo_path  # noqa: E402
+from beex.train import Logger, TRAIN_DIR, distill_kl, repo_path, set_threads  # noqa: E402
 
 
 def dev_report(model, dv_ids, dv_labels, pad_id):
@@ -201,7 +201,7 @@ def main():
     ap.add_argument("--measure", type=int, default=0, help="only time this many stage-1 steps")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     torch.manual_seed(args.seed)
     run_dir = os.path.join(TRAIN_DIR, "runs", args.name)
     os.makedirs(run_dir, exist_ok=True)

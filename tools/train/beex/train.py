@@ -1,6 +1,7 @@
 """Training loop: soft-routing + depth-weighted loss, AdamW, warm-up + cosine, clipping,
 length-bucketed batches, word dropout, optional distillation, per-epoch dev evaluation with
 early stopping, resumable checkpoints, export of the best state."""
+import ctypes
 import json
 import math
 import os
@@ -136,6 +137,23 @@ class Logger:
         if self.path:
             with open(self.path, "a") as f:
                 f.write(line + "\n")
+
+
+def set_threads(n):
+    """Limits training to n threads: torch's intra-op pool and OpenBLAS's own. Debian's torch runs its BLAS calls on
+    libopenblas (the pthread build), whose pool torch.set_num_threads does not reach: with threads 1 a run still kept
+    both cores busy (measured: CPU time / wall time 1.98 → 1.00 with this), which is what disturbed benchmarks beside
+    a "one-thread" training run. The library already loaded in this process is found in /proc/self/maps; where there is
+    none (another BLAS, another OS) only torch's setting applies."""
+    n = int(n)
+    torch.set_num_threads(n)
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.split()[-1]}
+        for path in paths:
+            ctypes.CDLL(path).openblas_set_num_threads(n)
+    except (OSError, AttributeError):
+        pass
 
 
 def set_seed(seed):
@@ -280,7 +298,7 @@ def init_from(model, path, log):
 def run(cfg, run_dir=None, log=print, resume=True, export_only=False):
     """One training run: load the data, build the model, train (resumable), then finish (calibrate, export)."""
     ct = cfg["train"]
-    torch.set_num_threads(int(ct["threads"]))
+    set_threads(ct["threads"])
     set_seed(ct["seed"])
     data = load_splits(cfg, log)
     if ct["lexical_offset"]:
