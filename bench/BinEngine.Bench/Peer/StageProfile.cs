@@ -331,6 +331,8 @@ public static class StageProfile
             EmbeddingWeights e = _w.Embedding;
             int d = _a.Dim;
             for (int t = 0; t < ids.Length; t++)
+                e.Tokens.Prefetch(e.RowOf(ids[t]));
+            for (int t = 0; t < ids.Length; t++)
                 e.Tokens.Dequantize(e.RowOf(ids[t]), x.Slice(t * d, d), _plan.HelperIsa);
             TensorPrimitives.Add(x, _positions.AsSpan(0, x.Length), x); // dequantized once, as ForwardPass does
             Norm(x, e.Norm);

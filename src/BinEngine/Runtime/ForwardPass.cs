@@ -164,11 +164,14 @@ internal sealed class ForwardPass
     }
 
     // One sample's rows x_t = LN_emb(E_tok[row(id_t)] + E_pos[t]): the position rows are consecutive, so one add and one
-    // LayerNorm call cover the sample.
+    // LayerNorm call cover the sample. Every token row is prefetched before the first is dequantized, so their cache
+    // misses overlap (EmbeddingTable.Prefetch).
     private void Embed(ReadOnlySpan<int> ids, Span<float> x)
     {
         EmbeddingWeights e = _w.Embedding;
         int d = _a.Dim;
+        for (int t = 0; t < ids.Length; t++)
+            e.Tokens.Prefetch(e.RowOf(ids[t]));
         for (int t = 0; t < ids.Length; t++)
             e.Tokens.Dequantize(e.RowOf(ids[t]), x.Slice(t * d, d), _plan.HelperIsa);
         TensorPrimitives.Add(x, _positions.AsSpan(0, x.Length), x);
