@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using BinEngine.Kernels;
 
 namespace BinEngine.Runtime;
@@ -64,23 +66,23 @@ internal sealed class EmbeddingTable
     /// </remarks>
     public unsafe void Prefetch(int row)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        if (!Sse.IsSupported)
             return;
         ReadOnlySpan<byte> bytes;
         if (!Floats.IsEmpty)
-            bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(Floats.Span.Slice(row * Dim, Dim));
+            bytes = MemoryMarshal.AsBytes(Floats.Span.Slice(row * Dim, Dim));
         else
         {
             fixed (float* scale = &Scales.Span[row])
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(scale);
+                Sse.Prefetch0(scale);
             int words = Kernels.TwosComplementPlanes.RowWords(Dim, PlaneCount);
             bytes = !Planes.IsEmpty
-                ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(Planes.Span.Slice(row * words, words))
-                : System.Runtime.InteropServices.MemoryMarshal.AsBytes(Codes.Span.Slice(row * Dim, Dim));
+                ? MemoryMarshal.AsBytes(Planes.Span.Slice(row * words, words))
+                : MemoryMarshal.AsBytes(Codes.Span.Slice(row * Dim, Dim));
         }
         fixed (byte* start = bytes)
             for (int at = 0; at < bytes.Length; at += 64)
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(start + at);
+                Sse.Prefetch0(start + at);
     }
 
     /// <summary>
