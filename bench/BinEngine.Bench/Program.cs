@@ -8,8 +8,8 @@ namespace BinEngine.Bench;
 /// (binarized model vs its FP32 twin, see EndToEnd/EndToEndHarness.cs); `-- peer` times BinEngine against
 /// ONNX Runtime running the FP32 model (Peer/PeerHarness.cs); `-- anchor` the XNOR kernels against the native VPOPCNTQ
 /// GEMM of ../shared/anchors/bgemm.c (Peer/AnchorHarness.cs); `-- profile` the stage profile
-/// of a full-depth pass (Peer/StageProfile.cs); `-- epilogue` and `-- fusion` measure two
-/// levers alone (Peer/EpilogueLever.cs, Peer/FusionLever.cs); anything else goes to
+/// of a full-depth pass (Peer/StageProfile.cs); `-- tokenizer` what encoding costs between forward passes
+/// (Peer/TokenizerCost.cs); `-- epilogue` and `-- fusion` measure two levers alone (Peer/EpilogueLever.cs, Peer/FusionLever.cs); anything else goes to
 /// BenchmarkDotNet, e.g. `-- --filter '*Kernel*'`.
 /// </summary>
 public static class Program
@@ -23,6 +23,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "ab") return Peer.EngineAb.Run(args[1..]);
         if (args.Length > 0 && args[0] == "attention") return Peer.AttentionLever.Run(args[1..]);
         if (args.Length > 0 && args[0] == "activations") return Peer.ActivationLever.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "tokenizer") return Peer.TokenizerCost.Run(args[1..]);
         if (args.Length > 0 && args[0] == "profile") return Peer.StageProfile.Run(args[1..]);
         if (args.Length > 0 && args[0] == "anchor") return Peer.AnchorHarness.Run(args[1..]);
         if (args.Length > 0 && args[0] == "peer") return Peer.PeerHarness.Run(args[1..]);
