@@ -225,19 +225,31 @@ public sealed class BeexModel : IDisposable
             var samples = new ReadOnlyMemory<int>[texts.Count];
             var truncated = new bool[texts.Count];
             for (int i = 0; i < texts.Count; i++)
+                if (texts[i] is null)
+                    throw new ArgumentNullException(nameof(texts), $"text {i} is null");
+            // Tokenized on the batch's threads too: run serially before the parallel forward passes, it would bound the
+            // speed-up from all cores (Amdahl; ≈ 2–4 µs a sentence against ≈ 80–190 µs of forward pass on one core).
+            // Each text writes only its own slots; the first failing text by index is reported, as in a serial loop.
+            var failures = new ArgumentException?[texts.Count];
+            void EncodeText(int i)
             {
-                string text = texts[i] ?? throw new ArgumentNullException(nameof(texts), $"text {i} is null");
-                int count;
                 try
                 {
-                    count = Encode(text, buffer.AsSpan(i * t, t), out truncated[i]);
+                    samples[i] = buffer.AsMemory(i * t, Encode(texts[i], buffer.AsSpan(i * t, t), out truncated[i]));
                 }
                 catch (ArgumentException e)
                 {
-                    throw new ArgumentException($"text {i}: {e.Message}", nameof(texts), e);
+                    failures[i] = e;
                 }
-                samples[i] = buffer.AsMemory(i * t, count);
             }
+            if (BatchThreads > 1 && texts.Count > InferenceEngine.ChunkSamples)
+                Parallel.For(0, texts.Count, new ParallelOptions { MaxDegreeOfParallelism = BatchThreads, CancellationToken = cancellationToken }, EncodeText);
+            else
+                for (int i = 0; i < texts.Count; i++)
+                    EncodeText(i);
+            int failed = Array.FindIndex(failures, f => f is not null);
+            if (failed >= 0)
+                throw new ArgumentException($"text {failed}: {failures[failed]!.Message}", nameof(texts), failures[failed]);
             return ClassifyIds(samples, policy, truncated, cancellationToken, progress);
         }
         finally

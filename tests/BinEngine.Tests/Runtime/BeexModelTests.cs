@@ -33,7 +33,8 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
     [Fact]
     public void BatchOfTextsEqualsOneByOneOnMixedLengths()
     {
-        using BeexModel model = BeexModel.Load(_fixture.Path);
+        // two batch threads on any machine: the texts are tokenized in parallel too
+        using BeexModel model = BeexModel.Load(_fixture.Path, new BeexModelOptions { BatchThreads = 2 });
         // Dev sentences plus long ones that get truncated and short ones, shuffled so lengths mix in every chunk.
         var texts = DevSentences(300).ToList();
         texts.Add(string.Join(' ', Enumerable.Repeat("a remarkably long and winding review", 40)));
@@ -47,6 +48,7 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
             Assert.Equal(single.Logits, batch[i].Logits);
             Assert.Equal(single.ExitBlock, batch[i].ExitBlock);
             Assert.Equal(single.Truncated, batch[i].Truncated);
+            Assert.Equal(single.TokenCount, batch[i].TokenCount);
         }
         Assert.Contains(batch, r => r.ExitBlock < model.Architecture.Layers);
     }
@@ -87,6 +89,10 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
         Assert.Contains("empty", Assert.Throws<ArgumentException>(() => model.Classify(text)).Message);
         var batchError = Assert.Throws<ArgumentException>(() => model.ClassifyBatch(["fine", text]));
         Assert.Contains("text 1", batchError.Message);
+        // a batch large enough to be tokenized on several threads still names the first empty text by index
+        string[] many = Enumerable.Range(0, 200).Select(i => i is 37 or 150 ? text : $"fine {i}").ToArray();
+        using BeexModel parallel = BeexModel.Load(_fixture.Path, new BeexModelOptions { BatchThreads = 2 });
+        Assert.StartsWith("text 37:", Assert.Throws<ArgumentException>(() => parallel.ClassifyBatch(many)).Message);
     }
 
     [Fact]
