@@ -10,19 +10,22 @@ namespace BinEngine.Tokenization;
 /// <para>Why not a Dictionary&lt;string, int&gt;: Classify(text) tokenizes between two forward passes, which evict the
 /// vocabulary from the core's caches, so each look-up pays for every line it touches. A Dictionary hit touches three
 /// (its bucket, its entry, the key string) and a miss two; greedy longest-match-first misses often (an unknown word
-/// tries every shorter prefix). Measured on the 872 SST-2 dev sentences with a default-model pass before each
-/// (bench/README.md, "Levers"): encoding took ≈ 12–14 µs a sentence that way against ≈ 3 µs back to back, nearly all of
-/// the difference in look-ups (20 repeats of one word encode in 0.7 µs after a pass).</para>
+/// tries every shorter prefix). Measured on the 872 SST-2 dev sentences (`bench -- tokenizer`, bench/README.md
+/// "Levers"): with the Dictionary, encoding right after a forward pass took 7.0–7.6 µs a sentence against 2.6–2.7 back
+/// to back; with this table 4.2–4.4 and 2.0.</para>
 /// <para>Layout: open addressing with linear probing at a load factor ≤ ½ over 16-byte slots (four to a 64-byte line),
 /// so a probe sequence mostly stays in one line. A key of ≤ 8 units that are all Latin-1 (≤ U+00FF) is stored in its
-/// slot, a byte a unit (a hit or a miss reads that line only: 22 of the 23 pieces an SST-2 dev sentence looks up); any
-/// other key stores its hash and where its characters start in one shared array, read only when length and hash match. The hash is FNV-1a over the units with a final avalanche (murmur3's fmix32), so the
-/// slot index (low bits) depends on every unit.</para>
+/// slot, a byte a unit (a hit or a miss reads that line only: 22 of the 23 pieces an SST-2 dev sentence finds); any
+/// other key stores its hash and where its characters start in one shared array, read only when length and hash
+/// match. The hash is FNV-1a over the units with a final avalanche (murmur3's fmix32), so the slot index (low bits)
+/// depends on every unit.</para>
 /// </remarks>
 internal sealed class VocabularyTable
 {
     private const int InlineUnits = 8;
     private const int InlineFlag = 1 << 30;
+    /// <summary>Keys are shorter: length + 1 stays below <see cref="InlineFlag"/>.</summary>
+    private const int MaxLength = InlineFlag - 1;
 
     private struct Slot
     {
@@ -49,6 +52,8 @@ internal sealed class VocabularyTable
         int used = 0;
         foreach (var (key, id) in entries)
         {
+            if (key.Length >= MaxLength)
+                throw new ArgumentException($"a key of {key.Length} units exceeds the table's limit", nameof(entries));
             uint hash = Hash(key, out ulong inline, out int meta);
             if ((meta & InlineFlag) == 0)
             {
@@ -67,6 +72,11 @@ internal sealed class VocabularyTable
     /// <summary>The id of <paramref name="key"/>, if the table holds it.</summary>
     public bool TryGetValue(ReadOnlySpan<char> key, out int id)
     {
+        if (key.Length >= MaxLength) // no stored key is this long, and its length would reach the inline flag
+        {
+            id = -1;
+            return false;
+        }
         uint hash = Hash(key, out ulong inline, out int meta);
         Slot[] slots = _slots;
         for (int i = (int)(hash & (uint)_mask); ; i = (i + 1) & _mask)
