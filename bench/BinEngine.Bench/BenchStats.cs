@@ -3,6 +3,13 @@ namespace BinEngine.Bench;
 /// <summary>The statistics and machine description every harness reports with (one definition for all of them).</summary>
 internal static class BenchStats
 {
+    /// <summary>The value after <paramref name="name"/> on a harness's command line (`--rounds 5`), or <paramref name="fallback"/> when absent or last.</summary>
+    public static string Arg(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
     /// <summary>The texts of a labelled TSV (text, label; a header line), rows with an empty text left out.</summary>
     public static string[] Texts(string tsvPath) =>
         File.ReadLines(tsvPath).Skip(1).Select(l => l.Split('\t')[0]).Where(t => t.Length > 0).ToArray();

@@ -27,11 +27,7 @@ public static class EndToEndHarness
 {
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         string modelPath = Arg("--model", "models/sst2-default/model.bex");
         string fp32Path = Arg("--fp32", "models/sst2-fp32/model.bex");
         string dataPath = Arg("--data", "data/sst2/dev.tsv");

@@ -27,11 +27,7 @@ public static class MechanismHarness
 
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         string[] paths = Arg("--models", "models/sst2-default/model.bex,models/sst2-dynamax/model.bex,models/sst2-smart/model.bex")
             .Split(',').Where(File.Exists).ToArray();
         string dataPath = Arg("--data", "data/sst2/dev.tsv");

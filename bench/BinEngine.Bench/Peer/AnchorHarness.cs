@@ -26,11 +26,7 @@ public static class AnchorHarness
 {
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         var inv = CultureInfo.InvariantCulture;
         string src = Arg("--src", "../shared/anchors/bgemm.c");
         string exe = Arg("--exe", "bench/peer/bgemm");

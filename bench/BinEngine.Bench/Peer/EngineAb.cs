@@ -74,7 +74,7 @@ public static class EngineAb
     public static int Run(string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
-        string Arg(string name, string fallback) => Array.IndexOf(args, name) is var i and >= 0 ? args[i + 1] : fallback;
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         string a = Arg("--a", ""), b = Arg("--b", "");
         if (a == "" || b == "")
         {

@@ -45,11 +45,7 @@ public static class PeerHarness
 
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a8/model.bex").Split(',');
         string twinDir = Arg("--twin", "models/sst2-fp32-twin");
         string onnxPath = Arg("--onnx", "bench/peer/sst2-fp32-twin.onnx");

@@ -50,11 +50,7 @@ public static class StageProfile
 
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         var inv = CultureInfo.InvariantCulture;
         string[] modelPaths = Arg("--models", "models/sst2-default/model.bex,models/sst2-w1a8/model.bex").Split(',');
         string dataPath = Arg("--data", "data/sst2/dev.tsv");

@@ -23,11 +23,7 @@ public static class ThreadScaling
 {
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         var inv = CultureInfo.InvariantCulture;
         string modelPath = Arg("--model", "models/sst2-default/model.bex"), dataPath = Arg("--data", "data/sst2/dev.tsv");
         int[] threadCounts = Arg("--threads", Environment.ProcessorCount.ToString(inv)).Split(',').Select(s => int.Parse(s, inv)).ToArray();
