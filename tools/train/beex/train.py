@@ -140,20 +140,24 @@ class Logger:
 
 
 def set_threads(n):
-    """Limits training to n threads: torch's intra-op pool and OpenBLAS's own. Debian's torch runs its BLAS calls on
-    libopenblas (the pthread build), whose pool torch.set_num_threads does not reach: with threads 1 a run still kept
-    both cores busy (measured: CPU time / wall time 1.98 → 1.00 with this), which is what disturbed benchmarks beside
-    a "one-thread" training run. The library already loaded in this process is found in /proc/self/maps; where there is
-    none (another BLAS, another OS) only torch's setting applies."""
+    """Runs training on n cores. Debian's torch does its GEMMs in libopenblas (the pthread build), whose pool
+    torch.set_num_threads does not reach, and which spins beside torch's own pool: a training step of the default's
+    recipe (64 x 20 tokens, 20 steps, 2-vCPU AMD host, 2026-12-02) took 8.9 s with torch 1 + OpenBLAS 2 threads, 11.5 s
+    with 2 + 1, 15.4 s with 2 + 2 (what train.threads = 2 used to give: both pools on both cores) and 21.1 s with 1 + 1
+    (FP32: 7.3 / 12.1 / 14.6 s for 1 + 2, 2 + 2, 1 + 1). So the BLAS gets the n threads and torch's pool one; before this,
+    train.threads = 1 left OpenBLAS on both cores (CPU/wall 1.98), which is why one-thread runs disturbed benchmarks.
+    The loaded OpenBLAS is found in /proc/self/maps; where there is none (another BLAS, another OS) torch's pool gets
+    the n threads."""
     n = int(n)
-    torch.set_num_threads(n)
+    paths = []
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.split()[-1]}
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.split()[-1]})
         for path in paths:
             ctypes.CDLL(path).openblas_set_num_threads(n)
     except (OSError, AttributeError):
-        pass
+        paths = []
+    torch.set_num_threads(1 if paths else n)
 
 
 def set_seed(seed):
