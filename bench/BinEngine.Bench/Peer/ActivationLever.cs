@@ -18,8 +18,7 @@ public static class ActivationLever
     public static int Run(string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
-        int i0 = Array.IndexOf(args, "--reps");
-        int reps = i0 >= 0 ? int.Parse(args[i0 + 1], inv) : 41;
+        int reps = int.Parse(BenchStats.Arg(args, "--reps", "41"), inv);
         KernelIsa isa = KernelRegistry.Selected.Xnor.Isa;
         Console.WriteLine(string.Create(inv, $"activation lever; load {PeerHarness.Load()}; {reps} interleaved repeats, medians; VectorMath at {isa.ToName()}"));
         Console.WriteLine("| rows × f | TensorPrimitives σ + tanh µs | VectorMath σ + tanh µs | speed-up | max abs difference |");

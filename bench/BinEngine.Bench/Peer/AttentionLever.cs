@@ -16,8 +16,7 @@ public static class AttentionLever
     public static unsafe int Run(string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
-        int i0 = Array.IndexOf(args, "--reps");
-        int reps = i0 >= 0 ? int.Parse(args[i0 + 1], inv) : 41;
+        int reps = int.Parse(BenchStats.Arg(args, "--reps", "41"), inv);
         KernelIsa isa = KernelRegistry.Selected.Xnor.Isa;
         const int d = 256, heads = 4, dh = 64;
         Console.WriteLine(string.Create(inv, $"attention lever; load {PeerHarness.Load()}; {reps} interleaved repeats, medians; {isa.ToName()}; {heads} heads × {dh}, stride {d}"));

@@ -83,7 +83,7 @@ public static class EngineAb
         }
         string modelPath = Arg("--model", "models/sst2-default/model.bex"), dataPath = Arg("--data", "data/sst2/dev.tsv");
         int rounds = int.Parse(Arg("--rounds", "10"), inv);
-        string[] texts = File.ReadLines(dataPath).Skip(1).Select(l => l.Split('\t')[0]).ToArray();
+        string[] texts = BenchStats.Texts(dataPath);
         Console.WriteLine(string.Create(inv, $"# engine A/B, one process, {texts.Length} sentences × {rounds} rounds × 2 orders, 1 thread"));
         Console.WriteLine($"- A: {a}\n- B: {b}\n- model: {modelPath}; load before: {PeerHarness.Load()}");
         // Order 1 loads A B B A, order 2 four fresh instances B A A B: each build takes the first and last slots once

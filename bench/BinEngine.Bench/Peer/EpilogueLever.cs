@@ -18,8 +18,7 @@ public static class EpilogueLever
     public static int Run(string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
-        int i0 = Array.IndexOf(args, "--reps");
-        int reps = i0 >= 0 ? int.Parse(args[i0 + 1], inv) : 41;
+        int reps = int.Parse(BenchStats.Arg(args, "--reps", "41"), inv);
         Console.WriteLine(string.Create(inv, $"epilogue lever; load {PeerHarness.Load()}; {reps} interleaved repeats, medians"));
         Console.WriteLine("| rows | n | 3 passes µs | 1 pass µs | speed-up | bit-identical |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---|");

@@ -16,8 +16,7 @@ public static class FusionLever
     public static int Run(string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
-        int i0 = Array.IndexOf(args, "--reps");
-        int reps = i0 >= 0 ? int.Parse(args[i0 + 1], inv) : 31;
+        int reps = int.Parse(BenchStats.Arg(args, "--reps", "31"), inv);
         KernelSet set = KernelRegistry.Selected;
         Console.WriteLine(string.Create(inv, $"fused products lever; load {PeerHarness.Load()}; {reps} interleaved repeats, medians; 1 thread"));
         Console.WriteLine("| kernel | rows | products | separate µs | fused µs | speed-up |");
