@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from beex.export import load_model_dir  # noqa: E402
 from beex.model import BEExformer  # noqa: E402
+from beex.train import set_threads  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -133,7 +134,7 @@ def main():
     ap.add_argument("--blocks", type=int, help="export the first N blocks and exits (default: all)")
     args = ap.parse_args()
 
-    torch.set_num_threads(1)
+    set_threads(1)
     model, cfg = load_model_dir(args.model)
     peer = OnnxPeer(model, args.blocks).eval()
     cases = sample_inputs(cfg)

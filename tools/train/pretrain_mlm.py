@@ -54,7 +54,7 @@ def pretrain(cfg, out_dir, steps, lr, log, eval_every=100):
     """Self-pretrains cfg's model for `steps` steps and writes out_dir/model.safetensors; returns [(step, dev loss)]
     from step 0 on (the masked-token cross-entropy on the dev texts, the same masks at every evaluation)."""
     ct = cfg["train"]
-    set_threads(int(ct["threads"]))
+    set_threads(ct["threads"])
     set_seed(ct["seed"])
     data = load_splits(cfg, log)
     model, _, _, _ = build_model(cfg, data, log)

@@ -24,10 +24,10 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch  # noqa: E402
 
 from beex import safetensors_io  # noqa: E402
 from beex.export import CONTROLLER_PREFIXES, load_model_dir, sample_outputs  # noqa: E402
+from beex.train import set_threads  # noqa: E402
 
 # Config keys that belong to the learned controllers or describe the L-block model's dev behaviour.
 DROPPED_KEYS = ("q_exit", "learned_gate", "conformal", "metrics")
@@ -92,7 +92,7 @@ def main():
     ap.add_argument("--blocks", type=int, required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    set_threads(1)
     worst, layers, tensors, samples = truncate(args.src, args.blocks, args.out)
     if worst != 0.0:
         raise SystemExit(f"exits 1..{args.blocks} changed by {worst} after truncation")
