@@ -2,7 +2,8 @@ namespace BinEngine.Kernels;
 
 /// <summary>
 /// A packed ±1 weight matrix prepared once (at model load) for the binary kernels: the row-major rows of MODEL.md,
-/// the same bits interleaved in blocks of <see cref="BlockRows"/> rows, and the row sums the plane GEMM needs.
+/// the same bits interleaved in blocks of <see cref="BlockRows"/> rows, regrouped six to a byte in blocks of
+/// <see cref="LutColumns"/> rows (<see cref="SixBitGroupBlocks"/>), and the row sums the plane GEMM needs.
 /// </summary>
 /// <remarks>
 /// Interleaved layout, in 32-bit words (little-endian, so 32-bit word t of a row holds elements 32t..32t+31): rows
@@ -23,6 +24,11 @@ internal sealed class BinaryWeights
     private readonly ulong[] interleaved;
     private readonly int[] rowSums;
     private readonly byte[]? grouped;
+    private readonly byte[] sixBitGroups;
+    private readonly int sixBitGroupsOffset;
+
+    /// <summary>Rows per block of <see cref="SixBitGroupBlocks"/>: one byte lane each in a 512-bit vector.</summary>
+    public const int LutColumns = 64;
 
     /// <summary>Bytes of one group of <see cref="GroupedBytes"/>: 4 elements of each of a block's 16 rows.</summary>
     public const int GroupBytes = 4 * BlockRows;
@@ -68,6 +74,7 @@ internal sealed class BinaryWeights
         }
         rowSums = new int[n];
         BitPacking.RowSums(rowMajor, n, k, rowSums);
+        (sixBitGroups, sixBitGroupsOffset) = BuildSixBitGroups(rowMajor, n, k);
         if (withBytes)
         {
             int groups = ByteGroupCount(k), paddedRows = (n + 2 * BlockRows - 1) / (2 * BlockRows) * (2 * BlockRows);
@@ -80,6 +87,40 @@ internal sealed class BinaryWeights
             }
         }
     }
+
+    // Block b, group g, row l (row 64b + l; zero rows pad N to a multiple of 64) at byte (b·G + g)·64 + l, G =
+    // SixBitGroups.Count(K): a 512-bit load holds group g of 64 rows, one per byte lane. The array is pinned and the
+    // layout starts on a 64-byte boundary, so those loads never split a cache line.
+    private static unsafe (byte[] Bytes, int Offset) BuildSixBitGroups(ulong[] rows, int n, int k)
+    {
+        int words = BitPacking.RowWords(k), groups = SixBitGroups.Count(k), blocks = (n + LutColumns - 1) / LutColumns;
+        long size = (long)blocks * groups * LutColumns;
+        byte[] bytes = GC.AllocateArray<byte>(checked((int)size + 64), pinned: true);
+        fixed (byte* start = bytes)
+        fixed (ulong* packed = rows)
+        {
+            int offset = (int)((64 - ((nuint)start & 63)) & 63);
+            byte* layout = start + offset;
+            byte[] rowGroups = new byte[groups];
+            fixed (byte* one = rowGroups)
+                for (int r = 0; r < n; r++)
+                {
+                    SixBitGroups.Row(packed + (long)r * words, words, one);
+                    byte* block = layout + (long)(r / LutColumns) * groups * LutColumns + r % LutColumns;
+                    for (int g = 0; g < groups; g++)
+                        block[(long)g * LutColumns] = one[g];
+                }
+            return (bytes, offset);
+        }
+    }
+
+    /// <summary>
+    /// The rows regrouped six bits to a byte (<see cref="SixBitGroups"/>) in blocks of <see cref="LutColumns"/> rows:
+    /// block b's group g is 64 bytes, row 64b + l's at byte l, i.e. byte (b·G + g)·64 + l with G = SixBitGroups.Count(K);
+    /// zero rows pad N to a multiple of 64. Starts on a 64-byte boundary (the array is pinned).
+    /// </summary>
+    public ReadOnlySpan<byte> SixBitGroupBlocks =>
+        sixBitGroups.AsSpan(sixBitGroupsOffset, sixBitGroups.Length - 64);
 
     /// <summary>True when <see cref="GroupedBytes"/> was built (constructor's withBytes).</summary>
     public bool HasBytes => grouped is not null;

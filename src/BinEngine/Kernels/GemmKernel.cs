@@ -46,6 +46,8 @@ internal unsafe struct GemmArgs
     public void* W;
     /// <summary>The same weights in <see cref="BinaryWeights"/>' interleaved layout, or null when only rows were given.</summary>
     public ulong* WInterleaved;
+    /// <summary>The same weights in <see cref="BinaryWeights.SixBitGroupBlocks"/>' layout, or null when only rows were given.</summary>
+    public byte* WSixBitGroups;
     public void* C;
     public int* RowSums;
     public int M, N, K;

@@ -31,7 +31,7 @@ internal static class KernelRegistry
 
     /// <summary>W1A1 implementations, best first.</summary>
     public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
-        [new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
+        [new XnorGemmAvx512Lut6(), new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
 
     /// <summary>W1Ak implementations, best first.</summary>
     public static IReadOnlyList<PlaneGemm> PlaneGemms { get; } =

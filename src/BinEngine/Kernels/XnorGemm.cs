@@ -49,9 +49,10 @@ internal abstract class XnorGemm : GemmKernel
         fixed (ulong* pa = a)
         fixed (ulong* pw = w.RowMajor)
         fixed (ulong* pi = w.Interleaved)
+        fixed (byte* pg = w.SixBitGroupBlocks)
         fixed (int* pc = c)
         {
-            var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, C = pc, M = m, N = w.N, K = w.K };
+            var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, WSixBitGroups = pg, C = pc, M = m, N = w.N, K = w.K };
             GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
         }
     }
