@@ -49,8 +49,10 @@ internal sealed class BinaryWeights
     /// <param name="k">Unpadded row length.</param>
     /// <param name="withBytes">Also keep one byte per weight (0 or 1, <see cref="GroupedBytes"/>) for the int8
     /// multiply-add kernels (<see cref="CodeGemm"/>): 8× the packed size.</param>
+    /// <param name="withSixBitGroups">Also keep <see cref="SixBitGroupBlocks"/> for the table-lookup XNOR kernel
+    /// (<see cref="XnorGemmAvx512Lut6"/>, which runs without them at nibble-lookup speed): 1.34× the packed size.</param>
     /// <exception cref="ArgumentException">The span is too short, or a padding bit is set.</exception>
-    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false)
+    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false, bool withSixBitGroups = true)
     {
         GemmValidation.Shape(0, n, k);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the packed layout assumes a little-endian machine");
@@ -74,7 +76,7 @@ internal sealed class BinaryWeights
         }
         rowSums = new int[n];
         BitPacking.RowSums(rowMajor, n, k, rowSums);
-        (sixBitGroups, sixBitGroupsOffset) = BuildSixBitGroups(rowMajor, n, k);
+        (sixBitGroups, sixBitGroupsOffset) = withSixBitGroups ? BuildSixBitGroups(rowMajor, n, k) : ([], 0);
         if (withBytes)
         {
             int groups = ByteGroupCount(k), paddedRows = (n + 2 * BlockRows - 1) / (2 * BlockRows) * (2 * BlockRows);
@@ -117,10 +119,10 @@ internal sealed class BinaryWeights
     /// <summary>
     /// The rows regrouped six bits to a byte (<see cref="SixBitGroups"/>) in blocks of <see cref="LutColumns"/> rows:
     /// block b's group g is 64 bytes, row 64b + l's at byte l, i.e. byte (b·G + g)·64 + l with G = SixBitGroups.Count(K);
-    /// zero rows pad N to a multiple of 64. Starts on a 64-byte boundary (the array is pinned).
+    /// zero rows pad N to a multiple of 64. Starts on a 64-byte boundary (the array is pinned). Empty when built without.
     /// </summary>
     public ReadOnlySpan<byte> SixBitGroupBlocks =>
-        sixBitGroups.AsSpan(sixBitGroupsOffset, sixBitGroups.Length - 64);
+        sixBitGroups.Length == 0 ? default : sixBitGroups.AsSpan(sixBitGroupsOffset, sixBitGroups.Length - 64);
 
     /// <summary>True when <see cref="GroupedBytes"/> was built (constructor's withBytes).</summary>
     public bool HasBytes => grouped is not null;

@@ -104,6 +104,12 @@ internal sealed class ExecutionPlan
     /// </summary>
     public static bool MayUseCodes(Architecture a) => a.WeightBits != 32 && a.ActBits is >= 2 and <= 8;
 
+    /// <summary>
+    /// True when the products run on the XNOR kernel (binary weights, 1-bit activations), so loading keeps the weights
+    /// regrouped for its table-lookup implementation (<see cref="BinaryWeights.SixBitGroupBlocks"/>, 1.34× the packed bits).
+    /// </summary>
+    public static bool UsesXnor(Architecture a) => a.WeightBits != 32 && a.ActBits == 1;
+
     /// <summary>The hyper-parameters.</summary>
     public Architecture Architecture { get; }
 
@@ -199,6 +205,7 @@ internal sealed class ExecutionPlan
         _ when Architecture.WeightBits == 32 => "float rows used as stored",
         ActivationEncoding.Codes => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes",
         _ when MayUseCodes(Architecture) => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes (kept, unused on bit planes)",
+        _ when UsesXnor(Architecture) => "row-major bits, 16-row interleaved 32-bit lanes, 64-row six-bit groups, row sums",
         _ => "row-major bits, 16-row interleaved 32-bit lanes, row sums",
     };
 }

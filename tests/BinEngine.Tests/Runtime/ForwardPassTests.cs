@@ -198,6 +198,22 @@ public class ForwardPassTests
             Assert.Equal(planes.Classify(ids, ExitPolicy.Never, 1).Logits, codes.Classify(ids, ExitPolicy.Never, 1).Logits);
     }
 
+    /// <summary>
+    /// A 1-bit model's binary layers carry the six-bit groups the table-lookup XNOR kernel reads (without them it runs
+    /// at nibble-lookup speed, the same bits: only a benchmark would notice); wider activations never read them.
+    /// </summary>
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(2, false)]
+    [InlineData(8, false)]
+    public void OneBitModelsKeepTheLookupKernelsGroups(int actBits, bool kept)
+    {
+        Architecture a = RandomWeights.Shape(actBits);
+        foreach (BlockWeights b in RandomWeights.Create(a, seed: 3).Blocks)
+            foreach (LinearWeights w in new[] { b.Q, b.K, b.V, b.O, b.G1, b.G2, b.F1, b.F2 })
+                Assert.Equal(kept ? SixBitGroups.Count(w.In) * ((w.Out + 63) / 64 * 64) : 0, w.Packed!.SixBitGroupBlocks.Length);
+    }
+
     [Fact]
     public void BadIdsAreRejectedWithTheirPosition()
     {
