@@ -50,6 +50,11 @@ internal unsafe struct GemmArgs
     public byte* WSixBitGroups;
     public void* C;
     public int* RowSums;
+    /// <summary>
+    /// A linear layer's epilogue for kernels that apply it as they store (<see cref="XnorGemm.MultiplyScaled"/>): when
+    /// Y is set, Y[i, o] = C[i, o] · (Alpha[o] · Scales[i]) + Bias[o] in floats replaces the integer C.
+    /// </summary>
+    public float* Scales, Alpha, Bias, Y;
     public int M, N, K;
     /// <summary>Activation bits of the plane GEMM (0 elsewhere).</summary>
     public int Bits;

@@ -56,4 +56,35 @@ internal abstract class XnorGemm : GemmKernel
             GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
         }
     }
+
+    /// <summary>True when this kernel can apply a linear layer's epilogue to these weights' products as it stores them.</summary>
+    public virtual bool FusesEpilogue(BinaryWeights w) => false;
+
+    /// <summary>
+    /// y[i, o] = p_io · (α_o · s_i) + b_o with p = K − 2·popcount(A_i XOR W_o): the product and the linear layer's
+    /// epilogue (Runtime's Epilogue.ScaleBias: p converted to float, α_o · s_i rounded first, then an unfused multiply
+    /// and add, so the same bits) in one call, for the kernels whose <see cref="FusesEpilogue"/> is true.
+    /// </summary>
+    public unsafe void MultiplyScaled(ReadOnlySpan<ulong> a, int m, BinaryWeights w, ReadOnlySpan<float> scales,
+        ReadOnlySpan<float> alpha, ReadOnlySpan<float> bias, Span<float> y, int threads = 1)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ThrowIfUnsupported();
+        if (!FusesEpilogue(w)) throw new NotSupportedException($"kernel {Name} does not apply the epilogue to these weights");
+        GemmValidation.Shape(m, w.N, w.K);
+        BitPacking.CheckLength(a.Length, (long)m * w.RowWords, nameof(a));
+        BitPacking.CheckLength(scales.Length, m, nameof(scales));
+        BitPacking.CheckLength(alpha.Length, w.N, nameof(alpha));
+        BitPacking.CheckLength(bias.Length, w.N, nameof(bias));
+        BitPacking.CheckLength(y.Length, (long)m * w.N, nameof(y));
+        BitPacking.AssertPadding(a, m, w.K);
+        fixed (ulong* pa = a)
+        fixed (ulong* pw = w.RowMajor)
+        fixed (byte* pg = w.SixBitGroupBlocks)
+        fixed (float* ps = scales, pal = alpha, pb = bias, py = y)
+        {
+            var g = new GemmArgs { A = pa, W = pw, WSixBitGroups = pg, M = m, N = w.N, K = w.K, Scales = ps, Alpha = pal, Bias = pb, Y = py };
+            GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
+        }
+    }
 }

@@ -41,6 +41,10 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
     /// <inheritdoc/>
     internal override int ColBlock => BinaryWeights.LutColumns;
 
+    /// <summary>With the six-bit groups: the floats are made where the integer sums are turned into products anyway.</summary>
+    public override bool FusesEpilogue(BinaryWeights w) =>
+        IsSupported && !w.SixBitGroupBlocks.IsEmpty && SixBitGroups.Count(w.K) <= MaxGroups;
+
     /// <summary>Groups a byte lane may sum before widening: 42 · 6 = 252 ≤ 255.</summary>
     private const int ChunkGroups = 42;
 
@@ -60,6 +64,7 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
         int groups = SixBitGroups.Count(g.K), words = BitPacking.RowWords(g.K);
         if (g.WSixBitGroups == null || groups > MaxGroups)
         {
+            Debug.Assert(g.Y == null, "MultiplyScaled checks FusesEpilogue");
             BinaryGemmDriver<PopCountBlockNibble<NibbleLanes512, Vector512<byte>>>.Xnor(g, m0, m1, n0, n1);
             return;
         }
@@ -89,7 +94,13 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
                                 Tile1x1(act + r * groups, w + (long)q * groups * Lanes, groups, sums + (r * TileBlocks + q) * Lanes);
                 int columns = Math.Min(n1, (b + blocks) * Lanes) - b * Lanes;
                 for (int r = 0; r < rows; r++)
-                    StoreRow(sums + r * TileBlocks * Lanes, columns, c + (long)(i + r) * g.N + b * Lanes, g.K);
+                {
+                    long at = (long)(i + r) * g.N + b * Lanes;
+                    if (g.Y == null)
+                        StoreRow(sums + r * TileBlocks * Lanes, columns, c + at, g.K);
+                    else
+                        StoreRowScaled(sums + r * TileBlocks * Lanes, columns, g.Y + at, g.K, g.Scales[i + r], g.Alpha + b * Lanes, g.Bias + b * Lanes);
+                }
             }
         }
     }
@@ -203,5 +214,26 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
         }
         for (; j < columns; j++)
             c[j] = k - 2 * sums[j];
+    }
+
+    /// <summary>
+    /// y = p · (α · s) + b with p = K − 2d for the first <paramref name="columns"/> sums of a tile row: Epilogue.ScaleBias's
+    /// arithmetic in its order (p exact in float, α·s rounded, then an unfused multiply and add), so the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRowScaled(ushort* sums, int columns, float* y, int k, float scale, float* alpha, float* bias)
+    {
+        var kv = Vector512.Create(k);
+        var s = Vector512.Create(scale);
+        int j = 0;
+        for (; j + 16 <= columns; j += 16)
+        {
+            Vector512<int> d = Avx512F.ConvertToVector512Int32(Vector256.Load(sums + j)).AsInt32();
+            Vector512<float> p = Vector512.ConvertToSingle(kv - d - d);
+            Vector512<float> rowScale = Vector512.Load(alpha + j) * s;
+            (p * rowScale + Vector512.Load(bias + j)).Store(y + j);
+        }
+        for (; j < columns; j++)
+            y[j] = (k - 2 * sums[j]) * (alpha[j] * scale) + bias[j];
     }
 }

@@ -314,6 +314,13 @@ internal sealed class ForwardPass
             return;
         }
 
+        if (bits == 1 && _plan.Activations == ActivationEncoding.Planes && _kernels.Xnor.FusesEpilogue(w.Packed!))
+        {
+            // The table-lookup kernel makes the floats as it turns its sums into products: the same bits as below.
+            _kernels.Xnor.MultiplyScaled(ws.Planes.AsSpan(0, rows * BitPacking.RowWords(k)), rows, w.Packed!, ws.Scales.AsSpan(0, rows),
+                alpha, bias, y, threads);
+            return;
+        }
         Span<int> products = ws.Products.AsSpan(0, rows * n);
         if (_plan.Activations == ActivationEncoding.Codes)
             _kernels.Code.Multiply(ws.Codes.AsSpan(0, rows * k), rows, w.Packed!, products, threads);
