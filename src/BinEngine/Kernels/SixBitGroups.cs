@@ -16,9 +16,10 @@ namespace BinEngine.Kernels;
 /// vpermb never reads bits 6 and 7 of an index (a weight byte and an activation byte may carry anything there);</item>
 /// <item>then every 4 words (256 bits) give 11 groups of the 64 bits they hold at positions 8j + 6 and 8j + 7: the
 /// 16 such bits of a word are gathered by one pext (mask 0xC0C0…C0), the 64 of 4 words put side by side, and spread
-/// six to a byte by pdep (mask 0x3F3F…3F): 10 full groups and one of 4 bits (zero when the row has fewer words).</item>
+/// six to a byte by pdep (mask 0x3F3F…3F): 10 full groups and one of 4 bits. Rows are padded to 256 bits
+/// (RowWords(K) is a multiple of 4), so every row has whole 4-word chunks.</item>
 /// </list>
-/// So <see cref="Count"/>(K) = 8w + 11·⌈w/4⌉: 43 for K = 256 (32 + 11), 86 for K = 512. A weight row and an activation
+/// So <see cref="Count"/>(K) = 8w + 11·w/4: 43 for K = 256 (32 + 11), 86 for K = 512. A weight row and an activation
 /// row regrouped alike meet position for position, every real position in exactly one group; padding positions are
 /// zero in both and their XOR adds nothing, so Σ_g popcount6(w_g ⊕ a_g) = popcount(w ⊕ a) = d of <see cref="XnorGemm"/>.
 /// </remarks>
@@ -28,7 +29,7 @@ internal static unsafe class SixBitGroups
     public static int Count(int k)
     {
         int w = BitPacking.RowWords(k);
-        return 8 * w + 11 * ((w + 3) / 4);
+        return 8 * w + 11 * (w / 4);
     }
 
     /// <summary>The top-2-bit mask of every byte (pext) and the low-6-bit one (pdep).</summary>
@@ -45,7 +46,7 @@ internal static unsafe class SixBitGroups
         for (int t = 0; t < words; t += 4, high += 11)
         {
             ulong pairs = 0;   // bits 8j + 6, 8j + 7 of the 4 words, in position order
-            for (int u = 0; u < 4 && t + u < words; u++)
+            for (int u = 0; u < 4; u++)
                 pairs |= GatherHighPairs(row[t + u]) << (16 * u);
             Unsafe.WriteUnaligned(high, SpreadSixes(pairs));
             ulong rest = SpreadSixes(pairs >> 48);   // bits 48..63: groups 8, 9 and 10 (4 bits)
