@@ -31,11 +31,11 @@ internal static class KernelRegistry
 
     /// <summary>W1A1 implementations, best first.</summary>
     public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
-        [new XnorGemmAvx512Lut6(), new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
+        [new XnorGemmAvx512Lut6(), new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmArm64Cnt(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
 
     /// <summary>W1Ak implementations, best first.</summary>
     public static IReadOnlyList<PlaneGemm> PlaneGemms { get; } =
-        [new PlaneGemmAvx512HarleySeal(), new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2HarleySeal(), new PlaneGemmAvx2Nibble(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
+        [new PlaneGemmAvx512HarleySeal(), new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2HarleySeal(), new PlaneGemmAvx2Nibble(), new PlaneGemmArm64Cnt(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
 
     /// <summary>W1A32 implementations, best first.</summary>
     public static IReadOnlyList<SignGemm> SignGemms { get; } =

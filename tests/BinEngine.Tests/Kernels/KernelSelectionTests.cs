@@ -34,7 +34,7 @@ public class KernelSelectionTests(TinyModelFixture fixture) : IClassFixture<Tiny
         {
             KernelIsa.Avx512 => "xnor-avx512-lut6",
             KernelIsa.Avx2 => "xnor-avx2-harleyseal",
-            KernelIsa.Vector128 => "xnor-v128-nibble",
+            KernelIsa.Vector128 => System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "xnor-v128-cnt" : "xnor-v128-nibble",
             _ => "xnor-scalar",
         };
         // SGEMM: AVX2 measured faster than AVX-512 on the development machine, so the best choice is AVX2 even
