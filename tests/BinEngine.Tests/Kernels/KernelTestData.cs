@@ -6,12 +6,12 @@ namespace BinEngine.Tests.Kernels;
 internal static class KernelTestData
 {
     /// <summary>(M, K, N) shapes that hit every edge: K below, at and around multiples of 64, 256 and 512; M = 1 and
-    /// odd; N odd and below every register block.</summary>
+    /// odd; N odd and below every register block; K = 12,300, past the lookup kernel's six-bit groups (it falls back).</summary>
     public static readonly (int M, int K, int N)[] Shapes =
     [
         (1, 1, 1), (1, 5, 3), (2, 63, 2), (3, 64, 5), (4, 65, 4), (5, 127, 7), (1, 255, 9), (4, 256, 16),
         (7, 257, 17), (1, 511, 33), (6, 512, 3), (9, 513, 31), (8, 768, 8), (1, 768, 37), (5, 1000, 6),
-        (13, 1024, 19), (3, 1280, 2), (2, 1792, 5), (4, 8000, 4), (17, 96, 65), (0, 64, 3), (3, 64, 0),
+        (13, 1024, 19), (3, 1280, 2), (2, 1792, 5), (4, 8000, 4), (2, 12300, 3), (17, 96, 65), (0, 64, 3), (3, 64, 0),
     ];
 
     public static float[] Floats(int count, int seed)
