@@ -145,10 +145,10 @@ public static class StageProfile
         public Profiler(BeexModel model, int tileRows)
         {
             _model = model;
-            _w = ModelBinding.Bind(model.File);
-            _a = _w.Architecture;
             _plan = model.Plan;
             _kernels = _plan.Kernels;
+            _w = ModelBinding.Bind(model.File, _kernels.Xnor.LookupLayout);
+            _a = _w.Architecture;
             _ws = new Workspace(_a, _plan.Activations, _w.Mechanisms);
             TileRows = tileRows > 0 ? tileRows : _plan.TileRows;
             _positions = new float[_a.MaxLength * _a.Dim];

@@ -2,8 +2,8 @@ namespace BinEngine.Kernels;
 
 /// <summary>
 /// A packed ±1 weight matrix prepared once (at model load) for the binary kernels: the row-major rows of MODEL.md,
-/// the same bits interleaved in blocks of <see cref="BlockRows"/> rows, regrouped six to a byte in blocks of
-/// <see cref="LutColumns"/> rows (<see cref="SixBitGroupBlocks"/>), and the row sums the plane GEMM needs.
+/// the same bits interleaved in blocks of <see cref="BlockRows"/> rows, regrouped for the table-lookup kernels in blocks
+/// of <see cref="LutColumns"/> rows (<see cref="LookupGroupBlocks"/>), and the row sums the plane GEMM needs.
 /// </summary>
 /// <remarks>
 /// Interleaved layout, in 32-bit words (little-endian, so 32-bit word t of a row holds elements 32t..32t+31): rows
@@ -24,10 +24,9 @@ internal sealed class BinaryWeights
     private readonly ulong[] interleaved;
     private readonly int[] rowSums;
     private readonly byte[]? grouped;
-    private readonly byte[] sixBitGroups;
-    private readonly int sixBitGroupsOffset;
+    private readonly (byte[] Bytes, int Offset) sixBitGroups, nibbleGroups;
 
-    /// <summary>Rows per block of <see cref="SixBitGroupBlocks"/>: one byte lane each in a 512-bit vector.</summary>
+    /// <summary>Rows per block of <see cref="LookupGroupBlocks"/>: one byte lane each in a 512-bit vector.</summary>
     public const int LutColumns = 64;
 
     /// <summary>Bytes of one group of <see cref="GroupedBytes"/>: 4 elements of each of a block's 16 rows.</summary>
@@ -49,10 +48,11 @@ internal sealed class BinaryWeights
     /// <param name="k">Unpadded row length.</param>
     /// <param name="withBytes">Also keep one byte per weight (0 or 1, <see cref="GroupedBytes"/>) for the int8
     /// multiply-add kernels (<see cref="CodeGemm"/>): 8× the packed size.</param>
-    /// <param name="withSixBitGroups">Also keep <see cref="SixBitGroupBlocks"/> for the table-lookup XNOR kernel
-    /// (<see cref="XnorGemmAvx512Lut6"/>, which runs without them at nibble-lookup speed): 1.34× the packed size.</param>
+    /// <param name="lookups">The layouts to keep for the table-lookup XNOR kernels (<see cref="LookupGroupBlocks"/>; a kernel
+    /// whose layout is missing runs the nibble blocks instead, the same results): six-bit groups 1.34× the packed size,
+    /// nibbles 2×. All by default; a model keeps the one its kernel set reads.</param>
     /// <exception cref="ArgumentException">The span is too short, or a padding bit is set.</exception>
-    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false, bool withSixBitGroups = true)
+    public BinaryWeights(ReadOnlySpan<ulong> packedRows, int n, int k, bool withBytes = false, LookupLayouts lookups = LookupLayouts.SixBit | LookupLayouts.Nibble)
     {
         GemmValidation.Shape(0, n, k);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the packed layout assumes a little-endian machine");
@@ -76,7 +76,8 @@ internal sealed class BinaryWeights
         }
         rowSums = new int[n];
         BitPacking.RowSums(rowMajor, n, k, rowSums);
-        (sixBitGroups, sixBitGroupsOffset) = withSixBitGroups ? BuildSixBitGroups(rowMajor, n, k) : ([], 0);
+        sixBitGroups = (lookups & LookupLayouts.SixBit) != 0 ? BuildGroupBlocks<SixBitGroups>(rowMajor, n, k) : ([], 0);
+        nibbleGroups = (lookups & LookupLayouts.Nibble) != 0 ? BuildGroupBlocks<NibbleGroups>(rowMajor, n, k) : ([], 0);
         if (withBytes)
         {
             int groups = ByteGroupCount(k), paddedRows = (n + 2 * BlockRows - 1) / (2 * BlockRows) * (2 * BlockRows);
@@ -91,11 +92,11 @@ internal sealed class BinaryWeights
     }
 
     // Block b, group g, row l (row 64b + l; zero rows pad N to a multiple of 64) at byte (b·G + g)·64 + l, G =
-    // SixBitGroups.Count(K): a 512-bit load holds group g of 64 rows, one per byte lane. The array is pinned and the
+    // TGroups.Count(K): a 512-bit load holds group g of 64 rows, one per byte lane. The array is pinned and the
     // layout starts on a 64-byte boundary, so those loads never split a cache line.
-    private static unsafe (byte[] Bytes, int Offset) BuildSixBitGroups(ulong[] rows, int n, int k)
+    private static unsafe (byte[] Bytes, int Offset) BuildGroupBlocks<TGroups>(ulong[] rows, int n, int k) where TGroups : struct, ILookupGroups
     {
-        int words = BitPacking.RowWords(k), groups = SixBitGroups.Count(k), blocks = (n + LutColumns - 1) / LutColumns;
+        int words = BitPacking.RowWords(k), groups = TGroups.Count(k), blocks = (n + LutColumns - 1) / LutColumns;
         long size = (long)blocks * groups * LutColumns;
         byte[] bytes = GC.AllocateArray<byte>(checked((int)size + 64), pinned: true);
         fixed (byte* start = bytes)
@@ -107,7 +108,7 @@ internal sealed class BinaryWeights
             fixed (byte* one = rowGroups)
                 for (int r = 0; r < n; r++)
                 {
-                    SixBitGroups.Row(packed + (long)r * words, words, one);
+                    TGroups.Row(packed + (long)r * words, words, one);
                     byte* block = layout + (long)(r / LutColumns) * groups * LutColumns + r % LutColumns;
                     for (int g = 0; g < groups; g++)
                         block[(long)g * LutColumns] = one[g];
@@ -117,12 +118,21 @@ internal sealed class BinaryWeights
     }
 
     /// <summary>
-    /// The rows regrouped six bits to a byte (<see cref="SixBitGroups"/>) in blocks of <see cref="LutColumns"/> rows:
-    /// block b's group g is 64 bytes, row 64b + l's at byte l, i.e. byte (b·G + g)·64 + l with G = SixBitGroups.Count(K);
-    /// zero rows pad N to a multiple of 64. Starts on a 64-byte boundary (the array is pinned). Empty when built without.
+    /// The rows regrouped for a table-lookup kernel (<paramref name="layout"/>: <see cref="SixBitGroups"/> or
+    /// <see cref="NibbleGroups"/>) in blocks of <see cref="LutColumns"/> rows: block b's group g is 64 bytes, row 64b + l's
+    /// at byte l, i.e. byte (b·G + g)·64 + l with G groups a row; zero rows pad N to a multiple of 64. Starts on a 64-byte
+    /// boundary (the array is pinned). Empty when built without it.
     /// </summary>
-    public ReadOnlySpan<byte> SixBitGroupBlocks =>
-        sixBitGroups.Length == 0 ? default : sixBitGroups.AsSpan(sixBitGroupsOffset, sixBitGroups.Length - 64);
+    public ReadOnlySpan<byte> LookupGroupBlocks(LookupLayouts layout)
+    {
+        (byte[] bytes, int offset) = layout switch
+        {
+            LookupLayouts.SixBit => sixBitGroups,
+            LookupLayouts.Nibble => nibbleGroups,
+            _ => ([], 0),
+        };
+        return bytes.Length == 0 ? default : bytes.AsSpan(offset, bytes.Length - 64);
+    }
 
     /// <summary>True when <see cref="GroupedBytes"/> was built (constructor's withBytes).</summary>
     public bool HasBytes => grouped is not null;

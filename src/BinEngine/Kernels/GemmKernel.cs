@@ -46,8 +46,8 @@ internal unsafe struct GemmArgs
     public void* W;
     /// <summary>The same weights in <see cref="BinaryWeights"/>' interleaved layout, or null when only rows were given.</summary>
     public ulong* WInterleaved;
-    /// <summary>The same weights in <see cref="BinaryWeights.SixBitGroupBlocks"/>' layout, or null when only rows were given.</summary>
-    public byte* WSixBitGroups;
+    /// <summary>The same weights in the layout of <see cref="XnorGemm.LookupLayout"/> (<see cref="BinaryWeights.LookupGroupBlocks"/>), or null when missing.</summary>
+    public byte* WLookupGroups;
     public void* C;
     public int* RowSums;
     /// <summary>

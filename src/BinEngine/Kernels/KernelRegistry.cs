@@ -31,14 +31,22 @@ internal static class KernelRegistry
 
     /// <summary>
     /// W1A1 implementations, best first: the six-bit lookup 1.8–2.3× the carry-save kernel on this project's shapes
-    /// (bench/README.md, "Levers"); the Arm64 CNT kernel ahead of the portable nibble one by instruction count (not timed).
+    /// (bench/README.md, "Levers"); without VBMI (Skylake-SP, Cascade Lake) the four-bit lookup, 1.6–1.9× the AVX2
+    /// carry-save kernel, and that ahead of the AVX-512 nibble blocks (≈ 4× slower); the Arm64 CNT kernel ahead of the
+    /// portable nibble one by instruction count (not timed).
     /// </summary>
     public static IReadOnlyList<XnorGemm> XnorGemms { get; } =
-        [new XnorGemmAvx512Lut6(), new XnorGemmAvx512HarleySeal(), new XnorGemmAvx512Nibble(), new XnorGemmAvx2HarleySeal(), new XnorGemmAvx2Nibble(), new XnorGemmArm64Cnt(), new XnorGemmVector128Nibble(), new XnorGemmScalar()];
+        [
+            new XnorGemmLookup<SixBitGroups>(), new XnorGemmAvx512HarleySeal(), new XnorGemmLookup<NibbleGroups>(), new XnorGemmAvx2HarleySeal(),
+            new XnorGemmAvx512Nibble(), new XnorGemmAvx2Nibble(), new XnorGemmArm64Cnt(), new XnorGemmVector128Nibble(), new XnorGemmScalar(),
+        ];
 
-    /// <summary>W1Ak implementations, best first (the Arm64 CNT kernel by instruction count, not timed).</summary>
+    /// <summary>
+    /// W1Ak implementations, best first: without VBMI the AVX2 carry-save kernel ahead of the AVX-512 nibble blocks (as
+    /// for W1A1); the Arm64 CNT kernel by instruction count (not timed).
+    /// </summary>
     public static IReadOnlyList<PlaneGemm> PlaneGemms { get; } =
-        [new PlaneGemmAvx512HarleySeal(), new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2HarleySeal(), new PlaneGemmAvx2Nibble(), new PlaneGemmArm64Cnt(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
+        [new PlaneGemmAvx512HarleySeal(), new PlaneGemmAvx2HarleySeal(), new PlaneGemmAvx512Nibble(), new PlaneGemmAvx2Nibble(), new PlaneGemmArm64Cnt(), new PlaneGemmVector128Nibble(), new PlaneGemmScalar()];
 
     /// <summary>W1A32 implementations, best first.</summary>
     public static IReadOnlyList<SignGemm> SignGemms { get; } =

@@ -1,10 +1,12 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace BinEngine.Kernels;
 
 /// <summary>
-/// A packed row's bits regrouped six to a byte, for the table-lookup XNOR kernel (<see cref="XnorGemmAvx512Lut6"/>):
+/// A packed row's bits regrouped six to a byte, for the table-lookup XNOR kernel on AVX-512 VBMI (xnor-avx512-lut6,
+/// <see cref="XnorGemmLookup{TGroups}"/>):
 /// VBMI's vpermb looks a byte up in a 64-entry table by the byte's low 6 bits and ignores its top 2, so one lookup
 /// of the 64-entry popcount table at (w ⊕ a) counts the differing bits of 6 positions for each of 64 byte lanes.
 /// </summary>
@@ -23,8 +25,29 @@ namespace BinEngine.Kernels;
 /// row regrouped alike meet position for position, every real position in exactly one group; padding positions are
 /// zero in both and their XOR adds nothing, so Σ_g popcount6(w_g ⊕ a_g) = popcount(w ⊕ a) = d of <see cref="XnorGemm"/>.
 /// </remarks>
-internal static unsafe class SixBitGroups
+internal readonly unsafe struct SixBitGroups : ILookupGroups
 {
+    /// <inheritdoc/>
+    public static string KernelName => "xnor-avx512-lut6";
+
+    /// <inheritdoc/>
+    public static bool IsSupported => Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
+
+    /// <inheritdoc/>
+    public static int Bits => 6;
+
+    /// <inheritdoc/>
+    public static LookupLayouts Layout => LookupLayouts.SixBit;
+
+    /// <inheritdoc/>
+    public static Vector512<byte> PopCountTable => Vector512.Create(
+        (byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5,
+        1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5, 2, 3, 3, 4, 3, 4, 4, 5, 3, 4, 4, 5, 4, 5, 5, 6);
+
+    /// <summary>vpermb: lane l = table[index_l AND 63].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Lookup(Vector512<byte> table, Vector512<byte> index) => Avx512Vbmi.PermuteVar64x8(table, index);
+
     /// <summary>Groups of one row of <paramref name="k"/> elements.</summary>
     public static int Count(int k)
     {

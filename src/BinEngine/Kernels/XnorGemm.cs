@@ -49,13 +49,16 @@ internal abstract class XnorGemm : GemmKernel
         fixed (ulong* pa = a)
         fixed (ulong* pw = w.RowMajor)
         fixed (ulong* pi = w.Interleaved)
-        fixed (byte* pg = w.SixBitGroupBlocks)
+        fixed (byte* pg = w.LookupGroupBlocks(LookupLayout))
         fixed (int* pc = c)
         {
-            var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, WSixBitGroups = pg, C = pc, M = m, N = w.N, K = w.K };
+            var g = new GemmArgs { A = pa, W = pw, WInterleaved = pi, WLookupGroups = pg, C = pc, M = m, N = w.N, K = w.K };
             GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
         }
     }
+
+    /// <summary>The regrouped weight layout this kernel reads (<see cref="BinaryWeights.LookupGroupBlocks"/>); none for most.</summary>
+    internal virtual LookupLayouts LookupLayout => LookupLayouts.None;
 
     /// <summary>True when this kernel can apply a linear layer's epilogue to these weights' products as it stores them.</summary>
     public virtual bool FusesEpilogue(BinaryWeights w) => false;
@@ -80,10 +83,10 @@ internal abstract class XnorGemm : GemmKernel
         BitPacking.AssertPadding(a, m, w.K);
         fixed (ulong* pa = a)
         fixed (ulong* pw = w.RowMajor)
-        fixed (byte* pg = w.SixBitGroupBlocks)
+        fixed (byte* pg = w.LookupGroupBlocks(LookupLayout))
         fixed (float* ps = scales, pal = alpha, pb = bias, py = y)
         {
-            var g = new GemmArgs { A = pa, W = pw, WSixBitGroups = pg, M = m, N = w.N, K = w.K, Scales = ps, Alpha = pal, Bias = pb, Y = py };
+            var g = new GemmArgs { A = pa, W = pw, WLookupGroups = pg, M = m, N = w.N, K = w.K, Scales = ps, Alpha = pal, Bias = pb, Y = py };
             GemmThreads.Run(this, g, threads, (long)m * w.N * w.RowWords);
         }
     }

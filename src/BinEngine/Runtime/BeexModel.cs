@@ -33,9 +33,10 @@ public sealed class BeexModel : IDisposable
     {
         _file = file;
         Options = options;
-        ModelWeights weights = ModelBinding.Bind(file);
+        KernelSet kernels = options.ResolveKernels();
+        ModelWeights weights = ModelBinding.Bind(file, kernels.Xnor.LookupLayout);
         Architecture = weights.Architecture;
-        _engine = new InferenceEngine(weights, options.ResolveKernels(), file.Config.Labels, ModelBinding.ConformalFromConfig(file.Config));
+        _engine = new InferenceEngine(weights, kernels, file.Config.Labels, ModelBinding.ConformalFromConfig(file.Config));
         Tokenizer = file.Tokenizer.CreateTokenizer();
         DefaultPolicy = ModelBinding.PolicyFromConfig(file.Config, file.Config.Policy);
     }

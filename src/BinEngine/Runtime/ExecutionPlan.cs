@@ -106,7 +106,8 @@ internal sealed class ExecutionPlan
 
     /// <summary>
     /// True when the products run on the XNOR kernel (binary weights, 1-bit activations), so loading keeps the weights
-    /// regrouped for its table-lookup implementation (<see cref="BinaryWeights.SixBitGroupBlocks"/>, 1.34× the packed bits).
+    /// regrouped for a table-lookup implementation (<see cref="BinaryWeights.LookupGroupBlocks"/>: 1.34× the packed bits
+    /// in six-bit groups, 2× in nibbles).
     /// </summary>
     public static bool UsesXnor(Architecture a) => a.WeightBits != 32 && a.ActBits == 1;
 
@@ -205,7 +206,7 @@ internal sealed class ExecutionPlan
         _ when Architecture.WeightBits == 32 => "float rows used as stored",
         ActivationEncoding.Codes => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes",
         _ when MayUseCodes(Architecture) => "row-major bits, 16-row interleaved 32-bit lanes, row sums, ±1 bytes (kept, unused on bit planes)",
-        _ when UsesXnor(Architecture) => "row-major bits, 16-row interleaved 32-bit lanes, 64-row six-bit groups, row sums",
+        _ when UsesXnor(Architecture) => "row-major bits, 16-row interleaved 32-bit lanes, the lookup kernel's 64-row groups, row sums",
         _ => "row-major bits, 16-row interleaved 32-bit lanes, row sums",
     };
 }

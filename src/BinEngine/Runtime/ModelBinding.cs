@@ -7,8 +7,8 @@ namespace BinEngine.Runtime;
 /// Points the forward pass at the tensors of an open, validated <see cref="Format.ModelFile"/>.
 /// Float tensors (norms, biases, α, scales, exit heads, embeddings) are views into the file's memory,
 /// not copies; each packed weight matrix is prepared once here for the kernels (<see cref="BinaryWeights"/>:
-/// a row-major copy, the 16-row interleaved copy, row sums, the six-bit groups of the table-lookup XNOR kernel at
-/// a = 1, and ±1 bytes for the int8 kernel) —
+/// a row-major copy, the 16-row interleaved copy, row sums, at a = 1 the regrouped layout of the table-lookup XNOR
+/// kernel that will run, and ±1 bytes for the int8 kernel) —
 /// the one place the runtime derives anything from the file (docs/FORMAT.md, "Weight preparation").
 /// The file has already checked every name, type and shape against its config (<see cref="ModelLayout"/>).
 /// </summary>
@@ -38,7 +38,9 @@ internal static class ModelBinding
         };
     }
 
-    public static ModelWeights Bind(Format.ModelFile file)
+    /// <param name="file">An open, validated model file.</param>
+    /// <param name="xnorLayout">The regrouped layout the W1A1 kernel that will run reads (<see cref="XnorGemm.LookupLayout"/>), kept for a = 1 models only.</param>
+    public static ModelWeights Bind(Format.ModelFile file, LookupLayouts xnorLayout)
     {
         ModelConfig c = file.Config;
         Architecture a = c.Architecture; // validated when the file was opened
@@ -54,7 +56,7 @@ internal static class ModelBinding
                 return new LinearWeights { Out = outputs, In = inputs, Weights = F32(name + ".weight"), Bias = bias };
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs, withBytes: ExecutionPlan.MayUseCodes(a), withSixBitGroups: ExecutionPlan.UsesXnor(a)),
+                Out = outputs, In = inputs, Packed = new BinaryWeights(file.Bits(name + ".weight"), outputs, inputs, withBytes: ExecutionPlan.MayUseCodes(a), lookups: ExecutionPlan.UsesXnor(a) ? xnorLayout : LookupLayouts.None),
                 Alpha = F32(name + ".alpha"), Bias = bias,
             };
         }

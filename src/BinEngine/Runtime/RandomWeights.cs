@@ -51,7 +51,7 @@ internal static class RandomWeights
             }
             return new LinearWeights
             {
-                Out = outputs, In = inputs, Packed = new BinaryWeights(bits, outputs, inputs, withBytes: ExecutionPlan.MayUseCodes(a), withSixBitGroups: ExecutionPlan.UsesXnor(a)), Alpha = TensorView<float>.Pinned(alpha),
+                Out = outputs, In = inputs, Packed = new BinaryWeights(bits, outputs, inputs, withBytes: ExecutionPlan.MayUseCodes(a), lookups: ExecutionPlan.UsesXnor(a) ? LookupLayouts.SixBit | LookupLayouts.Nibble : LookupLayouts.None), Alpha = TensorView<float>.Pinned(alpha),
                 Bias = bias,
             };
         }

@@ -199,8 +199,8 @@ public class ForwardPassTests
     }
 
     /// <summary>
-    /// A 1-bit model's binary layers carry the six-bit groups the table-lookup XNOR kernel reads (without them it runs
-    /// at nibble-lookup speed, the same bits: only a benchmark would notice); wider activations never read them.
+    /// A 1-bit model's binary layers carry the groups the table-lookup XNOR kernels read (without them they run at
+    /// nibble-lookup speed, the same bits: only a benchmark would notice); wider activations never read them.
     /// </summary>
     [Theory]
     [InlineData(1, true)]
@@ -211,7 +211,11 @@ public class ForwardPassTests
         Architecture a = RandomWeights.Shape(actBits);
         foreach (BlockWeights b in RandomWeights.Create(a, seed: 3).Blocks)
             foreach (LinearWeights w in new[] { b.Q, b.K, b.V, b.O, b.G1, b.G2, b.F1, b.F2 })
-                Assert.Equal(kept ? SixBitGroups.Count(w.In) * ((w.Out + 63) / 64 * 64) : 0, w.Packed!.SixBitGroupBlocks.Length);
+            {
+                int rows = (w.Out + 63) / 64 * 64;
+                Assert.Equal(kept ? SixBitGroups.Count(w.In) * rows : 0, w.Packed!.LookupGroupBlocks(LookupLayouts.SixBit).Length);
+                Assert.Equal(kept ? NibbleGroups.Count(w.In) * rows : 0, w.Packed!.LookupGroupBlocks(LookupLayouts.Nibble).Length);
+            }
     }
 
     [Fact]

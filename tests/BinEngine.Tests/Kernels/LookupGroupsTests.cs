@@ -5,8 +5,8 @@ using static BinEngine.Tests.Kernels.KernelTestData;
 
 namespace BinEngine.Tests.Kernels;
 
-/// <summary>The regrouping the table-lookup XNOR kernel reads (SixBitGroups), against its written definition.</summary>
-public class SixBitGroupsTests
+/// <summary>The regroupings the table-lookup XNOR kernels read (SixBitGroups, NibbleGroups), against their written definitions.</summary>
+public class LookupGroupsTests
 {
     [Theory]
     [InlineData(1)]
@@ -45,10 +45,19 @@ public class SixBitGroupsTests
     [InlineData(64)]
     [InlineData(256)]
     [InlineData(777)]
-    public unsafe void GroupPopcountsSumToTheRowsDifference(int k)
+    public void GroupPopcountsSumToTheRowsDifference(int k)
     {
-        // Every real position in exactly one group's low 6 bits: Σ_g popcount6(w_g ⊕ a_g) = popcount(w ⊕ a).
-        int words = BitPacking.RowWords(k), count = SixBitGroups.Count(k);
+        GroupPopcountsSum<SixBitGroups>(k);
+        GroupPopcountsSum<NibbleGroups>(k);
+    }
+
+    // Every real position in exactly one group, in the bits the lookup reads: Σ_g popcount(w_g ⊕ a_g) over those bits
+    // = popcount(w ⊕ a); and the bits it must not see (a nibble group's high nibble, which vpshufb's bit 7 would zero)
+    // are 0.
+    private static unsafe void GroupPopcountsSum<TGroups>(int k) where TGroups : struct, ILookupGroups
+    {
+        int words = BitPacking.RowWords(k), count = TGroups.Count(k);
+        uint read = (1u << TGroups.Bits) - 1;
         for (int seed = 0; seed < 20; seed++)
         {
             ulong[] a = PackSignRows(Signs(k, 100 + seed), 1, k), w = PackSignRows(Signs(k, 200 + seed), 1, k);
@@ -63,14 +72,32 @@ public class SixBitGroupsTests
             fixed (ulong* pa = a, pw = w)
             fixed (byte* qa = ga, qw = gw)
             {
-                SixBitGroups.Row(pa, words, qa);
-                SixBitGroups.Row(pw, words, qw);
+                TGroups.Row(pa, words, qa);
+                TGroups.Row(pw, words, qw);
             }
             int expected = 0, actual = 0;
             for (int t = 0; t < words; t++) expected += BitOperations.PopCount(a[t] ^ w[t]);
-            for (int g = 0; g < count; g++) actual += BitOperations.PopCount((uint)(ga[g] ^ gw[g]) & 63);
+            for (int g = 0; g < count; g++) actual += BitOperations.PopCount((uint)(ga[g] ^ gw[g]) & read);
             Assert.Equal(expected, actual);
+            if (TGroups.Bits == 4)
+                Assert.All(ga.Concat(gw), b => Assert.Equal(0, b >> 4));
         }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(300)]
+    public unsafe void NibbleGroupsFollowTheDefinition(int k)
+    {
+        int words = BitPacking.RowWords(k);
+        Assert.Equal(16 * words, NibbleGroups.Count(k));
+        ulong[] row = PackSignRows(Signs(k, 9 + k), 1, k);
+        byte[] groups = new byte[NibbleGroups.Count(k)];
+        fixed (ulong* r = row)
+        fixed (byte* g = groups)
+            NibbleGroups.Row(r, words, g);
+        for (int t = 0; t < 64 * words; t++)   // group j = positions 4j … 4j + 3 in its low nibble
+            Assert.Equal(((row[t >> 6] >> (t & 63)) & 1) == 1, ((groups[t / 4] >> (t % 4)) & 1) == 1);
     }
 
     [Fact]
@@ -84,12 +111,14 @@ public class SixBitGroupsTests
             {
                 Assert.Equal(Bmi2.X64.ParallelBitExtract(x, SixBitGroups.HighPairs), SixBitGroups.GatherHighPairsPortable(x));
                 Assert.Equal(Bmi2.X64.ParallelBitDeposit(x, SixBitGroups.LowSixes), SixBitGroups.SpreadSixesPortable(x));
+                Assert.Equal(Bmi2.X64.ParallelBitDeposit(x, NibbleGroups.LowNibbles), NibbleGroups.SpreadNibblesPortable(x));
             }
             // Without BMI2: the definitions themselves (bits 6, 7 of byte b → bits 2b, 2b + 1; bits 6b … 6b + 5 → byte b).
             for (int b = 0; b < 8; b++)
             {
                 Assert.Equal((x >> (8 * b + 6)) & 3, (SixBitGroups.GatherHighPairsPortable(x) >> (2 * b)) & 3);
                 Assert.Equal((x >> (6 * b)) & 63, (SixBitGroups.SpreadSixesPortable(x) >> (8 * b)) & 0xFF);
+                Assert.Equal((x >> (4 * b)) & 15, (NibbleGroups.SpreadNibblesPortable(x) >> (8 * b)) & 0xFF);
             }
         }
     }

@@ -6,63 +6,61 @@ using System.Runtime.Intrinsics.X86;
 namespace BinEngine.Kernels;
 
 /// <summary>
-/// W1A1 on AVX-512 VBMI by table lookup: one vpermb counts the differing bits of 6 positions for 64 weight rows at
-/// once, so a product costs 3 vector operations per 384 binary MACs (XOR, lookup, byte add), against ≈ 7 per 512 for
-/// the carry-save count (<see cref="XnorGemmAvx512HarleySeal"/>), whose popcount finish is half its work.
+/// W1A1 on AVX-512 by table lookup, written once for each grouping <typeparamref name="TGroups"/>: one byte lookup counts
+/// the differing bits of a group of positions for 64 weight rows at once. With VBMI (<see cref="SixBitGroups"/>,
+/// xnor-avx512-lut6) a vpermb counts 6 positions, so a product costs 3 vector operations per 384 binary MACs (XOR,
+/// lookup, byte add), against ≈ 7 per 512 for the carry-save count (<see cref="XnorGemmAvx512HarleySeal"/>), whose
+/// popcount finish is half its work; without VBMI (<see cref="NibbleGroups"/>, xnor-avx512bw-lut4) a vpshufb counts 4.
 /// </summary>
 /// <remarks>
-/// Weights come regrouped six positions to a byte, 64 rows to a 512-bit vector (<see cref="BinaryWeights.SixBitGroupBlocks"/>;
-/// <see cref="SixBitGroups"/> defines the grouping), and each activation row is regrouped alike on entry (a copy and
-/// one pext/pdep pair per 4 words). For activation row i and group g, byte lane l of
-/// <c>vpermb(P, W_g ⊕ broadcast(a_ig))</c>, with P the 64-entry table P[x] = popcount(x), is popcount of the six
-/// differing bits of row i and weight row l in group g (vpermb reads only the low 6 bits of each index byte, so the
-/// top 2 bits the XOR leaves there are ignored). Summing over the groups gives d = popcount(a_i ⊕ w_l) and
-/// C = K − 2d (<see cref="XnorGemm"/>).
+/// Weights come regrouped, 64 rows to a 512-bit vector (<see cref="BinaryWeights.LookupGroupBlocks"/>), and each
+/// activation row is regrouped alike on entry (a copy and a few pext/pdep per row). For activation row i and group g,
+/// byte lane l of <c>Lookup(P, W_g ⊕ broadcast(a_ig))</c>, with P[x] = popcount of the bits the lookup reads, is the
+/// number of positions of group g where row i and weight row l differ (<see cref="ILookupGroups"/>). Summing over the
+/// groups gives d = popcount(a_i ⊕ w_l) and C = K − 2d (<see cref="XnorGemm"/>).
 /// <para>
-/// Byte bound: a lane gains at most 6 a group, so bytes are summed over chunks of at most 42 groups (≤ 252) and each
-/// chunk is widened into 16-bit sums (K up to 65,535 fits them). Register tile: 4 activation rows × 4 blocks of 64
-/// weight rows, 16 byte accumulators; each weight vector is loaded once for 4 rows and each broadcast used for 4
-/// blocks. Measured 1.5–2× the carry-save kernel on one sentence's shapes (bench/README.md, "Levers").
+/// Byte bound: a lane gains at most <c>Bits</c> a group, so bytes are summed over chunks of ⌊252 / Bits⌋ groups (≤ 252)
+/// and each chunk is widened into 16-bit sums (K up to 65,535 fits them). Register tile: 4 activation rows × 4 blocks
+/// of 64 weight rows, 16 byte accumulators; each weight vector is loaded once for 4 rows and each broadcast used for 4
+/// blocks. The six-bit kernel is bound by vpermb's port (one a cycle here; bench/README.md, "Levers").
 /// </para>
 /// <para>
-/// Without prepared weights (bare rows), or with rows of more than <see cref="MaxGroups"/> groups, it runs the
-/// nibble-lookup blocks like the other AVX-512 kernel.
+/// Without its layout in the prepared weights (or bare rows), or with rows of more than <see cref="MaxGroups"/> groups,
+/// it runs the nibble-lookup blocks like xnor-avx512-nibble.
 /// </para>
 /// </remarks>
-internal sealed class XnorGemmAvx512Lut6 : XnorGemm
+internal sealed class XnorGemmLookup<TGroups> : XnorGemm where TGroups : struct, ILookupGroups
 {
     /// <inheritdoc/>
-    public override string Name => "xnor-avx512-lut6";
+    public override string Name => TGroups.KernelName;
     /// <inheritdoc/>
     public override KernelIsa Isa => KernelIsa.Avx512;
     /// <inheritdoc/>
-    public override bool IsSupported => Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
+    public override bool IsSupported => TGroups.IsSupported;
 
     /// <inheritdoc/>
     internal override int ColBlock => BinaryWeights.LutColumns;
 
-    /// <summary>With the six-bit groups: the floats are made where the integer sums are turned into products anyway.</summary>
+    /// <inheritdoc/>
+    internal override LookupLayouts LookupLayout => TGroups.Layout;
+
+    /// <summary>With its groups: the floats are made where the integer sums are turned into products anyway.</summary>
     public override bool FusesEpilogue(BinaryWeights w) =>
-        IsSupported && !w.SixBitGroupBlocks.IsEmpty && SixBitGroups.Count(w.K) <= MaxGroups;
+        IsSupported && !w.LookupGroupBlocks(TGroups.Layout).IsEmpty && TGroups.Count(w.K) <= MaxGroups;
 
-    /// <summary>Groups a byte lane may sum before widening: 42 · 6 = 252 ≤ 255.</summary>
-    private const int ChunkGroups = 42;
+    /// <summary>Groups a byte lane may sum before widening: 42 six-bit or 63 four-bit groups (≤ 252).</summary>
+    private static int ChunkGroups => 252 / TGroups.Bits;
 
-    /// <summary>Groups per row the stack holds for 4 rows (8 KB: K up to ≈ 12,000).</summary>
+    /// <summary>Groups per row the stack holds for 4 rows (8 KB: K up to ≈ 12,000 in six-bit groups, 8,192 in nibbles).</summary>
     private const int MaxGroups = 2048;
 
     private const int TileRows = 4, TileBlocks = 4, Lanes = BinaryWeights.LutColumns;
 
-    /// <summary>P[x] = popcount(x) for the 64 values of 6 bits.</summary>
-    private static readonly Vector512<byte> PopCount6 = Vector512.Create(
-        (byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5,
-        1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5, 2, 3, 3, 4, 3, 4, 4, 5, 3, 4, 4, 5, 4, 5, 5, 6);
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal override unsafe void Compute(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
-        int groups = SixBitGroups.Count(g.K), words = BitPacking.RowWords(g.K);
-        if (g.WSixBitGroups == null || groups > MaxGroups)
+        int groups = TGroups.Count(g.K), words = BitPacking.RowWords(g.K);
+        if (g.WLookupGroups == null || groups > MaxGroups)
         {
             Debug.Assert(g.Y == null, "MultiplyScaled checks FusesEpilogue");
             BinaryGemmDriver<PopCountBlockNibble<NibbleLanes512, Vector512<byte>>>.Xnor(g, m0, m1, n0, n1);
@@ -78,11 +76,11 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
         {
             int rows = Math.Min(TileRows, m1 - i);
             for (int r = 0; r < rows; r++)
-                SixBitGroups.Row(a + (long)(i + r) * words, words, act + r * groups);
+                TGroups.Row(a + (long)(i + r) * words, words, act + r * groups);
             for (int b = b0; b < b1; b += TileBlocks)
             {
                 int blocks = Math.Min(TileBlocks, b1 - b);
-                byte* w = g.WSixBitGroups + (long)b * groups * Lanes;
+                byte* w = g.WLookupGroups + (long)b * groups * Lanes;
                 if (blocks == TileBlocks && rows == TileRows)
                     Tile4x4(act, w, groups, sums);
                 else
@@ -105,20 +103,21 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
         }
     }
 
-    /// <summary>Byte lane l: popcount of the 6 bits where weight row l and the activation differ in this group.</summary>
+    /// <summary>Byte lane l: the positions of this group where weight row l and the activation differ.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> Differing(Vector512<byte> table, Vector512<byte> weights, Vector512<byte> activation) =>
-        Avx512Vbmi.PermuteVar64x8(table, weights ^ activation);
+        TGroups.Lookup(table, weights ^ activation);
 
     /// <summary>4 rows × 4 blocks: sums[(r·4 + q)·64 + l] = d(row r, weight row 64q + l).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Tile4x4(byte* act, byte* w, int groups, ushort* sums)
     {
-        Vector512<byte> popCount = PopCount6;   // a local: a static read in the loop brings a class-init check that spills every accumulator
+        Vector512<byte> popCount = TGroups.PopCountTable;   // a local: a static read in the loop brought a class-init check that spilled every accumulator
         long stride = (long)groups * Lanes;   // bytes from one block of 64 weight rows to the next
-        for (int g0 = 0; g0 < groups; g0 += ChunkGroups)
+        int chunk = ChunkGroups;
+        for (int g0 = 0; g0 < groups; g0 += chunk)
         {
-            int g1 = Math.Min(groups, g0 + ChunkGroups);
+            int g1 = Math.Min(groups, g0 + chunk);
             Vector512<byte> s00 = default, s01 = default, s02 = default, s03 = default;
             Vector512<byte> s10 = default, s11 = default, s12 = default, s13 = default;
             Vector512<byte> s20 = default, s21 = default, s22 = default, s23 = default;
@@ -151,11 +150,12 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Tile1x4(byte* act, byte* w, int groups, ushort* sums)
     {
-        Vector512<byte> popCount = PopCount6;   // a local: a static read in the loop brings a class-init check that spills every accumulator
+        Vector512<byte> popCount = TGroups.PopCountTable;   // a local: a static read in the loop brought a class-init check that spilled every accumulator
         long stride = (long)groups * Lanes;
-        for (int g0 = 0; g0 < groups; g0 += ChunkGroups)
+        int chunk = ChunkGroups;
+        for (int g0 = 0; g0 < groups; g0 += chunk)
         {
-            int g1 = Math.Min(groups, g0 + ChunkGroups);
+            int g1 = Math.Min(groups, g0 + chunk);
             Vector512<byte> s0 = default, s1 = default, s2 = default, s3 = default;
             byte* wg = w + (long)g0 * Lanes;
             for (int gi = g0; gi < g1; gi++, wg += Lanes)
@@ -175,10 +175,11 @@ internal sealed class XnorGemmAvx512Lut6 : XnorGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Tile1x1(byte* act, byte* w, int groups, ushort* sums)
     {
-        Vector512<byte> popCount = PopCount6;   // a local: a static read in the loop brings a class-init check that spills every accumulator
-        for (int g0 = 0; g0 < groups; g0 += ChunkGroups)
+        Vector512<byte> popCount = TGroups.PopCountTable;   // a local: a static read in the loop brought a class-init check that spilled every accumulator
+        int chunk = ChunkGroups;
+        for (int g0 = 0; g0 < groups; g0 += chunk)
         {
-            int g1 = Math.Min(groups, g0 + ChunkGroups);
+            int g1 = Math.Min(groups, g0 + chunk);
             Vector512<byte> s0 = default;
             for (int gi = g0; gi < g1; gi++)
                 s0 += Differing(popCount, Vector512.LoadAligned(w + (long)gi * Lanes), Vector512.Create(act[gi]));
