@@ -41,23 +41,9 @@ internal readonly unsafe struct NibbleGroups : ILookupGroups
     {
         for (int t = 0; t < words; t++)
         {
-            Unsafe.WriteUnaligned(groups + 16 * t, SpreadNibbles(row[t] & 0xFFFFFFFFUL));
-            Unsafe.WriteUnaligned(groups + 16 * t + 8, SpreadNibbles(row[t] >> 32));
+            Unsafe.WriteUnaligned(groups + 16 * t, BitMoves.Deposit(row[t] & 0xFFFFFFFFUL, LowNibbles));
+            Unsafe.WriteUnaligned(groups + 16 * t + 8, BitMoves.Deposit(row[t] >> 32, LowNibbles));
         }
-    }
-
-    /// <summary>pdep(x, 0x0F0F…0F): the low 32 bits of x four to a byte.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong SpreadNibbles(ulong x) =>
-        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitDeposit(x, LowNibbles) : SpreadNibblesPortable(x);
-
-    /// <summary><see cref="SpreadNibbles"/> without BMI2 (tested equal to pdep).</summary>
-    internal static ulong SpreadNibblesPortable(ulong x)
-    {
-        ulong spread = 0;
-        for (int b = 0; b < 8; b++)
-            spread |= ((x >> (4 * b)) & 15) << (8 * b);
-        return spread;
     }
 
     /// <inheritdoc/>

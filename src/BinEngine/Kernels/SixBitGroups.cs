@@ -70,40 +70,12 @@ internal readonly unsafe struct SixBitGroups : ILookupGroups
         {
             ulong pairs = 0;   // bits 8j + 6, 8j + 7 of the 4 words, in position order
             for (int u = 0; u < 4; u++)
-                pairs |= GatherHighPairs(row[t + u]) << (16 * u);
-            Unsafe.WriteUnaligned(high, SpreadSixes(pairs));
-            ulong rest = SpreadSixes(pairs >> 48);   // bits 48..63: groups 8, 9 and 10 (4 bits)
+                pairs |= BitMoves.Extract(row[t + u], HighPairs) << (16 * u);
+            Unsafe.WriteUnaligned(high, BitMoves.Deposit(pairs, LowSixes));
+            ulong rest = BitMoves.Deposit(pairs >> 48, LowSixes);   // bits 48..63: groups 8, 9 and 10 (4 bits)
             high[8] = (byte)rest;
             high[9] = (byte)(rest >> 8);
             high[10] = (byte)(rest >> 16);
         }
-    }
-
-    /// <summary>pext(x, 0xC0C0…C0): bits 6 and 7 of each byte, packed into the low 16 bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong GatherHighPairs(ulong x) =>
-        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitExtract(x, HighPairs) : GatherHighPairsPortable(x);
-
-    /// <summary><see cref="GatherHighPairs"/> without BMI2 (ARM; tested equal to pext).</summary>
-    internal static ulong GatherHighPairsPortable(ulong x)
-    {
-        ulong pairs = 0;
-        for (int b = 0; b < 8; b++)
-            pairs |= ((x >> (8 * b + 6)) & 3) << (2 * b);
-        return pairs;
-    }
-
-    /// <summary>pdep(x, 0x3F3F…3F): the low 48 bits of x six to a byte (bits 6 and 7 of each byte zero).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong SpreadSixes(ulong x) =>
-        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitDeposit(x, LowSixes) : SpreadSixesPortable(x);
-
-    /// <summary><see cref="SpreadSixes"/> without BMI2 (ARM; tested equal to pdep).</summary>
-    internal static ulong SpreadSixesPortable(ulong x)
-    {
-        ulong spread = 0;
-        for (int b = 0; b < 8; b++)
-            spread |= ((x >> (6 * b)) & 63) << (8 * b);
-        return spread;
     }
 }

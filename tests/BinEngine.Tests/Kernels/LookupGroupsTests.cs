@@ -109,16 +109,16 @@ public class LookupGroupsTests
         {
             if (Bmi2.X64.IsSupported)
             {
-                Assert.Equal(Bmi2.X64.ParallelBitExtract(x, SixBitGroups.HighPairs), SixBitGroups.GatherHighPairsPortable(x));
-                Assert.Equal(Bmi2.X64.ParallelBitDeposit(x, SixBitGroups.LowSixes), SixBitGroups.SpreadSixesPortable(x));
-                Assert.Equal(Bmi2.X64.ParallelBitDeposit(x, NibbleGroups.LowNibbles), NibbleGroups.SpreadNibblesPortable(x));
+                Assert.Equal(Bmi2.X64.ParallelBitExtract(x, SixBitGroups.HighPairs), BitMoves.ExtractPortable(x, SixBitGroups.HighPairs));
+                Assert.Equal(Bmi2.X64.ParallelBitDeposit(x, SixBitGroups.LowSixes), BitMoves.DepositPortable(x, SixBitGroups.LowSixes));
+                Assert.Equal(Bmi2.X64.ParallelBitDeposit(x, NibbleGroups.LowNibbles), BitMoves.DepositPortable(x, NibbleGroups.LowNibbles));
             }
             // Without BMI2: the definitions themselves (bits 6, 7 of byte b → bits 2b, 2b + 1; bits 6b … 6b + 5 → byte b).
             for (int b = 0; b < 8; b++)
             {
-                Assert.Equal((x >> (8 * b + 6)) & 3, (SixBitGroups.GatherHighPairsPortable(x) >> (2 * b)) & 3);
-                Assert.Equal((x >> (6 * b)) & 63, (SixBitGroups.SpreadSixesPortable(x) >> (8 * b)) & 0xFF);
-                Assert.Equal((x >> (4 * b)) & 15, (NibbleGroups.SpreadNibblesPortable(x) >> (8 * b)) & 0xFF);
+                Assert.Equal((x >> (8 * b + 6)) & 3, (BitMoves.ExtractPortable(x, SixBitGroups.HighPairs) >> (2 * b)) & 3);
+                Assert.Equal((x >> (6 * b)) & 63, (BitMoves.DepositPortable(x, SixBitGroups.LowSixes) >> (8 * b)) & 0xFF);
+                Assert.Equal((x >> (4 * b)) & 15, (BitMoves.DepositPortable(x, NibbleGroups.LowNibbles) >> (8 * b)) & 0xFF);
             }
         }
     }
