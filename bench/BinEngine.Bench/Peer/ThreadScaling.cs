@@ -12,11 +12,14 @@ namespace BinEngine.Bench.Peer;
 /// configurations alternate pass by pass (forward, then backward order), every pass is the 872 dev sentences in
 /// batches of 64, and the figure is the median over rounds of each round's paired ratio. A configuration is a thread
 /// count and the samples per chunk a thread takes (<see cref="InferenceEngine.ChunkSamples"/>), so the split between
-/// threads can be measured too. ONNX Runtime's own scaling is measured the same way beside it, on the FP32 twin's first
+/// threads can be measured too. `--batch` sets the samples per ClassifyBatch call (64 by default): a whole dev set in one
+/// call with one chunk runs every block on all of its survivors at once, the most any continuous batching (refilling
+/// a batch as samples exit) could give a block's products, so `--batch 872 --chunks 16,872 --threads 1` measures what
+/// such a scheduler could gain. ONNX Runtime's own scaling is measured the same way beside it, on the FP32 twin's first
 /// L blocks (L = the model's depth), as in the peer harness.
 ///
 ///   dotnet run -c Release --project bench/BinEngine.Bench -- scaling [--model models/sst2-default/model.bex]
-///       [--data data/sst2/dev.tsv] [--threads 1,2] [--chunks 16,8] [--rounds 9]
+///       [--data data/sst2/dev.tsv] [--threads 1,2] [--chunks 16,8] [--batch 64] [--rounds 9]
 ///       [--twin models/sst2-fp32-twin] [--onnx bench/peer/sst2-fp32-twin.onnx] [--out PATH]
 /// </summary>
 public static class ThreadScaling
@@ -27,7 +30,7 @@ public static class ThreadScaling
         var inv = CultureInfo.InvariantCulture;
         string modelPath = Arg("--model", "models/sst2-default/model.bex"), dataPath = Arg("--data", "data/sst2/dev.tsv");
         int[] threadCounts = Arg("--threads", Environment.ProcessorCount.ToString(inv)).Split(',').Select(s => int.Parse(s, inv)).ToArray();
-        int rounds = int.Parse(Arg("--rounds", "9"), inv);
+        int rounds = int.Parse(Arg("--rounds", "9"), inv), batchSize = int.Parse(Arg("--batch", "64"), inv);
         int[] chunkSizes = Arg("--chunks", InferenceEngine.ChunkSamples.ToString(inv)).Split(',').Select(s => int.Parse(s, inv)).ToArray();
         string output = Arg("--out", "");
         string twinDir = Arg("--twin", "models/sst2-fp32-twin"), onnxPath = Arg("--onnx", "bench/peer/sst2-fp32-twin.onnx"); // --onnx "": no ORT
@@ -36,7 +39,7 @@ public static class ThreadScaling
         using BeexModel model = BeexModel.Load(modelPath, new BeexModelOptions { Threads = 1, BatchThreads = 1 });
         string[] texts = BenchStats.Texts(dataPath);
         ReadOnlyMemory<int>[] ids = texts.Select(t => (ReadOnlyMemory<int>)model.Tokenizer.Encode(t, model.Architecture.MaxLength)).ToArray();
-        ReadOnlyMemory<int>[][] batches = ids.Chunk(64).ToArray();
+        ReadOnlyMemory<int>[][] batches = ids.Chunk(batchSize).ToArray();
         InferenceEngine engine = model.Engine;
         int depth = model.Architecture.Layers;
 
@@ -113,7 +116,7 @@ public static class ThreadScaling
         sb.AppendLine("# Batch throughput: all cores over one thread");
         sb.AppendLine();
         sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}, {Environment.ProcessorCount} logical processors; .NET {Environment.Version}; kernels: {model.Kernels}");
-        sb.AppendLine(inv, $"- model: {modelPath}; data: {dataPath}, {ids.Length} sentences in batches of 64 (ClassifyBatch; ORT: padded, ORT_SEQUENTIAL, IntraOpNumThreads = threads); {rounds} rounds, systems alternated forward and backward; a pass repeats the dev set to last ≥ 0.3 s");
+        sb.AppendLine(inv, $"- model: {modelPath}; data: {dataPath}, {ids.Length} sentences in batches of {batchSize} (ClassifyBatch; ORT: padded, ORT_SEQUENTIAL, IntraOpNumThreads = threads); {rounds} rounds, systems alternated forward and backward; a pass repeats the dev set to last ≥ 0.3 s");
         sb.AppendLine(inv, $"- load average before: {loadBefore}; after: {PeerHarness.Load()}");
         sb.AppendLine(inv, $"- command: `dotnet run -c Release --project bench/BinEngine.Bench -- scaling {string.Join(' ', args)}`");
         sb.AppendLine("- x one thread: the median over rounds of each round's sentences/s over the same round's one-thread figure of the same system (paired); range in brackets");

@@ -243,11 +243,12 @@ public sealed class BeexModel : IDisposable
                     failures[i] = e;
                 }
             }
-            if (BatchThreads > 1 && texts.Count > InferenceEngine.ChunkSamples)
-                Parallel.For(0, texts.Count, new ParallelOptions { MaxDegreeOfParallelism = BatchThreads, CancellationToken = cancellationToken }, EncodeText);
-            else
-                for (int i = 0; i < texts.Count; i++)
+            int size = InferenceEngine.ChunkSamples, ranges = (texts.Count + size - 1) / size;
+            BatchWorkers.Run(ranges, BatchThreads, r =>
+            {
+                for (int i = r * size, end = Math.Min(texts.Count, i + size); i < end; i++)
                     EncodeText(i);
+            }, cancellationToken);
             int failed = Array.FindIndex(failures, f => f is not null);
             if (failed >= 0)
                 throw new ArgumentException($"text {failed}: {failures[failed]!.Message}", nameof(texts), failures[failed]);

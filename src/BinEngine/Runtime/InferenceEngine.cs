@@ -129,7 +129,7 @@ internal sealed class InferenceEngine
                 RunChunk(c);
             }
         else
-            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancellationToken }, RunChunk);
+            BatchWorkers.Run(chunks, threads, RunChunk, cancellationToken);
         return results;
     }
 
