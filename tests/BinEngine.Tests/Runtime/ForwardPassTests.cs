@@ -102,6 +102,27 @@ public class ForwardPassTests
         Assert.True(differs, "centring the gate must change the outputs");
     }
 
+    /// <summary>
+    /// A non-finite answer (only a hostile file's weights can give one) fails a batch on several threads with the
+    /// InvalidOperationException a one-thread batch throws, not wrapped in an AggregateException: the CLI's batch
+    /// command catches exactly that type to rerun the chunk row by row and report only the failing rows.
+    /// </summary>
+    [Fact]
+    public void ANonFiniteAnswerFailsAThreadedBatchWithTheSameExceptionAsOneThread()
+    {
+        Architecture a = RandomWeights.Shape(1, 1, layers: 2);
+        ModelWeights model = RandomWeights.Create(a, seed: 3);
+        float[] nan = Enumerable.Repeat(float.NaN, a.Classes).ToArray();
+        model = model with { Exits = model.Exits.Select(e => e with { Bias = TensorView<float>.Pinned(nan) }).ToArray() };
+        var engine = new InferenceEngine(model, KernelRegistry.Selected, Labels3);
+        ReadOnlyMemory<int>[] texts = RandomWeights.Texts(a, 100, seed: 9).Select(t => (ReadOnlyMemory<int>)t).ToArray();
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => engine.ClassifyBatch(texts, ExitPolicy.Never, threads));
+            Assert.Contains("non-finite output", e.Message);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Precisions))]
     public void BatchEqualsOneByOneExactly(int actBits, int weightBits)
