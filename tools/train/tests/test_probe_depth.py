@@ -1,0 +1,32 @@
+"""probe_depth.py's features are what the exits read: exit k of the model applied to the probe's m_k (and its lexical
+logits) gives the model's own logits, for a model without a lexical head and one with."""
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from probe_depth import pooled_states  # noqa: E402
+from beex.data import read_tsv  # noqa: E402
+from beex.export import load_model_dir, sample_outputs  # noqa: E402
+from beex.train import repo_path  # noqa: E402
+from beex.tokenizer import WordPieceTokenizer  # noqa: E402
+
+
+@pytest.mark.parametrize("model_dir", ["models/tiny-smoke", "models/sst2-default"])
+def test_pooled_states_are_the_exits_inputs(model_dir):
+    model, cfg = load_model_dir(repo_path(model_dir))
+    model.set_temperatures(None)
+    tok = WordPieceTokenizer(repo_path("data/vocab/bert-base-uncased-vocab.txt"), lowercase=cfg.get("lowercase", True))
+    texts, _ = read_tsv(repo_path("data/sst2/dev.tsv"))
+    seqs = [tok.encode(texts[i], cfg["max_len"]) for i in (4, 0, 11, 2)]  # lengths out of order: batched by length
+    states, lex = pooled_states(model, seqs, tok.vocab["[PAD]"])
+    assert states.shape == (len(seqs), cfg["n_layers"], cfg["d_model"])
+    assert bool(lex.abs().sum() > 0) == ("lexical" in cfg)
+    for n, ids in enumerate(seqs):
+        own = sample_outputs(model, ids)
+        for k in range(cfg["n_layers"]):
+            with torch.no_grad():
+                z = model.exits[k](states[n, k]) + lex[n]
+            torch.testing.assert_close(z, torch.as_tensor(own[k]), rtol=0, atol=2e-5)  # padding masked: rounding only
