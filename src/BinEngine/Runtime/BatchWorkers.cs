@@ -34,6 +34,8 @@ internal static class BatchWorkers
     public static void Run(int items, int threads, Action<int> work, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        if (items == 0)
+            return; // nothing to run, nothing to cancel (as a loop over no items)
         var job = new Job(items, work, cancellationToken);
         int count = Math.Min(Math.Min(threads, items), Environment.ProcessorCount) - 1;
         if (count <= 0)
@@ -58,9 +60,8 @@ internal static class BatchWorkers
             }
         else
         {
-            var tasks = new Task[count];
             for (int i = 0; i < count; i++)
-                tasks[i] = Task.Factory.StartNew(job.Loop, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+                _ = Task.Factory.StartNew(job.Loop, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
             job.Loop();
             job.Wait();
         }
@@ -70,7 +71,7 @@ internal static class BatchWorkers
     /// <summary>One call's items: a claim counter, a count of items resolved (run or skipped), and the first failure.</summary>
     private sealed class Job(int items, Action<int> work, CancellationToken cancellationToken)
     {
-        private readonly ManualResetEventSlim _done = new(items == 0);
+        private readonly ManualResetEventSlim _done = new(false);
         private int _next = -1, _resolved, _failedItem = int.MaxValue;
         private ExceptionDispatchInfo? _failure;
 
