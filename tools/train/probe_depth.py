@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Does depth carry information block 1 does not? A diagnostic for issue 12's "depth that pays".
 
-    /usr/bin/python3 tools/train/probe_depth.py models/sst2-default [--train-rows 20000] [--threads 2]
+    /usr/bin/python3 tools/train/probe_depth.py models/sst2-default [--train-rows N] [--threads 2]
 
 With the backbone FROZEN, fits logistic-regression probes on the exits' pooled states m_i (the mean of block i's
 output rows, what exit i reads) over the training split and scores them on dev:
@@ -10,10 +10,9 @@ output rows, what exit i reads) over the training split and scores them on dev:
     all blocks at once:  z = W [m_1, …, m_L] + c  (every block's features side by side)
 
 each alone, with the model's lexical head z_lex (its logits as shipped) added afterwards, and fitted with z_lex as a
-fixed offset. If the probe
-over all blocks scores no better than the probe over block 1, the later blocks' features add no linearly decodable
-information to block 1's: no exit rule, head or exit-loss weighting on this backbone can make depth pay, only a
-backbone that learns more. L2 strength chosen on dev per probe (in-sample, as every choice here); LBFGS on the full
+fixed offset. If the probe over all blocks scores no better than the probe over block 1, the later blocks' features
+add no linearly decodable information to block 1's: no exit rule, head or exit-loss weighting on this backbone can
+make depth pay, only a backbone that learns more. L2 strength chosen on dev per probe (in-sample, as every choice here); LBFGS on the full
 batch. Prints a table; writes nothing.
 """
 import argparse
@@ -26,41 +25,30 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from beex import data as D  # noqa: E402
 from beex.data import encode_all, read_tsv  # noqa: E402
 from beex.export import load_model_dir  # noqa: E402
 from beex.tokenizer import WordPieceTokenizer  # noqa: E402
 from beex.train import repo_path, set_threads  # noqa: E402
+from train_controllers import precompute  # noqa: E402
 
 VOCAB = "data/vocab/bert-base-uncased-vocab.txt"
 L2_GRID = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
 
 @torch.no_grad()
-def pooled_states(model, seqs, pad_id, batch_size=256):
-    """[N, L, d] pooled state after every block and [N, C] lexical logits (zeros without a head), input order."""
-    model.eval()
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    L, d, C = model.cfg["n_layers"], model.cfg["d_model"], model.cfg["n_classes"]
-    states, lex = torch.zeros(len(seqs), L, d), torch.zeros(len(seqs), C)
-    for i in range(0, len(order), batch_size):
-        idx = torch.as_tensor(order[i:i + batch_size])
-        ids, mask = D.collate([seqs[j] for j in idx.tolist()], pad_id)
-        x, mask, key_pad = model.embed_input(ids, mask)
-        w = mask.to(x.dtype).unsqueeze(-1)
-        z = model.lexical_logits(ids, mask)
-        if z is not None:
-            lex[idx] = z
-        for b, block in enumerate(model.blocks):
-            x = model.run_block(b, block, x, key_pad)
-            states[idx, b] = (x * w).sum(1) / w.sum(1)
-    return states, lex
+def pooled_states(model, seqs, pad_id):
+    """[N, L, d] pooled state after every block (train_controllers.precompute's, without m_0), [N, C] the lexical
+    head's logits (zeros without a head) and [N, L, C] every exit's logits, input order. The model's temperatures must be unset: precompute's exit k
+    logits are then E_k m_k + c_k + z_lex, so z_lex is exit 1's logits less its head's (to float32 rounding)."""
+    pooled, logits = precompute(model, seqs, pad_id)
+    states, logits = torch.from_numpy(pooled[:, 1:]), torch.from_numpy(logits)
+    lex = logits[:, 0] - model.exits[0](states[:, 0]) if model.lexical is not None else torch.zeros_like(logits[:, 0])
+    return states, lex, logits
 
 
 def fit_probe(xtr, ytr, otr, l2, steps=200):
     """Multinomial logistic regression W, c on standardized features with a fixed logit offset, by LBFGS."""
-    n, k = xtr.shape
-    C = otr.shape[1]
+    k, C = xtr.shape[1], otr.shape[1]
     W = torch.zeros(k, C, requires_grad=True)
     c = torch.zeros(C, requires_grad=True)
     opt = torch.optim.LBFGS([W, c], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
@@ -95,15 +83,14 @@ def main():
         tr, trl = [tr[i] for i in pick], [trl[i] for i in pick]
     t0 = time.time()
     pad = tok.vocab["[PAD]"]
-    s_tr, lex_tr = pooled_states(model, encode_all(tok, tr, cfg["max_len"]), pad)
-    s_dv, lex_dv = pooled_states(model, encode_all(tok, dv, cfg["max_len"]), pad)
+    s_tr, lex_tr, _ = pooled_states(model, encode_all(tok, tr, cfg["max_len"]), pad)
+    s_dv, lex_dv, own_dv = pooled_states(model, encode_all(tok, dv, cfg["max_len"]), pad)
     ytr, ydv = torch.as_tensor(trl), torch.as_tensor(dvl)
     L = cfg["n_layers"]
     print(f"{args.model_dir}: pooled states of {len(tr)} training and {len(dv)} dev rows in {time.time() - t0:.0f} s")
 
     # The model's own exits, for reference (raw logits, no temperature).
-    with torch.no_grad():
-        own = [float(((model.exits[i](s_dv[:, i]) + lex_dv).argmax(1) == ydv).float().mean()) for i in range(L)]
+    own = [float((own_dv[:, i].argmax(1) == ydv).float().mean()) for i in range(L)]
     print("model's own exits, dev: " + " ".join(f"{a * 100:.2f}" for a in own))
 
     probes = [(f"block {k + 1}", [k]) for k in range(L)] + [("all blocks", list(range(L)))]
