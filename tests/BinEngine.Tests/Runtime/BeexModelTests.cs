@@ -53,6 +53,60 @@ public class BeexModelTests : IClassFixture<TinyModelFixture>
         Assert.Contains(batch, r => r.ExitBlock < model.Architecture.Layers);
     }
 
+    /// <summary>
+    /// ClassifyStream over a lazy sequence: every result equals Classify one by one, in order, for chunk sizes that do
+    /// and do not divide the length; the sequence is read one chunk ahead of the results, not all at once.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(50)]
+    [InlineData(1024)]
+    public void StreamEqualsOneByOneAndReadsOneChunkAtATime(int chunkSize)
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path, new BeexModelOptions { BatchThreads = 2 });
+        string[] texts = DevSentences(50);
+        int read = 0;
+        IEnumerable<string> Source()
+        {
+            foreach (string text in texts)
+            {
+                read++;
+                yield return text;
+            }
+        }
+        int i = 0;
+        foreach (ClassificationResult r in model.ClassifyStream(Source(), chunkSize: chunkSize))
+        {
+            Assert.Equal(Math.Min(texts.Length, (i / chunkSize + 1) * chunkSize), read);
+            ClassificationResult single = model.Classify(texts[i++]);
+            Assert.Equal(single.Logits, r.Logits);
+            Assert.Equal(single.ExitBlock, r.ExitBlock);
+        }
+        Assert.Equal(texts.Length, i);
+        Assert.Empty(model.ClassifyStream([]));
+    }
+
+    /// <summary>A text without tokens fails the stream at its chunk, named by its index in the stream; the chunks before it were answered.</summary>
+    [Fact]
+    public void StreamErrorsNameTheIndexInTheStream()
+    {
+        using BeexModel model = BeexModel.Load(_fixture.Path);
+        string[] texts = Enumerable.Range(0, 12).Select(i => i == 9 ? " " : $"fine {i}").ToArray();
+        var answered = new List<ClassificationResult>();
+        var error = Assert.Throws<ArgumentException>(() =>
+        {
+            foreach (ClassificationResult r in model.ClassifyStream(texts, chunkSize: 4))
+                answered.Add(r);
+        });
+        Assert.StartsWith("text 9:", error.Message);
+        Assert.Equal(8, answered.Count);
+        Assert.Throws<ArgumentNullException>(() => model.ClassifyStream(null!));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.ClassifyStream(texts, chunkSize: 0));
+        string[] withNull = ["fine", "fine", null!];
+        Assert.Contains("text 2", Assert.Throws<ArgumentNullException>(() => model.ClassifyStream(withNull, chunkSize: 2).ToList()).Message);
+    }
+
     [Fact]
     public void ConcurrentCallersGetTheSequentialResults()
     {
