@@ -21,6 +21,10 @@ namespace BinEngine.Runtime;
 /// (correct, only without the lingering helpers). The first failure by item index is rethrown as it was thrown (not
 /// wrapped in an AggregateException), as a loop over the items in order would throw it: items after a failing one are
 /// skipped, those before it run. Cancellation is checked before each item.
+///
+/// <see cref="Kernels.GemmThreads"/> stays a pool of its own: it splits one GEMM inside a single classification, which
+/// must not allocate (0 B per classification besides the result), while a call here allocates its Job; and its workers
+/// block at once, so a split GEMM does not leave a core polling through the rest of a sentence's pass.
 /// </remarks>
 internal static class BatchWorkers
 {
