@@ -30,6 +30,17 @@ can_v4() { has avx512f && has avx512bw && has avx512vl && has avx512vbmi && has 
 if [ $publish = 1 ]; then
   if [ "$(uname -m)" != x86_64 ]; then echo "== SKIP NativeAOT x64 check: this machine is $(uname -m)"; exit 0; fi
   if can_v4; then level=v4; elif can_v3; then level=v3; else echo "== SKIP NativeAOT x64 check: this CPU has no AVX2 (a v3/v4 build cannot run here)"; exit 0; fi
+  # NativeAOT links with the platform's C toolchain (clang, or gcc) and needs zlib's headers: installed when missing
+  # and apt-get is usable (root), as tools/check-arm64.sh installs qemu; otherwise skipped with the reason.
+  toolchain() { { command -v clang > /dev/null || command -v gcc > /dev/null; } && [ -e /usr/include/zlib.h ]; }
+  if ! toolchain; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+      echo "== installing clang and zlib1g-dev for the NativeAOT link"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang zlib1g-dev; } > /tmp/binengine-aot-apt.log 2>&1 \
+        || { echo "== SKIP NativeAOT x64 check: apt-get could not install clang/zlib1g-dev (log: /tmp/binengine-aot-apt.log)"; exit 0; }
+    fi
+    toolchain || { echo "== SKIP NativeAOT x64 check: no C toolchain (clang or gcc) or no zlib headers, and they cannot be installed here (not root or no apt-get)"; exit 0; }
+  fi
   t0=$(date +%s)
   bash tools/publish.sh "$pub" "linux-x64-$level" > "$pub/publish-$level.log" 2>&1 || { cat "$pub/publish-$level.log"; echo "FAIL: NativeAOT publish of linux-x64-$level"; exit 1; }
   echo "== published linux-x64-$level (NativeAOT) in $(( $(date +%s) - t0 )) s"

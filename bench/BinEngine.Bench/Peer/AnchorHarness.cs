@@ -6,11 +6,11 @@ using BinEngine.Kernels;
 namespace BinEngine.Bench.Peer;
 
 /// <summary>
-/// The machine's ceiling beside the engine's XNOR kernels (issue 11): ../shared/anchors/bgemm.c, native C
+/// The machine's ceiling beside the engine's XNOR kernels (issue 11): bench/anchor/bgemm.c (a copy of ../shared/anchors/bgemm.c), native C
 /// binary GEMMs including AVX-512 VPOPCNTQ (which .NET 10 does not expose), on the same shapes, in the
 /// same run, timed the same way (median of 7 repeats of ≈ 0.25 s after a 0.3 s calibration).
 ///
-///   dotnet run -c Release --project bench/BinEngine.Bench -- anchor [--src ../shared/anchors/bgemm.c]
+///   dotnet run -c Release --project bench/BinEngine.Bench -- anchor [--src bench/anchor/bgemm.c]
 ///       [--ghz 2.1] [--shapes 256x256x25,...] [--rounds 2] [--all] [--out PATH]
 ///
 /// A shape is the anchor's MxKxB: M weight rows (the engine's N, outputs), K bits, B activation rows (tokens).
@@ -28,7 +28,7 @@ public static class AnchorHarness
     {
         string Arg(string name, string fallback) => BenchStats.Arg(args, name, fallback);
         var inv = CultureInfo.InvariantCulture;
-        string src = Arg("--src", "../shared/anchors/bgemm.c");
+        string src = Arg("--src", "bench/anchor/bgemm.c");
         string exe = Arg("--exe", "bench/peer/bgemm");
         double ghz = double.Parse(Arg("--ghz", NominalGhz().ToString(inv)), inv);
         int rounds = int.Parse(Arg("--rounds", "2"), inv);
@@ -64,7 +64,7 @@ public static class AnchorHarness
         }
 
         var sb = new StringBuilder();
-        sb.AppendLine("# The XNOR kernels against the native VPOPCNTQ anchor (../shared/anchors/bgemm.c)");
+        sb.AppendLine("# The XNOR kernels against the native VPOPCNTQ anchor (bench/anchor/bgemm.c, a copy of ../shared/anchors/bgemm.c)");
         sb.AppendLine();
         sb.AppendLine(inv, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {BenchStats.CpuName()}; .NET {Environment.Version}; 1 thread");
         sb.AppendLine(inv, $"- load (/proc/loadavg) before: {loadBefore}; after: {PeerHarness.Load()}");
