@@ -12,8 +12,8 @@ output rows, what exit i reads) over the training split and scores them on dev:
 each alone, with the model's lexical head z_lex (its logits as shipped) added afterwards, and fitted with z_lex as a
 fixed offset. If the probe over all blocks scores no better than the probe over block 1, the later blocks' features
 add no linearly decodable information to block 1's: no exit rule, head or exit-loss weighting on this backbone can
-make depth pay, only a backbone that learns more. L2 strength chosen on dev per probe (in-sample, as every choice here); LBFGS on the full
-batch. Prints a table; writes nothing.
+make depth pay, only a backbone that learns more. L2 strength chosen on dev per probe (in-sample, as every choice
+here); LBFGS on the full batch. Prints a table; writes nothing.
 """
 import argparse
 import os
@@ -38,8 +38,11 @@ L2_GRID = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 @torch.no_grad()
 def pooled_states(model, seqs, pad_id):
     """[N, L, d] pooled state after every block (train_controllers.precompute's, without m_0), [N, C] the lexical
-    head's logits (zeros without a head) and [N, L, C] every exit's logits, input order. The model's temperatures must be unset: precompute's exit k
-    logits are then E_k m_k + c_k + z_lex, so z_lex is exit 1's logits less its head's (to float32 rounding)."""
+    head's logits (zeros without a head) and [N, L, C] every exit's logits, input order. Without temperatures
+    precompute's exit k logits are E_k m_k + c_k + z_lex, so z_lex is exit 1's logits less its head's (to float32
+    rounding); with them that subtraction would be wrong, hence the check."""
+    if model.temperatures is not None:
+        raise ValueError("pooled_states needs the exit temperatures unset (model.set_temperatures(None))")
     pooled, logits = precompute(model, seqs, pad_id)
     states, logits = torch.from_numpy(pooled[:, 1:]), torch.from_numpy(logits)
     lex = logits[:, 0] - model.exits[0](states[:, 0]) if model.lexical is not None else torch.zeros_like(logits[:, 0])

@@ -30,10 +30,17 @@ def test_pooled_states_and_lexical_logits_are_the_exits_inputs(model_dir):
         head = model.lexical_logits(ids, mask)
     if head is not None:
         torch.testing.assert_close(lex, head, rtol=0, atol=1e-5)  # derived from exit 1's logits: float32 rounding
-    for n, ids in enumerate(seqs):
-        own = torch.as_tensor(sample_outputs(model, ids))
+    for n, sample in enumerate(seqs):
+        own = torch.as_tensor(sample_outputs(model, sample))
         for k in range(cfg["n_layers"]):
             with torch.no_grad():
                 z = model.exits[k](states[n, k]) + lex[n]
             torch.testing.assert_close(z, own[k], rtol=0, atol=2e-5)  # padding masked: rounding only
             torch.testing.assert_close(logits[n, k], own[k], rtol=0, atol=2e-5)
+
+
+def test_pooled_states_refuses_a_model_with_temperatures():
+    model, cfg = load_model_dir(repo_path("models/tiny-smoke"))
+    model.set_temperatures([2.0] * cfg["n_layers"])
+    with pytest.raises(ValueError, match="temperatures"):
+        pooled_states(model, [[101, 2000, 102]], 0)
